@@ -9,5 +9,6 @@ require (
 
 require (
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )

@@ -1,0 +1,47 @@
+package erasure
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrCorrupt means a shard record failed its hash or was torn.
+var ErrCorrupt = errors.New("erasure: corrupt shard record")
+
+// CopyRecords copies a shard file's (hash || block) records from r to w,
+// verifying each block against its hash before writing it. blockLen is the
+// shard block length of a full stripe; only the last record may be shorter
+// (but not empty). It returns the bytes written. A record that fails its hash
+// or is torn yields an error wrapping ErrCorrupt; an error reading r or
+// writing w is returned wrapped as is. The caller owns r and w.
+func CopyRecords(w io.Writer, r io.Reader, blockLen int) (int64, error) {
+	if blockLen < 1 {
+		return 0, fmt.Errorf("erasure: block length %d: %w", blockLen, ErrCorrupt)
+	}
+	rec := make([]byte, HashSize+blockLen)
+	var total int64
+	for {
+		n, err := io.ReadFull(r, rec)
+		switch {
+		case err == io.EOF:
+			return total, nil
+		case err == io.ErrUnexpectedEOF:
+			if n <= HashSize {
+				return total, fmt.Errorf("erasure: torn record at %d (%d bytes): %w", total, n, ErrCorrupt)
+			}
+		case err != nil:
+			return total, fmt.Errorf("erasure: read records: %w", err)
+		}
+		if BlockHash(rec[HashSize:n]) != [HashSize]byte(rec[:HashSize]) {
+			return total, fmt.Errorf("erasure: record at %d fails its hash: %w", total, ErrCorrupt)
+		}
+		if _, werr := w.Write(rec[:n]); werr != nil {
+			return total, fmt.Errorf("erasure: write records: %w", werr)
+		}
+		total += int64(n)
+		if err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+	}
+}

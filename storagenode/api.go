@@ -1,0 +1,329 @@
+package storagenode
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sherdstore/sherd/internal/merkle"
+)
+
+// Wire names of the node API.
+const (
+	HeaderDate        = "X-Sherd-Date"
+	HeaderContentHash = "X-Sherd-Content-Sha256"
+	HeaderSize        = "X-Sherd-Size"
+	HeaderHash        = "X-Sherd-Hash"
+	HeaderBlock       = "X-Sherd-Block"
+	authScheme        = "Sherd-HMAC-SHA256 "
+	// UnsignedPayload is the content hash of a request whose body is not
+	// covered by the signature: shard bodies carry a hash per block.
+	UnsignedPayload = "UNSIGNED-PAYLOAD"
+	// MaxClockSkew is how far a request's date may be from the node's clock.
+	MaxClockSkew = 5 * time.Minute
+)
+
+// SignRequest signs r with the cluster key: an HMAC-SHA256 over method,
+// escaped path, raw query, date and content hash. Call it last, after the
+// URL and headers are final.
+func SignRequest(r *http.Request, key []byte, now time.Time) {
+	r.Header.Set(HeaderDate, strconv.FormatInt(now.Unix(), 10))
+	if r.Header.Get(HeaderContentHash) == "" {
+		r.Header.Set(HeaderContentHash, UnsignedPayload)
+	}
+	r.Header.Set("Authorization", authScheme+hex.EncodeToString(requestMAC(r, key)))
+}
+
+func requestMAC(r *http.Request, key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "%s\n%s\n%s\n%s\n%s", r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get(HeaderDate), r.Header.Get(HeaderContentHash))
+	return m.Sum(nil)
+}
+
+// VerifyRequest checks r's cluster-key signature and date. It returns an
+// error wrapping ErrUnauthorized.
+func VerifyRequest(r *http.Request, key []byte, now time.Time) error {
+	sig, ok := strings.CutPrefix(r.Header.Get("Authorization"), authScheme)
+	if !ok {
+		return fmt.Errorf("no cluster signature: %w", ErrUnauthorized)
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, requestMAC(r, key)) {
+		return fmt.Errorf("bad cluster signature: %w", ErrUnauthorized)
+	}
+	secs, err := strconv.ParseInt(r.Header.Get(HeaderDate), 10, 64)
+	if err != nil {
+		return fmt.Errorf("bad %s: %w", HeaderDate, ErrUnauthorized)
+	}
+	if d := now.Sub(time.Unix(secs, 0)); d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("request date off by %s: %w", d, ErrUnauthorized)
+	}
+	return nil
+}
+
+// ErrorBody is the JSON body of an error answer of the node API.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes of the node API, one per sentinel error.
+const (
+	CodeNotFound     = "NotFound"
+	CodeInvalid      = "Invalid"
+	CodeCorrupt      = "Corrupt"
+	CodeUnauthorized = "Unauthorized"
+	CodeInternal     = "Internal"
+)
+
+// ErrorForCode maps an API error code back to its sentinel (nil if unknown).
+func ErrorForCode(code string) error {
+	switch code {
+	case CodeNotFound:
+		return ErrNotFound
+	case CodeInvalid:
+		return ErrInvalid
+	case CodeCorrupt:
+		return ErrCorrupt
+	case CodeUnauthorized:
+		return ErrUnauthorized
+	}
+	return nil
+}
+
+// Server is the HTTP API of a storage node.
+type Server struct {
+	store *Store
+	key   []byte
+	now   func() time.Time
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+// NewServer serves store's API to requests signed with key.
+func NewServer(store *Store, key []byte, now func() time.Time, log *slog.Logger) *Server {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{store: store, key: key, now: now, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /v1/health", s.health)
+	s.mux.Handle("PUT /v1/shards/{id}", s.auth(s.put))
+	s.mux.Handle("GET /v1/shards/{id}", s.auth(s.get))
+	s.mux.Handle("HEAD /v1/shards/{id}", s.auth(s.head))
+	s.mux.Handle("DELETE /v1/shards/{id}", s.auth(s.delete))
+	s.mux.Handle("GET /v1/leaves/{leaf}", s.auth(s.leaf))
+	s.mux.Handle("GET /v1/tree/{level}/{idx}", s.auth(s.tree))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) auth(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := VerifyRequest(r, s.key, s.now()); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, status := CodeInternal, http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		code, status = CodeNotFound, http.StatusNotFound
+	case errors.Is(err, ErrInvalid):
+		code, status = CodeInvalid, http.StatusBadRequest
+	case errors.Is(err, ErrCorrupt):
+		code, status = CodeCorrupt, http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnauthorized):
+		code, status = CodeUnauthorized, http.StatusForbidden
+	default:
+		s.log.Error("node request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		json.NewEncoder(w).Encode(ErrorBody{Code: code, Message: err.Error()})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) put(w http.ResponseWriter, r *http.Request) {
+	id, err := ParseShardID(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	block, err := strconv.Atoi(r.URL.Query().Get("block"))
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("block length: %w", ErrInvalid))
+		return
+	}
+	info, err := s.store.Put(r.Context(), id, block, r.Body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, info)
+}
+
+func setInfoHeaders(w http.ResponseWriter, info ShardInfo) {
+	w.Header().Set(HeaderSize, strconv.FormatInt(info.Size, 10))
+	w.Header().Set(HeaderHash, info.Hash)
+	w.Header().Set(HeaderBlock, strconv.Itoa(info.BlockLen))
+	w.Header().Set("Last-Modified", info.ModTime.UTC().Format(http.TimeFormat))
+}
+
+func (s *Server) head(w http.ResponseWriter, r *http.Request) {
+	id, err := ParseShardID(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	info, err := s.store.Stat(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	setInfoHeaders(w, info)
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.WriteHeader(http.StatusOK)
+}
+
+// get serves the whole shard file, or one range "bytes=a-b" / "bytes=a-".
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	id, err := ParseShardID(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	off, n, status := int64(0), int64(-1), http.StatusOK
+	if rng := r.Header.Get("Range"); rng != "" {
+		a, b, ok := strings.Cut(strings.TrimPrefix(rng, "bytes="), "-")
+		lo, err1 := strconv.ParseInt(a, 10, 64)
+		if !ok || !strings.HasPrefix(rng, "bytes=") || err1 != nil {
+			s.fail(w, r, fmt.Errorf("range %q: %w", rng, ErrInvalid))
+			return
+		}
+		off, status = lo, http.StatusPartialContent
+		if b != "" {
+			hi, err := strconv.ParseInt(b, 10, 64)
+			if err != nil || hi < lo {
+				s.fail(w, r, fmt.Errorf("range %q: %w", rng, ErrInvalid))
+				return
+			}
+			n = hi - lo + 1
+		}
+	}
+	rc, err := s.store.Open(r.Context(), id, off, n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	if sz, ok := rc.(interface{ Size() int64 }); ok {
+		w.Header().Set("Content-Length", strconv.FormatInt(sz.Size(), 10))
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(status)
+	if _, err := copyBuffer(w, rc); err != nil {
+		s.log.Debug("shard read aborted", "id", id, "err", err)
+	}
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	id, err := ParseShardID(r.PathValue("id"))
+	if err == nil {
+		err = s.store.Delete(r.Context(), id)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) leaf(w http.ResponseWriter, r *http.Request) {
+	l, err := strconv.ParseUint(r.PathValue("leaf"), 10, 32)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("leaf: %w", ErrInvalid))
+		return
+	}
+	infos, err := s.store.Leaf(r.Context(), uint32(l))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if infos == nil {
+		infos = []ShardInfo{}
+	}
+	writeJSON(w, http.StatusOK, infos)
+}
+
+func (s *Server) tree(w http.ResponseWriter, r *http.Request) {
+	level, err1 := strconv.Atoi(r.PathValue("level"))
+	idx, err2 := strconv.ParseUint(r.PathValue("idx"), 10, 32)
+	if err1 != nil || err2 != nil {
+		s.fail(w, r, fmt.Errorf("tree node: %w", ErrInvalid))
+		return
+	}
+	ch, err := s.store.Children(r.Context(), level, uint32(idx))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, DigestsToHex(ch))
+}
+
+// DigestsToHex is the wire form of a node's children.
+func DigestsToHex(ch [merkle.Fanout]merkle.Digest) []string {
+	out := make([]string, len(ch))
+	for i, d := range ch {
+		out[i] = d.String()
+	}
+	return out
+}
+
+// DigestsFromHex parses the wire form of a node's children.
+func DigestsFromHex(in []string) ([merkle.Fanout]merkle.Digest, error) {
+	var out [merkle.Fanout]merkle.Digest
+	if len(in) != len(out) {
+		return out, fmt.Errorf("%d digests, want %d: %w", len(in), len(out), ErrInvalid)
+	}
+	for i, h := range in {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != len(out[i]) {
+			return out, fmt.Errorf("digest %q: %w", h, ErrInvalid)
+		}
+		out[i] = merkle.Digest(b)
+	}
+	return out, nil
+}
+
+func copyBuffer(w io.Writer, r io.Reader) (int64, error) {
+	return io.CopyBuffer(w, r, make([]byte, 256<<10))
+}

@@ -1,0 +1,110 @@
+// Package storagenode is a storage node: a shard store on local disk with a bbolt index, Merkle inventory, scrubber and HTTP API.
+package storagenode
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sherdstore/sherd/internal/merkle"
+)
+
+// Sentinel errors of the shard store; the HTTP API and client carry them
+// across the wire, so errors.Is works on both sides.
+var (
+	ErrNotFound     = errors.New("shard not found")
+	ErrInvalid      = errors.New("invalid request")
+	ErrCorrupt      = errors.New("shard data corrupt")
+	ErrUnauthorized = errors.New("request not signed with the cluster key")
+)
+
+// SegmentIDLen is the length of a segment id: 128 bits in lowercase hex.
+const SegmentIDLen = 32
+
+// ShardID names shard Index of segment Segment. Its string form is
+// "<segment>.<index>"; it is data, never a path.
+type ShardID struct {
+	Segment string
+	Index   int
+}
+
+func (id ShardID) String() string { return id.Segment + "." + strconv.Itoa(id.Index) }
+
+// Leaf is the Merkle leaf the shard belongs to.
+func (id ShardID) Leaf() uint32 {
+	l, _ := merkle.LeafOf(id.Segment) // validated by ParseShardID
+	return l
+}
+
+// Partition is the shard's partition (first 12 bits of the segment id).
+func (id ShardID) Partition() uint32 { return id.Leaf() / merkle.LeavesPerPartition }
+
+// ParseShardID parses and validates "<32 lowercase hex>.<0..255>".
+func ParseShardID(s string) (ShardID, error) {
+	seg, idx, ok := strings.Cut(s, ".")
+	if !ok || len(seg) != SegmentIDLen || !isLowerHex(seg) {
+		return ShardID{}, fmt.Errorf("shard id %q: %w", s, ErrInvalid)
+	}
+	n, err := strconv.Atoi(idx)
+	if err != nil || n < 0 || n > 255 || strconv.Itoa(n) != idx {
+		return ShardID{}, fmt.Errorf("shard id %q: %w", s, ErrInvalid)
+	}
+	return ShardID{Segment: seg, Index: n}, nil
+}
+
+// ValidSegmentID reports whether s is a well-formed segment id.
+func ValidSegmentID(s string) bool { return len(s) == SegmentIDLen && isLowerHex(s) }
+
+func isLowerHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ShardInfo describes a stored shard.
+type ShardInfo struct {
+	ID       string    `json:"id"`
+	Size     int64     `json:"size"`
+	Hash     string    `json:"hash"`  // XXH3-128 of the whole file, hex
+	BlockLen int       `json:"block"` // shard block length of a full stripe
+	ModTime  time.Time `json:"mtime"`
+}
+
+// EntryDigest is the shard's contribution to its Merkle leaf.
+func (s ShardInfo) EntryDigest() merkle.Digest {
+	h, _ := hex.DecodeString(s.Hash)
+	return merkle.EntryDigest(s.ID, s.Size, h)
+}
+
+// ShardStore is what a shard store does, on disk (Store) or over HTTP
+// (client.Client). The conformance suite in storetest runs against both.
+type ShardStore interface {
+	// Put stores shard id from r, a sequence of (hash || block) records
+	// whose blocks are blockLen bytes except the last, verifying every
+	// block hash as it streams. It replaces an existing shard atomically:
+	// readers see the old or the new file, never a mix. Errors: ErrInvalid
+	// (bad id or block length), ErrCorrupt (a record fails its hash or is
+	// torn); on error nothing is stored. The caller owns r.
+	Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) (ShardInfo, error)
+	// Open returns n bytes of the shard's file starting at off (n < 0: to
+	// the end). The caller closes the reader. Errors: ErrNotFound,
+	// ErrInvalid (range outside the file).
+	Open(ctx context.Context, id ShardID, off, n int64) (io.ReadCloser, error)
+	// Stat describes the shard. Errors: ErrNotFound.
+	Stat(ctx context.Context, id ShardID) (ShardInfo, error)
+	// Delete removes the shard. Errors: ErrNotFound.
+	Delete(ctx context.Context, id ShardID) error
+	// Leaf lists the shards in Merkle leaf leaf, sorted by id.
+	Leaf(ctx context.Context, leaf uint32) ([]ShardInfo, error)
+	// Children returns the digests of the 16 children of interior Merkle
+	// node idx at level (0 ≤ level < merkle.Depth). Errors: ErrInvalid.
+	Children(ctx context.Context, level int, idx uint32) ([merkle.Fanout]merkle.Digest, error)
+}
