@@ -1,0 +1,561 @@
+// Package etcd is the metadata.Store on etcd: one transaction per atomic mutation, leases for node liveness, watches for membership.
+package etcd
+
+// Design of the etcd store (key layout in ../../shared/DESIGN.md §4).
+//
+// Invariants:
+//   - Every mutation a client can observe is one etcd transaction; its
+//     preconditions are compares in that transaction (optimistic: read,
+//     check in Go, commit comparing the ModRevision read, retry on conflict).
+//   - A transaction has at most maxTxnOps operations whatever the object:
+//     segment lists longer than inlineSegments are written out of line in
+//     objsegs/<versionID>/<n> chunks (each well under 1.5 MiB) before the
+//     commit, which then only points at them.
+//   - segidx/<partition>/<segment> exists exactly while a segment's shards
+//     should exist: written with the commit (simple PUT) or the part, kept
+//     while the segment waits in gc/, removed by the collector with it.
+//   - Releasing data never happens in place: the commit that unreferences
+//     segments writes one gc/ entry that names them (a segment, an objsegs
+//     list, or an upload's parts), so commits stay O(1) in the number of parts.
+//   - Keys are data: bucket names never contain '/', and object keys are
+//     followed by NUL where another component follows them.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sherdstore/sherd/metadata"
+)
+
+const (
+	// DefaultPrefix is the default key prefix.
+	DefaultPrefix = "/sherd/"
+	// inlineSegments is the most segments kept inside an object's value.
+	inlineSegments = 32
+	// chunkSegments is the number of segments per objsegs chunk (~0.4 MiB).
+	chunkSegments = 1000
+	// maxTxnOps stays under etcd's default --max-txn-ops of 128.
+	maxTxnOps = 100
+	// maxRetries bounds optimistic-concurrency retries.
+	maxRetries = 20
+)
+
+// Options configures a Store.
+type Options struct {
+	Prefix string           // key prefix; default DefaultPrefix
+	KV     clientv3.KV      // KV to use instead of the client's (tests wrap it to count reads)
+	Now    func() time.Time // clock; default time.Now
+}
+
+// Store implements metadata.Store on etcd.
+type Store struct {
+	cli    *clientv3.Client
+	kv     clientv3.KV
+	prefix string
+	now    func() time.Time
+}
+
+var _ metadata.Store = (*Store)(nil)
+
+// New returns a Store using cli. The caller closes cli after the Store's last use.
+func New(cli *clientv3.Client, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.KV == nil {
+		opts.KV = cli.KV
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{cli: cli, kv: opts.KV, prefix: opts.Prefix, now: opts.Now}
+}
+
+// Keys.
+
+func (s *Store) bucketKey(b string) string { return s.prefix + "buckets/" + b }
+func (s *Store) objPrefix(b string) string { return s.prefix + "objects/" + b + "/" }
+func (s *Store) objKey(b, k string) string { return s.objPrefix(b) + k }
+func (s *Store) objsegKey(vid string, n int) string {
+	return fmt.Sprintf("%sobjsegs/%s/%06d", s.prefix, vid, n)
+}
+func (s *Store) uploadPrefix(b string) string     { return s.prefix + "uploads/" + b + "/" }
+func (s *Store) uploadKey(b, k, id string) string { return s.uploadPrefix(b) + k + "\x00" + id }
+func (s *Store) partPrefix(id string) string      { return s.prefix + "parts/" + id + "/" }
+func (s *Store) partKey(id string, n int) string  { return fmt.Sprintf("%s%05d", s.partPrefix(id), n) }
+func (s *Store) segidxKey(seg metadata.Segment) string {
+	return fmt.Sprintf("%ssegidx/%03x/%s", s.prefix, seg.Partition(), seg.ID)
+}
+func (s *Store) gcKey(id string) string   { return s.prefix + "gc/" + id }
+func (s *Store) nodeKey(id string) string { return s.prefix + "nodes/" + id }
+
+// NewID returns 128 random bits in hex: segment, version and upload ids.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validBucket(name string) error {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("bucket name %q: %w", name, metadata.ErrInvalid)
+	}
+	return nil
+}
+
+func validKey(key string) error {
+	if key == "" || strings.Contains(key, "\x00") {
+		return fmt.Errorf("object key %q: %w", key, metadata.ErrInvalid)
+	}
+	return nil
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("metadata: marshal %T: %v", v, err)) // only plain structs are marshalled
+	}
+	return string(b)
+}
+
+func (s *Store) getJSON(ctx context.Context, key string, v any) (rev int64, found bool, err error) {
+	resp, err := s.kv.Get(ctx, key)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, false, nil
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
+		return 0, false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return resp.Kvs[0].ModRevision, true, nil
+}
+
+func exists(key string) clientv3.Cmp { return clientv3.Compare(clientv3.CreateRevision(key), ">", 0) }
+func absent(key string) clientv3.Cmp { return clientv3.Compare(clientv3.CreateRevision(key), "=", 0) }
+func modRev(key string, rev int64) clientv3.Cmp {
+	return clientv3.Compare(clientv3.ModRevision(key), "=", rev)
+}
+
+// Buckets.
+
+// CreateBucket implements metadata.Store.
+func (s *Store) CreateBucket(ctx context.Context, b metadata.Bucket) error {
+	if err := validBucket(b.Name); err != nil {
+		return err
+	}
+	b.V = metadata.Version
+	k := s.bucketKey(b.Name)
+	resp, err := s.kv.Txn(ctx).If(absent(k)).Then(clientv3.OpPut(k, mustJSON(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", b.Name, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("create bucket %s: %w", b.Name, metadata.ErrBucketExists)
+	}
+	return nil
+}
+
+// GetBucket implements metadata.Store.
+func (s *Store) GetBucket(ctx context.Context, name string) (metadata.Bucket, error) {
+	var b metadata.Bucket
+	if err := validBucket(name); err != nil {
+		return b, fmt.Errorf("get bucket: %w", metadata.ErrNoSuchBucket)
+	}
+	_, ok, err := s.getJSON(ctx, s.bucketKey(name), &b)
+	if err != nil {
+		return b, fmt.Errorf("get bucket %s: %w", name, err)
+	}
+	if !ok {
+		return b, fmt.Errorf("get bucket %s: %w", name, metadata.ErrNoSuchBucket)
+	}
+	return b, nil
+}
+
+// UpdateBucket implements metadata.Store.
+func (s *Store) UpdateBucket(ctx context.Context, name string, f func(*metadata.Bucket) error) error {
+	for range maxRetries {
+		var b metadata.Bucket
+		rev, ok, err := s.getJSON(ctx, s.bucketKey(name), &b)
+		if err != nil {
+			return fmt.Errorf("update bucket %s: %w", name, err)
+		}
+		if !ok {
+			return fmt.Errorf("update bucket %s: %w", name, metadata.ErrNoSuchBucket)
+		}
+		if err := f(&b); err != nil {
+			return err
+		}
+		b.Name, b.V = name, metadata.Version
+		k := s.bucketKey(name)
+		resp, err := s.kv.Txn(ctx).If(modRev(k, rev)).Then(clientv3.OpPut(k, mustJSON(b))).Commit()
+		if err != nil {
+			return fmt.Errorf("update bucket %s: %w", name, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("update bucket %s: %w", name, metadata.ErrConflict)
+}
+
+// DeleteBucket implements metadata.Store. The emptiness checks are range
+// compares in the delete transaction, so a concurrent PUT either lands
+// first (and the delete fails) or fails on the missing bucket.
+func (s *Store) DeleteBucket(ctx context.Context, name string) error {
+	if err := validBucket(name); err != nil {
+		return fmt.Errorf("delete bucket: %w", metadata.ErrNoSuchBucket)
+	}
+	k := s.bucketKey(name)
+	op, up := s.objPrefix(name), s.uploadPrefix(name)
+	resp, err := s.kv.Txn(ctx).If(
+		exists(k),
+		clientv3.Compare(clientv3.CreateRevision(op), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.CreateRevision(up), "=", 0).WithPrefix(),
+	).Then(clientv3.OpDelete(k)).Else(clientv3.OpGet(k, clientv3.WithCountOnly())).Commit()
+	if err != nil {
+		return fmt.Errorf("delete bucket %s: %w", name, err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	if resp.Responses[0].GetResponseRange().Count == 0 {
+		return fmt.Errorf("delete bucket %s: %w", name, metadata.ErrNoSuchBucket)
+	}
+	return fmt.Errorf("delete bucket %s: %w", name, metadata.ErrBucketNotEmpty)
+}
+
+// ListBuckets implements metadata.Store.
+func (s *Store) ListBuckets(ctx context.Context) ([]metadata.Bucket, error) {
+	resp, err := s.kv.Get(ctx, s.prefix+"buckets/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list buckets: %w", err)
+	}
+	out := make([]metadata.Bucket, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var b metadata.Bucket
+		if err := json.Unmarshal(kv.Value, &b); err != nil {
+			return nil, fmt.Errorf("list buckets: decode %s: %w", kv.Key, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// Objects.
+
+// checkPrecondition evaluates pre against the current version (nil: none).
+func checkPrecondition(cur *metadata.Object, pre metadata.Precondition) error {
+	switch {
+	case pre.IfNoneMatch == "*" && cur != nil,
+		pre.IfNoneMatch != "" && pre.IfNoneMatch != "*" && cur != nil && cur.ETag == pre.IfNoneMatch,
+		pre.IfMatch != "" && cur == nil,
+		pre.IfMatch != "" && pre.IfMatch != "*" && cur.ETag != pre.IfMatch:
+		return metadata.ErrPreconditionFailed
+	}
+	return nil
+}
+
+// releaseOps are the operations that send a replaced or deleted version's
+// segments to gc: one gc entry per inline segment, or one for the chunks.
+func (s *Store) releaseOps(old *metadata.Object, now time.Time) []clientv3.Op {
+	if old == nil {
+		return nil
+	}
+	if old.SegmentChunks > 0 {
+		e := metadata.GCEntry{V: metadata.Version, ID: old.VersionID, Kind: metadata.GCObjectSegments, Time: now, VersionID: old.VersionID, Chunks: old.SegmentChunks}
+		return []clientv3.Op{clientv3.OpPut(s.gcKey(e.ID), mustJSON(e))}
+	}
+	ops := make([]clientv3.Op, 0, len(old.Segments))
+	for i := range old.Segments {
+		seg := old.Segments[i]
+		e := metadata.GCEntry{V: metadata.Version, ID: seg.ID, Kind: metadata.GCSegment, Time: now, Segment: &seg}
+		ops = append(ops, clientv3.OpPut(s.gcKey(e.ID), mustJSON(e)))
+	}
+	return ops
+}
+
+// writeChunks stores segs out of line under objsegs/<vid>/ (and indexes
+// them when index is set), in transactions of bounded size, and returns the
+// number of chunks. Nothing refers to them until the commit.
+func (s *Store) writeChunks(ctx context.Context, vid string, segs []metadata.Segment, index bool) (int, error) {
+	n := 0
+	for lo := 0; lo < len(segs); lo += chunkSegments {
+		chunk := segs[lo:min(lo+chunkSegments, len(segs))]
+		if _, err := s.kv.Put(ctx, s.objsegKey(vid, n), mustJSON(chunk)); err != nil {
+			return n, err
+		}
+		n++
+		if !index {
+			continue
+		}
+		for a := 0; a < len(chunk); a += maxTxnOps {
+			var ops []clientv3.Op
+			for _, seg := range chunk[a:min(a+maxTxnOps, len(chunk))] {
+				ops = append(ops, clientv3.OpPut(s.segidxKey(seg), mustJSON(seg)))
+			}
+			if _, err := s.kv.Txn(ctx).Then(ops...).Commit(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// PutObject implements metadata.Store.
+func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition) error {
+	if err := validBucket(obj.Bucket); err != nil {
+		return fmt.Errorf("put object: %w", err)
+	}
+	if err := validKey(obj.Key); err != nil {
+		return fmt.Errorf("put object: %w", err)
+	}
+	obj.V = metadata.Version
+	if obj.VersionID == "" {
+		obj.VersionID = NewID()
+	}
+	segs := obj.Segments
+	var indexOps []clientv3.Op
+	if len(segs) > inlineSegments {
+		n, err := s.writeChunks(ctx, obj.VersionID, segs, true)
+		if err != nil {
+			s.releaseUncommitted(obj.VersionID, n, segs)
+			return fmt.Errorf("put object %s/%s: segments: %w", obj.Bucket, obj.Key, err)
+		}
+		obj.Segments, obj.SegmentChunks = nil, n
+	} else {
+		for _, seg := range segs {
+			indexOps = append(indexOps, clientv3.OpPut(s.segidxKey(seg), mustJSON(seg)))
+		}
+	}
+	err := s.commitObject(ctx, obj, pre, indexOps, nil, nil)
+	if err != nil && obj.SegmentChunks > 0 {
+		s.releaseUncommitted(obj.VersionID, obj.SegmentChunks, segs)
+	}
+	return err
+}
+
+// releaseUncommitted sends out-of-line segments of a version whose commit
+// failed to gc (their segidx entries were written), best effort.
+func (s *Store) releaseUncommitted(vid string, chunks int, segs []metadata.Segment) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := metadata.GCEntry{V: metadata.Version, ID: vid, Kind: metadata.GCObjectSegments, Time: s.now(), VersionID: vid, Chunks: chunks}
+	s.kv.Put(ctx, s.gcKey(e.ID), mustJSON(e))
+}
+
+// commitObject is the commit transaction of a version: bucket exists,
+// precondition holds (as a ModRevision compare on what was read), the key
+// points at obj, the replaced version goes to gc, plus extra compares and
+// operations (segidx entries, ending an upload). It retries on races.
+func (s *Store) commitObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, extra []clientv3.Op, extraCmp []clientv3.Cmp, onFail func(*clientv3.TxnResponse) error) error {
+	k, bk := s.objKey(obj.Bucket, obj.Key), s.bucketKey(obj.Bucket)
+	for range maxRetries {
+		var cur metadata.Object
+		rev, found, err := s.getJSON(ctx, k, &cur)
+		if err != nil {
+			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
+		}
+		var curp *metadata.Object
+		if found {
+			curp = &cur
+		}
+		if err := checkPrecondition(curp, pre); err != nil {
+			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
+		}
+		now := s.now()
+		if obj.ModTime.IsZero() {
+			obj.ModTime = now.UTC()
+		}
+		ops := append([]clientv3.Op{clientv3.OpPut(k, mustJSON(obj))}, extra...)
+		ops = append(ops, s.releaseOps(curp, now)...)
+		cmps := append([]clientv3.Cmp{exists(bk), modRev(k, rev)}, extraCmp...)
+		resp, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
+		if err != nil {
+			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		if resp.Responses[0].GetResponseRange().Count == 0 {
+			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, metadata.ErrNoSuchBucket)
+		}
+		if onFail != nil {
+			if err := onFail(resp); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, metadata.ErrConflict)
+}
+
+// GetObject implements metadata.Store.
+func (s *Store) GetObject(ctx context.Context, bucket, key string) (metadata.Object, error) {
+	var obj metadata.Object
+	if validBucket(bucket) != nil || validKey(key) != nil {
+		return obj, fmt.Errorf("get object: %w", metadata.ErrNoSuchKey)
+	}
+	// One read answers both "no such key" and "no such bucket".
+	resp, err := s.kv.Txn(ctx).Then(clientv3.OpGet(s.objKey(bucket, key)), clientv3.OpGet(s.bucketKey(bucket), clientv3.WithCountOnly())).Commit()
+	if err != nil {
+		return obj, fmt.Errorf("get object %s/%s: %w", bucket, key, err)
+	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		if err := json.Unmarshal(kvs[0].Value, &obj); err != nil {
+			return obj, fmt.Errorf("get object %s/%s: %w", bucket, key, err)
+		}
+	} else if resp.Responses[1].GetResponseRange().Count == 0 {
+		return obj, fmt.Errorf("get object %s/%s: %w", bucket, key, metadata.ErrNoSuchBucket)
+	} else {
+		return obj, fmt.Errorf("get object %s/%s: %w", bucket, key, metadata.ErrNoSuchKey)
+	}
+	if obj.SegmentChunks > 0 {
+		segs, err := s.readChunks(ctx, obj.VersionID, resp.Header.Revision)
+		if err != nil {
+			return obj, fmt.Errorf("get object %s/%s: %w", bucket, key, err)
+		}
+		obj.Segments = segs
+	}
+	return obj, nil
+}
+
+// readChunks reads an out-of-line segment list at revision rev (the
+// revision the object was read at, so a concurrent collector cannot tear it).
+func (s *Store) readChunks(ctx context.Context, vid string, rev int64) ([]metadata.Segment, error) {
+	resp, err := s.kv.Get(ctx, s.prefix+"objsegs/"+vid+"/", clientv3.WithPrefix(), clientv3.WithRev(rev))
+	if err != nil {
+		return nil, err
+	}
+	var out []metadata.Segment
+	for _, kv := range resp.Kvs {
+		var chunk []metadata.Segment
+		if err := json.Unmarshal(kv.Value, &chunk); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, chunk...)
+	}
+	return out, nil
+}
+
+// DeleteObject implements metadata.Store.
+func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition) error {
+	if validBucket(bucket) != nil || validKey(key) != nil {
+		return fmt.Errorf("delete object: %w", metadata.ErrNoSuchKey)
+	}
+	k := s.objKey(bucket, key)
+	for range maxRetries {
+		var cur metadata.Object
+		rev, found, err := s.getJSON(ctx, k, &cur)
+		if err != nil {
+			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+		}
+		if !found {
+			if _, err := s.GetBucket(ctx, bucket); err != nil {
+				return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+			}
+			return fmt.Errorf("delete object %s/%s: %w", bucket, key, metadata.ErrNoSuchKey)
+		}
+		if err := checkPrecondition(&cur, pre); err != nil {
+			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+		}
+		ops := append([]clientv3.Op{clientv3.OpDelete(k)}, s.releaseOps(&cur, s.now())...)
+		resp, err := s.kv.Txn(ctx).If(modRev(k, rev)).Then(ops...).Commit()
+		if err != nil {
+			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("delete object %s/%s: %w", bucket, key, metadata.ErrConflict)
+}
+
+// ListObjects implements metadata.Store. With a delimiter, a common prefix
+// is skipped by restarting the range after it, never by reading its keys:
+// a page costs about one range read per common prefix plus one.
+func (s *Store) ListObjects(ctx context.Context, bucket string, o metadata.ListOptions) (metadata.ListResult, error) {
+	var res metadata.ListResult
+	if _, err := s.GetBucket(ctx, bucket); err != nil {
+		return res, fmt.Errorf("list objects: %w", err)
+	}
+	if o.MaxKeys <= 0 {
+		return res, nil
+	}
+	base := s.objPrefix(bucket)
+	end := clientv3.GetPrefixRangeEnd(base + o.Prefix)
+	start := base + o.Prefix
+	if o.StartAfter != "" && o.StartAfter >= o.Prefix {
+		start = base + o.StartAfter + "\x00"
+		// A common prefix returned earlier: resume after all its keys.
+		if cp := commonPrefix(o.StartAfter, o.Prefix, o.Delimiter); cp == o.StartAfter {
+			start = clientv3.GetPrefixRangeEnd(base + cp)
+		}
+	}
+	count := 0
+	for start < end {
+		resp, err := s.kv.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(int64(o.MaxKeys-count+1)))
+		if err != nil {
+			return res, fmt.Errorf("list objects %s: %w", bucket, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return res, nil
+		}
+		restarted := false
+		for _, kv := range resp.Kvs {
+			key := strings.TrimPrefix(string(kv.Key), base)
+			if count == o.MaxKeys { // one more exists: the page is full
+				res.IsTruncated = true
+				return res, nil
+			}
+			if cp := commonPrefix(key, o.Prefix, o.Delimiter); cp != "" {
+				res.CommonPrefixes = append(res.CommonPrefixes, cp)
+				res.NextMarker = cp
+				count++
+				start = clientv3.GetPrefixRangeEnd(base + cp)
+				restarted = true
+				break
+			}
+			var obj metadata.Object
+			if err := json.Unmarshal(kv.Value, &obj); err != nil {
+				return res, fmt.Errorf("list objects %s: decode %q: %w", bucket, key, err)
+			}
+			obj.Segments = nil
+			res.Objects = append(res.Objects, obj)
+			res.NextMarker = key
+			count++
+			start = string(kv.Key) + "\x00"
+		}
+		if !restarted && !resp.More {
+			return res, nil
+		}
+		if count == o.MaxKeys {
+			// Is there anything after the page? One cheap count-only read.
+			more, err := s.kv.Get(ctx, start, clientv3.WithRange(end), clientv3.WithCountOnly(), clientv3.WithLimit(1))
+			if err != nil {
+				return res, fmt.Errorf("list objects %s: %w", bucket, err)
+			}
+			res.IsTruncated = start < end && more.Count > 0
+			return res, nil
+		}
+	}
+	return res, nil
+}
+
+// commonPrefix is the common prefix key rolls up into, or "".
+func commonPrefix(key, prefix, delim string) string {
+	if delim == "" || !strings.HasPrefix(key, prefix) {
+		return ""
+	}
+	if i := strings.Index(key[len(prefix):], delim); i >= 0 {
+		return key[:len(prefix)+i+len(delim)]
+	}
+	return ""
+}

@@ -1,0 +1,544 @@
+package etcd_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sherdstore/sherd/internal/etcdserver"
+	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/metadata/etcd"
+)
+
+var cli *clientv3.Client
+
+// TestMain starts one real embedded etcd for the package; every test works
+// under its own key prefix.
+func TestMain(m *testing.M) {
+	dir, _ := os.MkdirTemp("", "sherd-etcd-test")
+	srv, err := etcdserver.Start(etcdserver.Options{Dir: dir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cli, err = srv.Client()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	cli.Close()
+	srv.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// countingKV counts range reads.
+type countingKV struct {
+	clientv3.KV
+	gets atomic.Int64
+}
+
+func (c *countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	c.gets.Add(1)
+	return c.KV.Get(ctx, key, opts...)
+}
+
+func newStore(t *testing.T) (*etcd.Store, *countingKV, string) {
+	prefix := "/test/" + strings.ReplaceAll(t.Name(), "/", "_") + "/"
+	kv := &countingKV{KV: cli.KV}
+	return etcd.New(cli, etcd.Options{Prefix: prefix, KV: kv}), kv, prefix
+}
+
+var ctx = context.Background()
+
+func seg(i int) metadata.Segment {
+	return metadata.Segment{ID: fmt.Sprintf("%08x%024x", rand.Uint32(), i), Size: 5 << 20, MD5: strings.Repeat("a", 32),
+		Profile: metadata.ECProfile{K: 4, M: 2, BlockSize: 1 << 20}, HashAlgo: 1,
+		Nodes:       []string{"node-1", "node-2", "node-3", "node-4", "node-5", "node-6"},
+		ShardHashes: []string{strings.Repeat("0", 32), strings.Repeat("1", 32), strings.Repeat("2", 32), strings.Repeat("3", 32), strings.Repeat("4", 32), strings.Repeat("5", 32)}}
+}
+
+func obj(bucket, key, etag string, segs ...metadata.Segment) metadata.Object {
+	return metadata.Object{Bucket: bucket, Key: key, ETag: etag, Size: int64(len(segs)) * (5 << 20), Segments: segs}
+}
+
+func mustBucket(t *testing.T, s *etcd.Store, name string) {
+	t.Helper()
+	if err := s.CreateBucket(ctx, metadata.Bucket{Name: name, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gcKinds(t *testing.T, s *etcd.Store) map[metadata.GCKind]int {
+	t.Helper()
+	es, err := s.ListGC(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[metadata.GCKind]int{}
+	for _, e := range es {
+		out[e.Kind]++
+	}
+	return out
+}
+
+func TestBuckets(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b1")
+	mustBucket(t, s, "b2")
+	if err := s.CreateBucket(ctx, metadata.Bucket{Name: "b1"}); !errors.Is(err, metadata.ErrBucketExists) {
+		t.Fatalf("create twice: %v", err)
+	}
+	if err := s.CreateBucket(ctx, metadata.Bucket{Name: "a/b"}); !errors.Is(err, metadata.ErrInvalid) {
+		t.Fatalf("slash in name: %v", err)
+	}
+	bs, err := s.ListBuckets(ctx)
+	if err != nil || len(bs) != 2 || bs[0].Name != "b1" || bs[1].Name != "b2" {
+		t.Fatalf("list: %+v %v", bs, err)
+	}
+	if err := s.UpdateBucket(ctx, "b1", func(b *metadata.Bucket) error { b.PublicRead = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.GetBucket(ctx, "b1"); !b.PublicRead {
+		t.Fatal("update lost")
+	}
+	if _, err := s.GetBucket(ctx, "nope"); !errors.Is(err, metadata.ErrNoSuchBucket) {
+		t.Fatal(err)
+	}
+	// Not empty: an object, then an upload.
+	if err := s.PutObject(ctx, obj("b1", "k", "e", seg(1)), metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBucket(ctx, "b1"); !errors.Is(err, metadata.ErrBucketNotEmpty) {
+		t.Fatalf("delete non-empty: %v", err)
+	}
+	s.DeleteObject(ctx, "b1", "k", metadata.Precondition{})
+	s.CreateUpload(ctx, metadata.Upload{Bucket: "b1", Key: "u", UploadID: etcd.NewID()})
+	if err := s.DeleteBucket(ctx, "b1"); !errors.Is(err, metadata.ErrBucketNotEmpty) {
+		t.Fatalf("delete with upload: %v", err)
+	}
+	if err := s.DeleteBucket(ctx, "b2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBucket(ctx, "b2"); !errors.Is(err, metadata.ErrNoSuchBucket) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	if err := s.PutObject(ctx, obj("b2", "k", "e", seg(1)), metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchBucket) {
+		t.Fatalf("put into deleted bucket: %v", err)
+	}
+}
+
+func TestObjectCommitOverwriteDelete(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b")
+	s1, s2 := seg(1), seg(2)
+	if err := s.PutObject(ctx, obj("b", "dir/key", "e1", s1), metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetObject(ctx, "b", "dir/key")
+	if err != nil || got.ETag != "e1" || len(got.Segments) != 1 || got.Segments[0].ID != s1.ID || got.VersionID == "" {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	segsIn := func(sg metadata.Segment) bool {
+		list, err := s.PartitionSegments(ctx, sg.Partition())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(list, func(x metadata.Segment) bool { return x.ID == sg.ID })
+	}
+	if !segsIn(s1) {
+		t.Fatal("segment not indexed at commit")
+	}
+	if err := s.PutObject(ctx, obj("b", "dir/key", "e2", s2), metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if k := gcKinds(t, s); k[metadata.GCSegment] != 1 {
+		t.Fatalf("overwrite: gc %v", k)
+	}
+	if !segsIn(s1) || !segsIn(s2) {
+		t.Fatal("segidx must keep the replaced segment until gc collects it")
+	}
+	if err := s.DeleteObject(ctx, "b", "dir/key", metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetObject(ctx, "b", "dir/key"); !errors.Is(err, metadata.ErrNoSuchKey) {
+		t.Fatalf("get deleted: %v", err)
+	}
+	if _, err := s.GetObject(ctx, "nob", "k"); !errors.Is(err, metadata.ErrNoSuchBucket) {
+		t.Fatalf("get in missing bucket: %v", err)
+	}
+	if err := s.DeleteObject(ctx, "b", "dir/key", metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchKey) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	if k := gcKinds(t, s); k[metadata.GCSegment] != 2 {
+		t.Fatalf("delete: gc %v", k)
+	}
+}
+
+func TestPreconditions(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b")
+	tests := []struct {
+		name     string
+		pre      metadata.Precondition
+		existing bool
+		ok       bool
+	}{
+		{"if-none-match * on new", metadata.Precondition{IfNoneMatch: "*"}, false, true},
+		{"if-none-match * on existing", metadata.Precondition{IfNoneMatch: "*"}, true, false},
+		{"if-match right etag", metadata.Precondition{IfMatch: "e0"}, true, true},
+		{"if-match wrong etag", metadata.Precondition{IfMatch: "zz"}, true, false},
+		{"if-match on new", metadata.Precondition{IfMatch: "e0"}, false, false},
+		{"if-none-match etag equal", metadata.Precondition{IfNoneMatch: "e0"}, true, false},
+		{"if-none-match etag differs", metadata.Precondition{IfNoneMatch: "zz"}, true, true},
+	}
+	for i, tt := range tests {
+		key := fmt.Sprintf("k%d", i)
+		if tt.existing {
+			s.PutObject(ctx, obj("b", key, "e0", seg(i)), metadata.Precondition{})
+		}
+		err := s.PutObject(ctx, obj("b", key, "new", seg(100+i)), tt.pre)
+		if tt.ok != (err == nil) || (!tt.ok && !errors.Is(err, metadata.ErrPreconditionFailed)) {
+			t.Errorf("%s: err %v", tt.name, err)
+		}
+	}
+	// Linearizable create-if-absent: of 16 racing writers exactly one wins.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.PutObject(ctx, obj("b", "race", fmt.Sprint(i), seg(i)), metadata.Precondition{IfNoneMatch: "*"})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, metadata.ErrPreconditionFailed) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d writers won If-None-Match: *", wins.Load())
+	}
+	if err := s.DeleteObject(ctx, "b", "race", metadata.Precondition{IfMatch: "nope"}); !errors.Is(err, metadata.ErrPreconditionFailed) {
+		t.Fatalf("conditional delete: %v", err)
+	}
+}
+
+func TestTenThousandSegments(t *testing.T) {
+	s, _, prefix := newStore(t)
+	mustBucket(t, s, "b")
+	segs := make([]metadata.Segment, 10000)
+	for i := range segs {
+		segs[i] = seg(i)
+	}
+	o := obj("b", "huge", "etag-10000", segs...)
+	if err := s.PutObject(ctx, o, metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetObject(ctx, "b", "huge")
+	if err != nil || len(got.Segments) != 10000 {
+		t.Fatalf("get: %d segments, %v", len(got.Segments), err)
+	}
+	for i := range segs {
+		if got.Segments[i].ID != segs[i].ID {
+			t.Fatalf("segment %d out of order", i)
+		}
+	}
+	// No single value is near etcd's 1.5 MiB request limit.
+	resp, _ := cli.Get(ctx, prefix, clientv3.WithPrefix())
+	biggest := 0
+	for _, kv := range resp.Kvs {
+		biggest = max(biggest, len(kv.Value))
+	}
+	t.Logf("10,000-segment object: %d keys, largest value %d bytes", len(resp.Kvs), biggest)
+	if biggest > 1<<20 {
+		t.Fatalf("largest value %d bytes", biggest)
+	}
+	// Listing does not carry the segments.
+	lr, err := s.ListObjects(ctx, "b", metadata.ListOptions{MaxKeys: 10})
+	if err != nil || len(lr.Objects) != 1 || lr.Objects[0].Segments != nil {
+		t.Fatalf("list: %+v %v", lr, err)
+	}
+	// Overwrite releases the whole list with one gc entry.
+	if err := s.PutObject(ctx, obj("b", "huge", "small", seg(1)), metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	es, _ := s.ListGC(ctx, 10)
+	if len(es) != 1 || es[0].Kind != metadata.GCObjectSegments || es[0].VersionID != got.VersionID || es[0].Chunks != 10 {
+		t.Fatalf("gc after overwrite: %+v", es)
+	}
+}
+
+// refList is the plain reference for ListObjects: a scan of sorted keys.
+func refList(keys []string, o metadata.ListOptions) ([]string, []string, bool) {
+	var objs, cps []string
+	n := 0
+	for _, k := range keys {
+		if !strings.HasPrefix(k, o.Prefix) || k <= o.StartAfter {
+			continue
+		}
+		if o.Delimiter != "" {
+			if i := strings.Index(k[len(o.Prefix):], o.Delimiter); i >= 0 {
+				cp := k[:len(o.Prefix)+i+len(o.Delimiter)]
+				if cp <= o.StartAfter || (len(cps) > 0 && cps[len(cps)-1] == cp) {
+					continue
+				}
+				if n == o.MaxKeys {
+					return objs, cps, true
+				}
+				cps = append(cps, cp)
+				n++
+				continue
+			}
+		}
+		if n == o.MaxKeys {
+			return objs, cps, true
+		}
+		objs = append(objs, k)
+		n++
+	}
+	return objs, cps, false
+}
+
+// putRaw writes object keys directly, 100 per transaction (fast setup).
+func putRaw(t *testing.T, prefix, bucket string, keys []string) {
+	for lo := 0; lo < len(keys); lo += 100 {
+		var ops []clientv3.Op
+		for _, k := range keys[lo:min(lo+100, len(keys))] {
+			v, _ := json.Marshal(metadata.Object{V: 1, Bucket: bucket, Key: k, ETag: "e", Size: 1})
+			ops = append(ops, clientv3.OpPut(prefix+"objects/"+bucket+"/"+k, string(v)))
+		}
+		if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestListSkipsCommonPrefixes(t *testing.T) {
+	s, kv, prefix := newStore(t)
+	mustBucket(t, s, "b")
+	var keys []string
+	for i := range 10000 {
+		keys = append(keys, fmt.Sprintf("big/%05d", i))
+	}
+	keys = append(keys, "a.txt", "alpha/1", "alpha/2", "big", "big0", "c/d/e", "zeta", "photos/2024/x.jpg", "photos/2025/y.jpg", "ü/ñ")
+	putRaw(t, prefix, "b", keys)
+	sort.Strings(keys)
+
+	before := kv.gets.Load()
+	res, err := s.ListObjects(ctx, "b", metadata.ListOptions{Delimiter: "/", MaxKeys: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := kv.gets.Load() - before
+	t.Logf("listing %d keys (10,000 under big/) with delimiter: %d range reads", len(keys), reads)
+	if reads > 8 {
+		t.Fatalf("%d range reads: the common prefix was read key by key", reads)
+	}
+	wantObjs, wantCPs, _ := refList(keys, metadata.ListOptions{Delimiter: "/", MaxKeys: 1000})
+	if fmt.Sprint(names(res.Objects)) != fmt.Sprint(wantObjs) || fmt.Sprint(res.CommonPrefixes) != fmt.Sprint(wantCPs) {
+		t.Fatalf("got %v %v\nwant %v %v", names(res.Objects), res.CommonPrefixes, wantObjs, wantCPs)
+	}
+
+	// Every page of many option sets equals the reference, following NextMarker.
+	for _, o := range []metadata.ListOptions{
+		{MaxKeys: 1000}, {MaxKeys: 7, Delimiter: "/"}, {MaxKeys: 1, Delimiter: "/"}, {Prefix: "big/0", MaxKeys: 333},
+		{Prefix: "photos/", Delimiter: "/", MaxKeys: 1}, {Prefix: "b", Delimiter: "/", MaxKeys: 2}, {StartAfter: "big/09990", MaxKeys: 5},
+		{Prefix: "c/", Delimiter: "d", MaxKeys: 10}, {Prefix: "nothing", MaxKeys: 10}, {StartAfter: "big/", Delimiter: "/", MaxKeys: 3},
+	} {
+		startAfter := o.StartAfter
+		for page := 0; ; page++ {
+			o.StartAfter = startAfter
+			res, err := s.ListObjects(ctx, "b", o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wo, wc, wt := refList(keys, o)
+			if fmt.Sprint(names(res.Objects)) != fmt.Sprint(wo) || fmt.Sprint(res.CommonPrefixes) != fmt.Sprint(wc) || res.IsTruncated != wt {
+				t.Fatalf("%+v page %d:\n got %v %v %v\nwant %v %v %v", o, page, names(res.Objects), res.CommonPrefixes, res.IsTruncated, wo, wc, wt)
+			}
+			if !res.IsTruncated {
+				break
+			}
+			startAfter = res.NextMarker
+			if page > 12000 {
+				t.Fatal("no progress")
+			}
+		}
+	}
+}
+
+func names(objs []metadata.Object) []string {
+	out := []string{}
+	for _, o := range objs {
+		out = append(out, o.Key)
+	}
+	return out
+}
+
+func TestMultipart(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b")
+	u := metadata.Upload{Bucket: "b", Key: "big/file", UploadID: etcd.NewID(), Initiated: time.Now()}
+	if err := s.CreateUpload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	u2 := metadata.Upload{Bucket: "b", Key: "big", UploadID: etcd.NewID()}
+	s.CreateUpload(ctx, u2)
+	for n := 1; n <= 5; n++ {
+		if err := s.PutPart(ctx, u, metadata.Part{Number: n, Size: 5 << 20, ETag: fmt.Sprint(n), Segment: seg(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Re-upload part 3: old segment to gc.
+	p3 := metadata.Part{Number: 3, Size: 5 << 20, ETag: "3b", Segment: seg(33)}
+	if err := s.PutPart(ctx, u, p3); err != nil {
+		t.Fatal(err)
+	}
+	if k := gcKinds(t, s); k[metadata.GCSegment] != 1 {
+		t.Fatalf("replaced part: gc %v", k)
+	}
+	page, more, err := s.ListParts(ctx, u.UploadID, 0, 2)
+	if err != nil || len(page) != 2 || !more || page[1].Number != 2 {
+		t.Fatalf("list parts: %+v %v %v", page, more, err)
+	}
+	page, more, _ = s.ListParts(ctx, u.UploadID, 2, 10)
+	if len(page) != 3 || more || page[0].ETag != "3b" {
+		t.Fatalf("list parts page 2: %+v %v", page, more)
+	}
+	ups, more, err := s.ListUploads(ctx, "b", metadata.UploadListOptions{MaxUploads: 10})
+	if err != nil || len(ups) != 2 || more || ups[0].Key != "big" || ups[1].Key != "big/file" {
+		t.Fatalf("list uploads: %+v %v", ups, err)
+	}
+	ups, _, _ = s.ListUploads(ctx, "b", metadata.UploadListOptions{MaxUploads: 10, KeyMarker: "big"})
+	if len(ups) != 1 || ups[0].Key != "big/file" {
+		t.Fatalf("list uploads after marker: %+v", ups)
+	}
+	if err := s.PutPart(ctx, metadata.Upload{Bucket: "b", Key: "x", UploadID: "nope"}, metadata.Part{Number: 1, Segment: seg(1)}); !errors.Is(err, metadata.ErrNoSuchUpload) {
+		t.Fatalf("part of missing upload: %v", err)
+	}
+	// Complete with parts 1, 3, 5; a stale part 3 is a conflict.
+	all, _, _ := s.ListParts(ctx, u.UploadID, 0, 10)
+	stale := []metadata.Part{all[0], {Number: 3, Segment: seg(3)}, all[4]}
+	if err := s.CompleteUpload(ctx, u, stale, metadata.Object{ETag: "x-3"}, metadata.Precondition{}); !errors.Is(err, metadata.ErrConflict) {
+		t.Fatalf("stale part: %v", err)
+	}
+	chosen := []metadata.Part{all[0], all[2], all[4]}
+	if err := s.CompleteUpload(ctx, u, chosen, metadata.Object{ETag: "abc-3", Size: 15 << 20}, metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.GetObject(ctx, "b", "big/file")
+	if err != nil || o.PartCount != 3 || len(o.Segments) != 3 || o.Segments[1].ID != p3.Segment.ID {
+		t.Fatalf("completed object: %+v %v", o, err)
+	}
+	if _, err := s.GetUpload(ctx, "b", "big/file", u.UploadID); !errors.Is(err, metadata.ErrNoSuchUpload) {
+		t.Fatalf("upload after complete: %v", err)
+	}
+	if err := s.CompleteUpload(ctx, u, chosen, metadata.Object{}, metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchUpload) {
+		t.Fatalf("complete twice: %v", err)
+	}
+	es, _ := s.ListGC(ctx, 100)
+	var done *metadata.GCEntry
+	for i := range es {
+		if es[i].Kind == metadata.GCCompletedUpload {
+			done = &es[i]
+		}
+	}
+	if done == nil || fmt.Sprint(done.UsedParts) != "[1 3 5]" {
+		t.Fatalf("completed-upload gc entry: %+v", es)
+	}
+	if err := s.AbortUpload(ctx, "b", "big", u2.UploadID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AbortUpload(ctx, "b", "big", u2.UploadID); !errors.Is(err, metadata.ErrNoSuchUpload) {
+		t.Fatalf("abort twice: %v", err)
+	}
+	if k := gcKinds(t, s); k[metadata.GCAbortedUpload] != 1 {
+		t.Fatalf("abort: gc %v", k)
+	}
+}
+
+func TestTenThousandParts(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b")
+	u := metadata.Upload{Bucket: "b", Key: "k", UploadID: etcd.NewID()}
+	s.CreateUpload(ctx, u)
+	parts := make([]metadata.Part, 10000)
+	var wg sync.WaitGroup
+	errs := make(chan error, 10000)
+	sem := make(chan struct{}, 64)
+	for i := range parts {
+		parts[i] = metadata.Part{Number: i + 1, Size: 5 << 20, ETag: fmt.Sprint(i), Segment: seg(i)}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := s.PutPart(ctx, u, parts[i]); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := s.CompleteUpload(ctx, u, parts, metadata.Object{ETag: "x-10000"}, metadata.Precondition{IfNoneMatch: "*"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.GetObject(ctx, "b", "k")
+	if err != nil || len(o.Segments) != 10000 || o.PartCount != 10000 || o.Segments[9999].ID != parts[9999].Segment.ID {
+		t.Fatalf("get: %d segments %v", len(o.Segments), err)
+	}
+}
+
+func TestNodesLeaseAndWatch(t *testing.T) {
+	s, _, _ := newStore(t)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := s.WatchNodes(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := <-ch; len(first) != 0 {
+		t.Fatalf("initial nodes %v", first)
+	}
+	reg, err := s.RegisterNode(ctx, metadata.Node{ID: "n1", Address: "http://127.0.0.1:1"}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() []metadata.Node {
+		select {
+		case ns := <-ch:
+			return ns
+		case <-time.After(10 * time.Second):
+			t.Fatal("no watch event")
+			return nil
+		}
+	}
+	if ns := next(); len(ns) != 1 || ns[0].ID != "n1" || ns[0].State != metadata.NodeActive {
+		t.Fatalf("after register: %+v", ns)
+	}
+	if ns, _ := s.ListNodes(ctx); len(ns) != 1 {
+		t.Fatalf("list: %+v", ns)
+	}
+	reg.Close()
+	if ns := next(); len(ns) != 0 {
+		t.Fatalf("after close: %+v", ns)
+	}
+}

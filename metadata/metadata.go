@@ -1,0 +1,259 @@
+// Package metadata defines Sherd's metadata model (buckets, objects, segments, uploads, nodes), the Store interface and its sentinel errors.
+package metadata
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors of every Store; check with errors.Is.
+var (
+	ErrNoSuchBucket       = errors.New("no such bucket")
+	ErrBucketExists       = errors.New("bucket already exists")
+	ErrBucketNotEmpty     = errors.New("bucket not empty")
+	ErrNoSuchKey          = errors.New("no such key")
+	ErrNoSuchUpload       = errors.New("no such upload")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrConflict           = errors.New("conflicting concurrent update")
+	ErrInvalid            = errors.New("invalid metadata argument")
+)
+
+// Version is the encoding version written in every value.
+const Version = 1
+
+// ECProfile is a segment's erasure-coding profile (same JSON as erasure.Profile).
+type ECProfile struct {
+	K         int `json:"k"`
+	M         int `json:"m"`
+	BlockSize int `json:"bs"`
+}
+
+// Bucket is a bucket's configuration.
+type Bucket struct {
+	V          int       `json:"v"`
+	Name       string    `json:"name"`
+	Created    time.Time `json:"created"`
+	Owner      string    `json:"owner,omitempty"`
+	Profile    ECProfile `json:"ec"`
+	PublicRead bool      `json:"public,omitempty"`
+	CORS       string    `json:"cors,omitempty"`   // CORSConfiguration XML as stored
+	Notify     string    `json:"notify,omitempty"` // notification configuration as stored
+}
+
+// Segment is the unit of erasure coding and placement: one simple PUT or
+// one multipart part.
+type Segment struct {
+	ID          string    `json:"id"` // 128-bit random, lowercase hex
+	Size        int64     `json:"size"`
+	MD5         string    `json:"md5,omitempty"` // hex
+	Profile     ECProfile `json:"ec"`
+	HashAlgo    int       `json:"ha"`
+	Nodes       []string  `json:"nodes"` // node holding shard i
+	ShardHashes []string  `json:"sh"`    // hex hash of shard file i; "" when shard i was not written
+}
+
+// Partition is the segment's partition: its first 12 bits.
+func (s Segment) Partition() uint32 { return partitionOf(s.ID) }
+
+// Object is the current version of an object.
+type Object struct {
+	V            int               `json:"v"`
+	Bucket       string            `json:"bucket"`
+	Key          string            `json:"key"`
+	VersionID    string            `json:"vid"`
+	Size         int64             `json:"size"`
+	ETag         string            `json:"etag"` // without quotes
+	ContentType  string            `json:"ct,omitempty"`
+	Headers      map[string]string `json:"hdr,omitempty"`  // Cache-Control, Content-Disposition, …
+	UserMeta     map[string]string `json:"meta,omitempty"` // x-amz-meta-* without the prefix
+	Checksums    map[string]string `json:"ck,omitempty"`   // algorithm → base64 value
+	ChecksumType string            `json:"ckt,omitempty"`  // COMPOSITE or FULL_OBJECT
+	ModTime      time.Time         `json:"mtime"`
+	// PartCount is the number of parts of a multipart object (0 for a
+	// simple PUT); segment i is part i+1.
+	PartCount int `json:"parts,omitempty"`
+	// Segments in object order. A Store may keep long lists out of line
+	// (SegmentChunks > 0); GetObject always returns them filled.
+	Segments      []Segment `json:"segs,omitempty"`
+	SegmentChunks int       `json:"chunks,omitempty"`
+}
+
+// Precondition is a conditional write: compares on the current version,
+// evaluated in the same transaction as the write.
+type Precondition struct {
+	IfMatch     string // ETag the current version must have ("*": must exist)
+	IfNoneMatch string // "*": must not exist; an ETag: current must not have it
+}
+
+// ListOptions selects a page of ListObjects.
+type ListOptions struct {
+	Prefix     string
+	Delimiter  string
+	StartAfter string // exclusive; a key or a common prefix returned earlier
+	MaxKeys    int    // objects plus common prefixes per page (1..1000)
+}
+
+// ListResult is a page of ListObjects.
+type ListResult struct {
+	Objects        []Object // segments not filled
+	CommonPrefixes []string
+	IsTruncated    bool
+	NextMarker     string // the last key or common prefix of the page, when truncated
+}
+
+// Upload is a multipart upload in progress.
+type Upload struct {
+	V            int               `json:"v"`
+	Bucket       string            `json:"bucket"`
+	Key          string            `json:"key"`
+	UploadID     string            `json:"id"`
+	Initiated    time.Time         `json:"init"`
+	ContentType  string            `json:"ct,omitempty"`
+	Headers      map[string]string `json:"hdr,omitempty"`
+	UserMeta     map[string]string `json:"meta,omitempty"`
+	ChecksumAlgo string            `json:"cka,omitempty"`
+	ChecksumType string            `json:"ckt,omitempty"`
+}
+
+// Part is an uploaded part.
+type Part struct {
+	V         int               `json:"v"`
+	UploadID  string            `json:"upload"`
+	Number    int               `json:"n"`
+	Size      int64             `json:"size"`
+	ETag      string            `json:"etag"`
+	Checksums map[string]string `json:"ck,omitempty"`
+	Modified  time.Time         `json:"mtime"`
+	Segment   Segment           `json:"seg"`
+}
+
+// UploadListOptions selects a page of ListUploads.
+type UploadListOptions struct {
+	Prefix         string
+	KeyMarker      string
+	UploadIDMarker string
+	MaxUploads     int
+}
+
+// GCKind says what a gc entry releases.
+type GCKind string
+
+// Kinds of gc entries.
+const (
+	GCSegment         GCKind = "segment"          // one segment's shards
+	GCObjectSegments  GCKind = "objsegs"          // the out-of-line segment list of a replaced version
+	GCAbortedUpload   GCKind = "upload-aborted"   // every part of an aborted upload
+	GCCompletedUpload GCKind = "upload-completed" // the parts of a completed upload not in UsedParts
+)
+
+// GCEntry is a unit of garbage: shards and keys no longer referenced, kept
+// until Time + grace so reads that began before keep working.
+type GCEntry struct {
+	V         int       `json:"v"`
+	ID        string    `json:"id"`
+	Kind      GCKind    `json:"kind"`
+	Time      time.Time `json:"time"`
+	Segment   *Segment  `json:"seg,omitempty"`
+	VersionID string    `json:"vid,omitempty"`
+	Chunks    int       `json:"chunks,omitempty"`
+	UploadID  string    `json:"upload,omitempty"`
+	UsedParts []int     `json:"used,omitempty"`
+}
+
+// NodeState is a storage node's administrative state.
+type NodeState string
+
+// Node states.
+const (
+	NodeActive   NodeState = "active"
+	NodeDraining NodeState = "draining"
+)
+
+// Node is a registered storage node.
+type Node struct {
+	V        int       `json:"v"`
+	ID       string    `json:"id"`
+	Address  string    `json:"addr"` // base URL of its API
+	Zone     string    `json:"zone,omitempty"`
+	Capacity int64     `json:"cap,omitempty"` // bytes
+	State    NodeState `json:"state"`
+	Started  time.Time `json:"started"`
+}
+
+// Registration keeps a node registered until closed.
+type Registration interface {
+	// Close revokes the registration; the node disappears at once.
+	Close() error
+}
+
+// Store is the metadata store. Every mutation is atomic; reads are
+// linearizable. Implementations wrap sentinel errors with the operation.
+type Store interface {
+	CreateBucket(ctx context.Context, b Bucket) error // ErrBucketExists
+	GetBucket(ctx context.Context, name string) (Bucket, error)
+	// UpdateBucket applies f to the current bucket and stores the result
+	// atomically (f may run more than once).
+	UpdateBucket(ctx context.Context, name string, f func(*Bucket) error) error
+	DeleteBucket(ctx context.Context, name string) error // ErrBucketNotEmpty
+	ListBuckets(ctx context.Context) ([]Bucket, error)
+
+	// PutObject commits obj as the current version of its key, if the
+	// bucket exists and pre holds; the replaced version's segments go to
+	// gc. Errors: ErrNoSuchBucket, ErrPreconditionFailed.
+	PutObject(ctx context.Context, obj Object, pre Precondition) error
+	// GetObject returns the current version with its segments.
+	GetObject(ctx context.Context, bucket, key string) (Object, error)
+	// DeleteObject removes the current version (its segments go to gc).
+	// Errors: ErrNoSuchKey, ErrPreconditionFailed.
+	DeleteObject(ctx context.Context, bucket, key string, pre Precondition) error
+	ListObjects(ctx context.Context, bucket string, opts ListOptions) (ListResult, error)
+
+	CreateUpload(ctx context.Context, u Upload) error
+	GetUpload(ctx context.Context, bucket, key, uploadID string) (Upload, error) // ErrNoSuchUpload
+	// PutPart records a part (its segment indexed); a part replaced by
+	// number has its segment sent to gc. Errors: ErrNoSuchUpload.
+	PutPart(ctx context.Context, u Upload, p Part) error
+	// ListParts returns up to max parts numbered above after, and whether
+	// more follow.
+	ListParts(ctx context.Context, uploadID string, after, max int) ([]Part, bool, error)
+	ListUploads(ctx context.Context, bucket string, opts UploadListOptions) ([]Upload, bool, error)
+	// AbortUpload removes the upload; its parts go to gc.
+	AbortUpload(ctx context.Context, bucket, key, uploadID string) error
+	// CompleteUpload commits obj, made of parts (the chosen parts, in
+	// order), as the current version and ends the upload; parts not chosen
+	// go to gc. The commit's size does not grow with the number of parts.
+	// Errors: ErrNoSuchUpload, ErrNoSuchBucket, ErrPreconditionFailed,
+	// ErrConflict (a part was replaced meanwhile: retry).
+	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition) error
+
+	// PartitionSegments lists the segments indexed in a partition (0..4095):
+	// every segment whose shards should exist, including those waiting in gc.
+	PartitionSegments(ctx context.Context, partition uint32) ([]Segment, error)
+	// ListGC returns up to limit gc entries.
+	ListGC(ctx context.Context, limit int) ([]GCEntry, error)
+
+	// RegisterNode registers n under a lease of ttl, kept alive until the
+	// registration is closed or ctx ends.
+	RegisterNode(ctx context.Context, n Node, ttl time.Duration) (Registration, error)
+	ListNodes(ctx context.Context) ([]Node, error)
+	// WatchNodes sends the full node list now and after every change,
+	// until ctx ends (then it closes the channel).
+	WatchNodes(ctx context.Context) (<-chan []Node, error)
+}
+
+func partitionOf(id string) uint32 {
+	var v uint32
+	for i := 0; i < 3 && i < len(id); i++ {
+		c := id[i]
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		}
+		v = v<<4 | uint32(d)
+	}
+	return v
+}
