@@ -27,3 +27,5 @@ bench:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCopyRecords -fuzztime $(FUZZTIME) ./erasure/
+	for f in FuzzParseAuthHeader FuzzChunkedBody FuzzCanonicalQuery; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/s3/ || exit 1; done
