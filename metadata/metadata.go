@@ -4,6 +4,7 @@ package metadata
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -242,18 +243,11 @@ type Store interface {
 	WatchNodes(ctx context.Context) (<-chan []Node, error)
 }
 
+// partitionOf is the first 12 bits of a hex segment id (0 if malformed).
 func partitionOf(id string) uint32 {
-	var v uint32
-	for i := 0; i < 3 && i < len(id); i++ {
-		c := id[i]
-		var d byte
-		switch {
-		case c >= '0' && c <= '9':
-			d = c - '0'
-		case c >= 'a' && c <= 'f':
-			d = c - 'a' + 10
-		}
-		v = v<<4 | uint32(d)
+	if len(id) < 3 {
+		return 0
 	}
-	return v
+	v, _ := strconv.ParseUint(id[:3], 16, 32)
+	return uint32(v)
 }
