@@ -184,7 +184,7 @@ func (c *Codec) ReadRange(ctx context.Context, w io.Writer, size, off, length in
 		records[i] = make([]byte, HashSize+full)
 	}
 	shards := make([][]byte, c.p.Shards())
-	data := make([]byte, 0, c.p.BlockSize)
+	data := make([]byte, 0, c.p.K*full) // k shard blocks may exceed BlockSize when k does not divide it
 	for s := first; s <= last; s++ {
 		if err := ctx.Err(); err != nil {
 			return r.badList(), err

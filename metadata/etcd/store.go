@@ -327,7 +327,7 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 	if len(segs) > inlineSegments {
 		n, err := s.writeChunks(ctx, obj.VersionID, segs, true)
 		if err != nil {
-			s.releaseUncommitted(obj.VersionID, n, segs)
+			s.releaseUncommitted(obj.VersionID, n)
 			return fmt.Errorf("put object %s/%s: segments: %w", obj.Bucket, obj.Key, err)
 		}
 		obj.Segments, obj.SegmentChunks = nil, n
@@ -338,14 +338,14 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 	}
 	err := s.commitObject(ctx, obj, pre, indexOps, nil, nil)
 	if err != nil && obj.SegmentChunks > 0 {
-		s.releaseUncommitted(obj.VersionID, obj.SegmentChunks, segs)
+		s.releaseUncommitted(obj.VersionID, obj.SegmentChunks)
 	}
 	return err
 }
 
 // releaseUncommitted sends out-of-line segments of a version whose commit
 // failed to gc (their segidx entries were written), best effort.
-func (s *Store) releaseUncommitted(vid string, chunks int, segs []metadata.Segment) {
+func (s *Store) releaseUncommitted(vid string, chunks int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e := metadata.GCEntry{V: metadata.Version, ID: vid, Kind: metadata.GCObjectSegments, Time: s.now(), VersionID: vid, Chunks: chunks}
