@@ -180,6 +180,20 @@ type Node struct {
 	Capacity int64     `json:"cap,omitempty"` // bytes
 	State    NodeState `json:"state"`
 	Started  time.Time `json:"started"`
+	// Live says the node holds a current registration (its lease is
+	// alive). Not stored: ListNodes and WatchNodes fill it in.
+	Live bool `json:"-"`
+}
+
+// RepairEntry asks for shards of a segment to be rebuilt: written by the
+// gateway when a PUT left shards unwritten or a GET found them missing or
+// corrupt, consumed by anti-entropy.
+type RepairEntry struct {
+	V       int       `json:"v"`
+	Segment Segment   `json:"seg"`
+	Shards  []int     `json:"shards"` // shard indexes to rebuild
+	Reason  string    `json:"reason,omitempty"`
+	Time    time.Time `json:"time"`
 }
 
 // Registration keeps a node registered until closed.
@@ -234,9 +248,19 @@ type Store interface {
 	// ListGC returns up to limit gc entries.
 	ListGC(ctx context.Context, limit int) ([]GCEntry, error)
 
-	// RegisterNode registers n under a lease of ttl, kept alive until the
-	// registration is closed or ctx ends.
+	// QueueRepair records that shards of a segment need rebuilding,
+	// merging with an entry already queued for the segment.
+	QueueRepair(ctx context.Context, e RepairEntry) error
+	// ListRepairs returns up to limit queued repairs.
+	ListRepairs(ctx context.Context, limit int) ([]RepairEntry, error)
+	// DoneRepair removes a segment's repair entry.
+	DoneRepair(ctx context.Context, segmentID string) error
+
+	// RegisterNode records n as a cluster member (persistently) and marks
+	// it live under a lease of ttl, kept alive (and re-established after
+	// a lost lease) until the registration is closed or ctx ends.
 	RegisterNode(ctx context.Context, n Node, ttl time.Duration) (Registration, error)
+	// ListNodes returns every member, live or not, sorted by id.
 	ListNodes(ctx context.Context) ([]Node, error)
 	// WatchNodes sends the full node list now and after every change,
 	// until ctx ends (then it closes the channel).

@@ -531,14 +531,82 @@ func TestNodesLeaseAndWatch(t *testing.T) {
 			return nil
 		}
 	}
-	if ns := next(); len(ns) != 1 || ns[0].ID != "n1" || ns[0].State != metadata.NodeActive {
+	if ns := next(); len(ns) != 1 || ns[0].ID != "n1" || ns[0].State != metadata.NodeActive || !ns[0].Live {
 		t.Fatalf("after register: %+v", ns)
 	}
 	if ns, _ := s.ListNodes(ctx); len(ns) != 1 {
 		t.Fatalf("list: %+v", ns)
 	}
 	reg.Close()
-	if ns := next(); len(ns) != 0 {
+	// The member stays (placement keeps it); it is no longer live.
+	if ns := next(); len(ns) != 1 || ns[0].Live {
 		t.Fatalf("after close: %+v", ns)
+	}
+	// The operator's state survives a re-registration.
+	if err := s.SetNodeState(ctx, "n1", metadata.NodeDraining); err != nil {
+		t.Fatal(err)
+	}
+	reg, err = s.RegisterNode(ctx, metadata.Node{ID: "n1", Address: "http://127.0.0.1:2"}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	ns, _ := s.ListNodes(ctx)
+	if len(ns) != 1 || !ns[0].Live || ns[0].State != metadata.NodeDraining || ns[0].Address != "http://127.0.0.1:2" {
+		t.Fatalf("re-registered: %+v", ns)
+	}
+}
+
+func TestNodeReRegistersAfterLeaseLoss(t *testing.T) {
+	s, _, prefix := newStore(t)
+	reg, err := s.RegisterNode(ctx, metadata.Node{ID: "n2", Address: "http://127.0.0.1:1"}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	// Revoke the node's lease, as if etcd had expired it.
+	liveKey := prefix + "nodes/n2/live"
+	leaseOf := func() clientv3.LeaseID {
+		resp, err := cli.Get(ctx, liveKey)
+		if err != nil || len(resp.Kvs) == 0 {
+			return 0
+		}
+		return clientv3.LeaseID(resp.Kvs[0].Lease)
+	}
+	old := leaseOf()
+	if _, err := cli.Revoke(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ns, err := s.ListNodes(ctx)
+		if l := leaseOf(); err == nil && len(ns) == 1 && ns[0].Live && l != 0 && l != old {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not live again: %+v %v", ns, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRepairQueueMerges(t *testing.T) {
+	s, _, _ := newStore(t)
+	seg := metadata.Segment{ID: etcd.NewID(), Size: 1}
+	if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: []int{4}, Reason: "put"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: []int{1, 4}, Reason: "get"}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.ListRepairs(ctx, 10)
+	if err != nil || len(rs) != 1 || !slices.Equal(rs[0].Shards, []int{1, 4}) {
+		t.Fatalf("repairs %+v %v", rs, err)
+	}
+	if err := s.DoneRepair(ctx, seg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := s.ListRepairs(ctx, 10); len(rs) != 0 {
+		t.Fatalf("after done: %+v", rs)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -281,118 +280,5 @@ func (s *Store) ListGC(ctx context.Context, limit int) ([]metadata.GCEntry, erro
 		}
 		out = append(out, e)
 	}
-	return out, nil
-}
-
-// Nodes.
-
-type registration struct {
-	cancel context.CancelFunc
-	cli    *clientv3.Client
-	lease  clientv3.LeaseID
-}
-
-func (r *registration) Close() error {
-	r.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := r.cli.Revoke(ctx, r.lease)
-	return err
-}
-
-// RegisterNode implements metadata.Store.
-func (s *Store) RegisterNode(ctx context.Context, n metadata.Node, ttl time.Duration) (metadata.Registration, error) {
-	if n.ID == "" || strings.ContainsAny(n.ID, "/\x00") {
-		return nil, fmt.Errorf("register node %q: %w", n.ID, metadata.ErrInvalid)
-	}
-	n.V = metadata.Version
-	if n.State == "" {
-		n.State = metadata.NodeActive
-	}
-	lease, err := s.cli.Grant(ctx, max(1, int64(ttl/time.Second)))
-	if err != nil {
-		return nil, fmt.Errorf("register node %s: %w", n.ID, err)
-	}
-	if _, err := s.cli.Put(ctx, s.nodeKey(n.ID), mustJSON(n), clientv3.WithLease(lease.ID)); err != nil {
-		return nil, fmt.Errorf("register node %s: %w", n.ID, err)
-	}
-	kctx, cancel := context.WithCancel(ctx)
-	ch, err := s.cli.KeepAlive(kctx, lease.ID)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("register node %s: %w", n.ID, err)
-	}
-	go func() {
-		for range ch { // drain keepalive answers until the context ends
-		}
-	}()
-	return &registration{cancel: cancel, cli: s.cli, lease: lease.ID}, nil
-}
-
-// ListNodes implements metadata.Store.
-func (s *Store) ListNodes(ctx context.Context) ([]metadata.Node, error) {
-	nodes, _, err := s.listNodes(ctx)
-	return nodes, err
-}
-
-func (s *Store) listNodes(ctx context.Context) ([]metadata.Node, int64, error) {
-	resp, err := s.kv.Get(ctx, s.prefix+"nodes/", clientv3.WithPrefix())
-	if err != nil {
-		return nil, 0, fmt.Errorf("list nodes: %w", err)
-	}
-	out := make([]metadata.Node, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var n metadata.Node
-		if err := json.Unmarshal(kv.Value, &n); err != nil {
-			return nil, 0, fmt.Errorf("list nodes: %w", err)
-		}
-		out = append(out, n)
-	}
-	return out, resp.Header.Revision, nil
-}
-
-// WatchNodes implements metadata.Store. After a watch error (compaction,
-// lost connection) it re-lists and watches again.
-func (s *Store) WatchNodes(ctx context.Context) (<-chan []metadata.Node, error) {
-	nodes, rev, err := s.listNodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan []metadata.Node, 1)
-	out <- nodes
-	go func() {
-		defer close(out)
-		for ctx.Err() == nil {
-			wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), s.prefix+"nodes/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-			for wr := range wch {
-				if wr.Err() != nil {
-					break
-				}
-				rev = wr.Header.Revision
-				if nodes, _, err = s.listNodes(ctx); err == nil {
-					select {
-					case out <- nodes:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if nodes, rev, err = s.listNodes(ctx); err == nil {
-				select {
-				case out <- nodes:
-				case <-ctx.Done():
-					return
-				}
-			} else {
-				select {
-				case <-time.After(time.Second):
-				case <-ctx.Done():
-				}
-			}
-		}
-	}()
 	return out, nil
 }
