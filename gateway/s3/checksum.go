@@ -1,0 +1,208 @@
+package s3
+
+// Body verification: Content-MD5, the ETag's MD5 and the x-amz-checksum-*
+// algorithms, computed as the body streams and checked at its end.
+//
+// Invariants:
+//   - A mismatch is reported by Read in place of io.EOF, so a consumer that
+//     reads to EOF before committing (the PUT path) never commits a body
+//     whose digest does not match what the client said.
+//   - Values a client sent in headers are checked; values it sends in
+//     aws-chunked trailers are checked once the trailers have arrived.
+
+import (
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"hash"
+	"hash/crc32"
+	"hash/crc64"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Checksum algorithms, as S3 names them.
+const (
+	CRC32     = "CRC32"
+	CRC32C    = "CRC32C"
+	CRC64NVME = "CRC64NVME"
+	SHA1      = "SHA1"
+	SHA256    = "SHA256"
+)
+
+// Checksum types.
+const (
+	ChecksumComposite  = "COMPOSITE"
+	ChecksumFullObject = "FULL_OBJECT"
+)
+
+// ChecksumAlgorithms lists the supported algorithms.
+var ChecksumAlgorithms = []string{CRC32, CRC32C, CRC64NVME, SHA1, SHA256}
+
+// crc64NVMETable is the CRC-64/NVME polynomial in reversed form.
+var crc64NVMETable = crc64.MakeTable(0x9a6c9329ac4bc9b5)
+
+// Errors of body verification.
+var (
+	ErrBadDigest     = &Error{"BadDigest", "The Content-MD5 or checksum you specified did not match what we received.", http.StatusBadRequest}
+	ErrInvalidDigest = &Error{"InvalidDigest", "The Content-MD5 or checksum you specified is not valid.", http.StatusBadRequest}
+)
+
+// NewChecksum returns a hash for algo (one of ChecksumAlgorithms), or nil.
+func NewChecksum(algo string) hash.Hash {
+	switch strings.ToUpper(algo) {
+	case CRC32:
+		return crc32.NewIEEE()
+	case CRC32C:
+		return crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	case CRC64NVME:
+		return crc64.New(crc64NVMETable)
+	case SHA1:
+		return sha1.New()
+	case SHA256:
+		return sha256.New()
+	}
+	return nil
+}
+
+// ChecksumHeader is the header carrying algo's value: x-amz-checksum-crc32, …
+func ChecksumHeader(algo string) string { return "X-Amz-Checksum-" + strings.ToLower(algo) }
+
+// BodyVerifier computes a body's MD5 and checksums as it is read.
+type BodyVerifier struct {
+	r         io.Reader
+	md5       hash.Hash
+	wantMD5   []byte
+	sums      map[string]hash.Hash
+	want      map[string]string // algo → base64 value from headers
+	trailer   string            // algo whose value comes in the trailer
+	trailers  func() http.Header
+	n         int64
+	done      bool
+	doneErr   error
+	computed  map[string]string
+	md5Result []byte
+}
+
+// NewBodyVerifier wraps body. It reads the request's Content-MD5,
+// x-amz-checksum-* values, x-amz-sdk-checksum-algorithm and x-amz-trailer;
+// trailers returns the aws-chunked trailers once the body has ended (nil
+// when the body has none). alwaysAlgo, if not empty, is computed even when
+// the client asked for no checksum (S3 computes CRC64NVME for every new
+// object). Errors: ErrInvalidDigest for a malformed value, ErrInvalidArgument
+// for an unknown algorithm.
+func NewBodyVerifier(body io.Reader, h http.Header, trailers func() http.Header, alwaysAlgo string) (*BodyVerifier, error) {
+	v := &BodyVerifier{r: body, md5: md5.New(), sums: map[string]hash.Hash{}, want: map[string]string{}, trailers: trailers}
+	if cm := h.Get("Content-Md5"); cm != "" {
+		b, err := base64.StdEncoding.DecodeString(cm)
+		if err != nil || len(b) != md5.Size {
+			return nil, ErrInvalidDigest
+		}
+		v.wantMD5 = b
+	}
+	for _, algo := range ChecksumAlgorithms {
+		if val := h.Get(ChecksumHeader(algo)); val != "" {
+			if _, err := base64.StdEncoding.DecodeString(val); err != nil {
+				return nil, Errorf(ErrInvalidDigest, "%s", ChecksumHeader(algo))
+			}
+			v.want[algo] = val
+			v.sums[algo] = NewChecksum(algo)
+		}
+	}
+	if len(v.want) > 1 {
+		return nil, Errorf(ErrInvalidArgument, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+	}
+	if t := h.Get("X-Amz-Trailer"); t != "" {
+		name := strings.ToLower(strings.TrimSpace(t))
+		algo, ok := strings.CutPrefix(name, "x-amz-checksum-")
+		algo = strings.ToUpper(algo)
+		if !ok || !slices.Contains(ChecksumAlgorithms, algo) {
+			return nil, Errorf(ErrInvalidArgument, "unsupported x-amz-trailer %q", t)
+		}
+		v.trailer = algo
+		v.sums[algo] = NewChecksum(algo)
+	}
+	if a := h.Get("X-Amz-Sdk-Checksum-Algorithm"); a != "" {
+		algo := strings.ToUpper(a)
+		if !slices.Contains(ChecksumAlgorithms, algo) {
+			return nil, Errorf(ErrInvalidArgument, "unsupported x-amz-sdk-checksum-algorithm %q", a)
+		}
+		if v.sums[algo] == nil {
+			v.sums[algo] = NewChecksum(algo)
+		}
+	}
+	if len(v.sums) == 0 && alwaysAlgo != "" {
+		v.sums[alwaysAlgo] = NewChecksum(alwaysAlgo)
+	}
+	return v, nil
+}
+
+// Read implements io.Reader; at the end of the body it returns a BadDigest
+// error instead of io.EOF when a digest does not match.
+func (v *BodyVerifier) Read(p []byte) (int, error) {
+	if v.done {
+		if v.doneErr != nil {
+			return 0, v.doneErr
+		}
+		return 0, io.EOF
+	}
+	n, err := v.r.Read(p)
+	if n > 0 {
+		v.n += int64(n)
+		v.md5.Write(p[:n])
+		for _, h := range v.sums {
+			h.Write(p[:n])
+		}
+	}
+	if err == io.EOF {
+		v.done = true
+		v.doneErr = v.finish()
+		if v.doneErr != nil {
+			return n, v.doneErr
+		}
+	}
+	return n, err
+}
+
+func (v *BodyVerifier) finish() error {
+	v.md5Result = v.md5.Sum(nil)
+	if v.wantMD5 != nil && string(v.wantMD5) != string(v.md5Result) {
+		return Errorf(ErrBadDigest, "Content-MD5")
+	}
+	v.computed = map[string]string{}
+	for algo, h := range v.sums {
+		v.computed[algo] = base64.StdEncoding.EncodeToString(h.Sum(nil))
+	}
+	for algo, want := range v.want {
+		if v.computed[algo] != want {
+			return Errorf(ErrBadDigest, "The %s you specified did not match the calculated checksum.", algo)
+		}
+	}
+	if v.trailer != "" {
+		var got string
+		if v.trailers != nil {
+			if t := v.trailers(); t != nil {
+				got = t.Get(ChecksumHeader(v.trailer))
+			}
+		}
+		if got == "" {
+			return Errorf(ErrInvalidChunk, "trailer %s missing", ChecksumHeader(v.trailer))
+		}
+		if got != v.computed[v.trailer] {
+			return Errorf(ErrBadDigest, "The %s you specified did not match the calculated checksum.", v.trailer)
+		}
+	}
+	return nil
+}
+
+// Size is the number of body bytes read so far.
+func (v *BodyVerifier) Size() int64 { return v.n }
+
+// MD5 is the body's MD5 (valid after EOF).
+func (v *BodyVerifier) MD5() []byte { return v.md5Result }
+
+// Checksums maps each computed algorithm to its base64 value (valid after EOF).
+func (v *BodyVerifier) Checksums() map[string]string { return v.computed }
