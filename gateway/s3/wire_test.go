@@ -193,7 +193,7 @@ func TestSigV2(t *testing.T) {
 	mk := func(target string, body string) *http.Request {
 		r, _ := http.NewRequest("PUT", target, strings.NewReader(body))
 		r.Header.Set("Content-Type", "text/plain")
-		r.Header.Set("X-Amz-Meta-Color", " blue ")
+		r.Header.Set("X-Amz-Meta-Color", "blue")
 		r.Header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 		return r
 	}
