@@ -1,0 +1,187 @@
+// Command sherd is the Sherd daemon: "server" (embedded all-in-one), "gateway" and "node".
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sherdstore/sherd/gateway"
+	"github.com/sherdstore/sherd/internal/daemon"
+)
+
+const usage = `usage:
+  sherd server  --data DIR [--address 127.0.0.1:9000] [--nodes 6] [--domain D]
+  sherd gateway --etcd URLS [--address 127.0.0.1:9000] [--domain D]
+  sherd node    --etcd URLS --data DIR [--address 127.0.0.1:0] [--advertise URL] [--id ID] [--zone Z]
+
+Environment:
+  SHERD_ROOT_USER, SHERD_ROOT_PASSWORD  root credentials (defaults printed at start)
+  SHERD_CLUSTER_KEY                     shared secret of gateways and nodes (gateway, node)
+  SHERD_LOG_LEVEL                       debug | info | warn | error (default info)
+`
+
+// Default root credentials, printed when the environment does not set them.
+const (
+	defaultUser     = "sherdadmin"
+	defaultPassword = "sherdadmin-secret"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := newLogger()
+	var err error
+	switch os.Args[1] {
+	case "server":
+		err = runServer(ctx, log, os.Args[2:])
+	case "gateway":
+		err = runGateway(ctx, log, os.Args[2:])
+	case "node":
+		err = runNode(ctx, log, os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sherd:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger() *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(os.Getenv("SHERD_LOG_LEVEL"))); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// credentials reads the root credentials from the environment.
+func credentials() (user, pass string, defaulted bool) {
+	user, pass = os.Getenv("SHERD_ROOT_USER"), os.Getenv("SHERD_ROOT_PASSWORD")
+	if user == "" || pass == "" {
+		return defaultUser, defaultPassword, true
+	}
+	return user, pass, false
+}
+
+func domains(d string) []string {
+	var out []string
+	for _, s := range strings.Split(d, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func clusterKey() ([]byte, error) {
+	k := os.Getenv("SHERD_CLUSTER_KEY")
+	if len(k) < 16 {
+		return nil, fmt.Errorf("SHERD_CLUSTER_KEY must be set to the same secret (16+ characters) on every gateway and node")
+	}
+	return []byte(k), nil
+}
+
+func printEndpoint(url, user, pass string, defaulted bool) {
+	fmt.Printf("Sherd S3 endpoint: %s\n", url)
+	fmt.Printf("  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n", user, pass)
+	if defaulted {
+		fmt.Println("  (default credentials: set SHERD_ROOT_USER and SHERD_ROOT_PASSWORD to choose your own)")
+	}
+	fmt.Printf("  try: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 ls\n", user, pass, url)
+}
+
+func runServer(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("server", flag.ExitOnError)
+	data := fs.String("data", "./data", "data directory")
+	addr := fs.String("address", "127.0.0.1:9000", "S3 listen address")
+	nodes := fs.Int("nodes", 6, "number of storage nodes")
+	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
+	etcdAddr := fs.String("etcd-address", "", "embedded etcd client address (default: a free loopback port)")
+	fs.Parse(args)
+	user, pass, def := credentials()
+	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
+		Credentials: gateway.StaticCredentials{user: pass}, Domains: domains(*domain), Log: log})
+	if err != nil {
+		return err
+	}
+	printEndpoint(s.Gateway.URL, user, pass, def)
+	fmt.Printf("  embedded etcd: %s, %d storage nodes under %s\n", s.EtcdURL(), len(s.Nodes), *data)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return s.Close()
+}
+
+func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
+	etcdURLs := fs.String("etcd", "", "etcd client URLs, comma-separated")
+	addr := fs.String("address", "127.0.0.1:9000", "S3 listen address")
+	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
+	fs.Parse(args)
+	if *etcdURLs == "" {
+		return fmt.Errorf("gateway: --etcd is required")
+	}
+	key, err := clusterKey()
+	if err != nil {
+		return err
+	}
+	cli, err := daemon.EtcdClient(*etcdURLs)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	user, pass, def := credentials()
+	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: daemon.NewMetadataStore(cli),
+		Credentials: gateway.StaticCredentials{user: pass}, Domains: domains(*domain), Log: log})
+	if err != nil {
+		return err
+	}
+	printEndpoint(g.URL, user, pass, def)
+	<-ctx.Done()
+	return g.Close()
+}
+
+func runNode(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	etcdURLs := fs.String("etcd", "", "etcd client URLs, comma-separated")
+	data := fs.String("data", "", "data directory")
+	addr := fs.String("address", "127.0.0.1:0", "listen address")
+	advert := fs.String("advertise", "", "base URL gateways use (default http://<listen address>)")
+	id := fs.String("id", "", "node id (default: generated once and kept in the data directory)")
+	zone := fs.String("zone", "", "failure domain")
+	fs.Parse(args)
+	if *etcdURLs == "" || *data == "" {
+		return fmt.Errorf("node: --etcd and --data are required")
+	}
+	key, err := clusterKey()
+	if err != nil {
+		return err
+	}
+	cli, err := daemon.EtcdClient(*etcdURLs)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
+		Key: key, Store: daemon.NewMetadataStore(cli), Log: log})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Sherd storage node %s at %s\n", n.ID, n.URL)
+	<-ctx.Done()
+	return n.Close()
+}

@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"encoding/xml"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/sherdstore/sherd/gateway/s3"
+	"github.com/sherdstore/sherd/metadata"
+)
+
+// writeXML answers v as an XML body with status 200.
+func (g *Gateway) writeXML(w http.ResponseWriter, r *http.Request, v any) {
+	body, err := xml.Marshal(v)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(xml.Header))
+	w.Write(body)
+}
+
+// authorized says whether the request may act: every signed request may
+// (one root identity); an anonymous one only reads objects of a
+// public-read bucket.
+func authorized(r *http.Request, b *metadata.Bucket) error {
+	q := reqOf(r)
+	if !q.id.Anonymous {
+		return nil
+	}
+	if b != nil && b.PublicRead && q.key != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return nil
+	}
+	return s3.ErrAccessDenied
+}
+
+// bucket loads the request's bucket and checks access to it.
+func (g *Gateway) bucket(r *http.Request) (metadata.Bucket, error) {
+	q := reqOf(r)
+	b, err := g.store.GetBucket(r.Context(), q.bucket)
+	if err != nil {
+		if authorized(r, nil) != nil {
+			return b, s3.ErrAccessDenied // do not reveal which buckets exist
+		}
+		return b, err
+	}
+	return b, authorized(r, &b)
+}
+
+func (g *Gateway) listBuckets(w http.ResponseWriter, r *http.Request) {
+	if err := authorized(r, nil); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	bs, err := g.store.ListBuckets(r.Context())
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	ak := reqOf(r).id.AccessKey
+	res := s3.ListAllMyBucketsResult{XMLNS: s3.XMLNS, Owner: s3.Owner{ID: ak, DisplayName: ak}}
+	for _, b := range bs {
+		res.Buckets = append(res.Buckets, s3.BucketEntry{Name: b.Name, CreationDate: s3.FormatTime(b.Created)})
+	}
+	g.writeXML(w, r, res)
+}
+
+// validBucketName applies S3's rules for general purpose buckets.
+func validBucketName(name string) bool {
+	if len(name) < 3 || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	if !alnum(name[0]) || !alnum(name[len(name)-1]) || strings.Contains(name, "..") ||
+		strings.Contains(name, ".-") || strings.Contains(name, "-.") {
+		return false
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return false
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	for _, s := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(name, s) {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
+	q := reqOf(r)
+	if err := authorized(r, nil); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if !validBucketName(q.bucket) {
+		g.writeError(w, r, errInvalidBucketName)
+		return
+	}
+	if strings.EqualFold(r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"), "true") {
+		g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "object lock"))
+		return
+	}
+	switch acl := r.Header.Get("X-Amz-Acl"); acl {
+	case "", "private":
+	default:
+		g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "canned ACL %s", acl))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		var cfg s3.CreateBucketConfiguration
+		if err := s3.DecodeXML(strings.NewReader(string(body)), &cfg); err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		if cfg.LocationConstraint != "" && cfg.LocationConstraint != g.cfg.Region {
+			g.writeError(w, r, errInvalidLocation)
+			return
+		}
+	}
+	p := g.cfg.Profile
+	b := metadata.Bucket{Name: q.bucket, Created: g.now().UTC(), Owner: q.id.AccessKey,
+		Profile: metadata.ECProfile{K: p.K, M: p.M, BlockSize: p.BlockSize}}
+	if err := g.store.CreateBucket(r.Context(), b); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/"+q.bucket)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (g *Gateway) headBucket(w http.ResponseWriter, r *http.Request) {
+	if _, err := g.bucket(r); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("X-Amz-Bucket-Region", g.cfg.Region)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (g *Gateway) deleteBucket(w http.ResponseWriter, r *http.Request) {
+	if _, err := g.bucket(r); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if err := g.store.DeleteBucket(r.Context(), reqOf(r).bucket); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) getBucketLocation(w http.ResponseWriter, r *http.Request) {
+	if _, err := g.bucket(r); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	loc := g.cfg.Region
+	if loc == "us-east-1" {
+		loc = "" // as AWS answers for us-east-1
+	}
+	g.writeXML(w, r, s3.LocationConstraint{XMLNS: s3.XMLNS, Location: loc})
+}
+
+func (g *Gateway) getBucketVersioning(w http.ResponseWriter, r *http.Request) {
+	if _, err := g.bucket(r); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	// Buckets are never versioned: the empty configuration is AWS's answer
+	// for a bucket on which versioning was never enabled.
+	g.writeXML(w, r, struct {
+		XMLName xml.Name `xml:"VersioningConfiguration"`
+		XMLNS   string   `xml:"xmlns,attr"`
+	}{XMLNS: s3.XMLNS})
+}
+
+// getACL answers the only ACL Sherd has: the owner has full control.
+func (g *Gateway) getACL(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if k := reqOf(r).key; k != "" {
+		if _, err := g.store.GetObject(r.Context(), b.Name, k); err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+	}
+	type grantee struct {
+		XMLNS string `xml:"xmlns:xsi,attr"`
+		Type  string `xml:"xsi:type,attr"`
+		ID    string `xml:"ID"`
+	}
+	type grant struct {
+		Grantee    grantee `xml:"Grantee"`
+		Permission string  `xml:"Permission"`
+	}
+	owner := s3.Owner{ID: b.Owner, DisplayName: b.Owner}
+	g.writeXML(w, r, struct {
+		XMLName xml.Name `xml:"AccessControlPolicy"`
+		XMLNS   string   `xml:"xmlns,attr"`
+		Owner   s3.Owner `xml:"Owner"`
+		Grants  []grant  `xml:"AccessControlList>Grant"`
+	}{XMLNS: s3.XMLNS, Owner: owner, Grants: []grant{{
+		Grantee:    grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "CanonicalUser", ID: b.Owner},
+		Permission: "FULL_CONTROL",
+	}}})
+}
+
+func (g *Gateway) bucketConfigAbsent(e *s3.Error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := g.bucket(r); err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		g.writeError(w, r, e)
+	}
+}

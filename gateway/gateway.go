@@ -1,0 +1,151 @@
+// Package gateway is the S3 gateway: HTTP handlers (gorilla/mux) and the object service over erasure coding, storage nodes and metadata.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/sherdstore/sherd/erasure"
+	"github.com/sherdstore/sherd/gateway/s3"
+	"github.com/sherdstore/sherd/metadata"
+)
+
+// Config configures a Gateway.
+type Config struct {
+	Store       metadata.Store
+	Cluster     *Cluster
+	Credentials s3.Credentials
+	// Region is the region the gateway reports (default us-east-1).
+	Region string
+	// Domains are the base domains of virtual-hosted-style requests:
+	// Host "bucket.<domain>" addresses the bucket.
+	Domains []string
+	// Profile is the EC profile of new buckets (default 4+2, 1 MiB).
+	Profile erasure.Profile
+	// WriteQuorum is the shards a PUT must store (default k+1, never below k).
+	WriteQuorum int
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Gateway serves the S3 API. It is stateless: everything it knows is in
+// etcd and on the nodes, so any number of gateways can serve one cluster.
+type Gateway struct {
+	cfg      Config
+	store    metadata.Store
+	cluster  *Cluster
+	verifier *s3.Verifier
+	log      *slog.Logger
+	now      func() time.Time
+	codecs   codecs
+	router   *mux.Router
+}
+
+// New returns a gateway; it serves once cfg.Cluster knows the nodes.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Store == nil || cfg.Cluster == nil || cfg.Credentials == nil {
+		return nil, fmt.Errorf("gateway: Store, Cluster and Credentials are required")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.Profile == (erasure.Profile{}) {
+		cfg.Profile = erasure.DefaultProfile()
+	}
+	if err := cfg.Profile.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Gateway{cfg: cfg, store: cfg.Store, cluster: cfg.Cluster, log: cfg.Log, now: cfg.Now,
+		verifier: s3.NewVerifier(cfg.Credentials, cfg.Now)}
+	g.router = g.routes()
+	return g, nil
+}
+
+// StaticCredentials is a fixed set of access key → secret.
+type StaticCredentials map[string]string
+
+// SecretKey implements s3.Credentials.
+func (c StaticCredentials) SecretKey(ak string) (string, error) {
+	if s, ok := c[ak]; ok {
+		return s, nil
+	}
+	return "", s3.Errorf(s3.ErrInvalidAccessKeyID, "%s", ak)
+}
+
+type ctxKey int
+
+const keyIdentity ctxKey = 0
+
+// request is what the front handler learned about a request.
+type request struct {
+	id     s3.Identity
+	bucket string
+	key    string
+}
+
+func reqOf(r *http.Request) request {
+	v, _ := r.Context().Value(keyIdentity).(request)
+	return v
+}
+
+// ServeHTTP authenticates the request, resolves virtual-hosted-style
+// addressing, and routes it.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var rid [8]byte
+	rand.Read(rid[:])
+	w.Header().Set("X-Amz-Request-Id", strings.ToUpper(hex.EncodeToString(rid[:])))
+	w.Header().Set("Server", "Sherd")
+	vhost := g.vhostBucket(r.Host)
+	var id s3.Identity
+	var err error
+	if s3.IsV2(r) {
+		id, err = g.verifier.VerifyV2(r, vhost)
+	} else {
+		id, err = g.verifier.Verify(r)
+	}
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	path := r.URL.Path
+	if vhost != "" {
+		path = "/" + vhost + path
+	}
+	rest := strings.TrimPrefix(path, "/")
+	bucket, key, _ := strings.Cut(rest, "/")
+	ctx := context.WithValue(r.Context(), keyIdentity, request{id: id, bucket: bucket, key: key})
+	r = r.WithContext(ctx)
+	r.URL.Path = path
+	r.URL.RawPath = ""
+	g.router.ServeHTTP(w, r)
+}
+
+// vhostBucket is the bucket a Host header names, or "".
+func (g *Gateway) vhostBucket(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(host)
+	for _, d := range g.cfg.Domains {
+		if b, ok := strings.CutSuffix(host, "."+strings.ToLower(d)); ok && b != "" {
+			return b
+		}
+	}
+	return ""
+}

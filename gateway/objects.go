@@ -1,0 +1,639 @@
+package gateway
+
+// Object handlers: PUT, GET/HEAD, DELETE, DeleteObjects, CopyObject.
+//
+// Invariants:
+//   - An object becomes visible only through its commit (one etcd txn
+//     with its preconditions); the body is read to its verified end before
+//     that, so a bad signature, digest or length never commits anything.
+//   - Shards of a segment whose commit failed definitively (precondition,
+//     bucket gone) are deleted; after an ambiguous failure (etcd timeout)
+//     they are left for anti-entropy, because the commit may have landed.
+//   - A GET answers its status line only once the first bytes are
+//     reconstructed, so "too few shards" is a clean 503; a failure later
+//     aborts the connection rather than ending a short body cleanly.
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sherdstore/sherd/gateway/s3"
+	"github.com/sherdstore/sherd/metadata"
+)
+
+// Limits from AWS.
+const (
+	maxKeyLen      = 1024
+	maxUserMeta    = 2048
+	maxPutSize     = 5 << 30
+	metaPrefix     = "X-Amz-Meta-"
+	defaultCType   = "binary/octet-stream"
+	checksumModeOn = "ENABLED"
+)
+
+// storedHeaders are the standard headers kept with an object and returned.
+var storedHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
+
+// unsupportedPutHeaders select features Sherd does not have.
+var unsupportedPutHeaders = []string{
+	"X-Amz-Tagging", "X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date", "X-Amz-Object-Lock-Legal-Hold",
+	"X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Customer-Algorithm",
+	"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "X-Amz-Website-Redirect-Location",
+	"X-Amz-Grant-Read", "X-Amz-Grant-Full-Control", "X-Amz-Grant-Read-Acp", "X-Amz-Grant-Write-Acp",
+}
+
+// objectMeta is what a request says about the object it writes.
+type objectMeta struct {
+	contentType string
+	headers     map[string]string
+	userMeta    map[string]string
+}
+
+func parseObjectMeta(h http.Header) (objectMeta, error) {
+	for _, k := range unsupportedPutHeaders {
+		if h.Get(k) != "" {
+			return objectMeta{}, s3.Errorf(s3.ErrNotImplemented, "header %s", k)
+		}
+	}
+	switch acl := h.Get("X-Amz-Acl"); acl {
+	case "", "private", "bucket-owner-full-control":
+	default:
+		return objectMeta{}, s3.Errorf(s3.ErrNotImplemented, "canned ACL %s", acl)
+	}
+	switch sc := h.Get("X-Amz-Storage-Class"); sc {
+	case "", "STANDARD":
+	default:
+		return objectMeta{}, s3.Errorf(s3.ErrNotImplemented, "storage class %s", sc)
+	}
+	m := objectMeta{contentType: h.Get("Content-Type"), headers: map[string]string{}, userMeta: map[string]string{}}
+	for _, k := range storedHeaders {
+		if v := h.Get(k); v != "" {
+			m.headers[k] = v
+		}
+	}
+	// aws-chunked is a transfer detail, not the object's encoding.
+	if ce, ok := m.headers["Content-Encoding"]; ok {
+		var keep []string
+		for _, e := range strings.Split(ce, ",") {
+			if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
+				keep = append(keep, e)
+			}
+		}
+		if len(keep) == 0 {
+			delete(m.headers, "Content-Encoding")
+		} else {
+			m.headers["Content-Encoding"] = strings.Join(keep, ",")
+		}
+	}
+	size := 0
+	for k, vs := range h {
+		if name, ok := strings.CutPrefix(k, metaPrefix); ok {
+			name = strings.ToLower(name)
+			v := strings.Join(vs, ",")
+			m.userMeta[name] = v
+			size += len(name) + len(v)
+		}
+	}
+	if size > maxUserMeta {
+		return m, errMetadataTooLarge
+	}
+	return m, nil
+}
+
+// writePrecondition reads If-Match / If-None-Match of a write.
+func writePrecondition(h http.Header) (metadata.Precondition, error) {
+	pre := metadata.Precondition{IfMatch: trimETag(h.Get("If-Match")), IfNoneMatch: trimETag(h.Get("If-None-Match"))}
+	if pre.IfNoneMatch != "" && pre.IfNoneMatch != "*" {
+		return pre, s3.Errorf(s3.ErrNotImplemented, "If-None-Match on a write supports only *")
+	}
+	return pre, nil
+}
+
+func trimETag(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "W/")
+	return strings.Trim(s, `"`)
+}
+
+// countingReader enforces a body's declared length.
+type countingReader struct {
+	r    io.Reader
+	n    int64
+	want int64 // -1: unknown
+	max  int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n > c.max {
+		return n, errEntityTooLarge
+	}
+	if c.want >= 0 && c.n > c.want {
+		return n, s3.Errorf(s3.ErrInvalidChunk, "body longer than declared")
+	}
+	if err == io.EOF && c.want >= 0 && c.n != c.want {
+		return n, s3.Errorf(s3.ErrInvalidChunk, "body of %d bytes, %d declared", c.n, c.want)
+	}
+	if err != nil && err != io.EOF {
+		var se *s3.Error
+		if !errors.As(err, &se) {
+			err = s3.Errorf(s3.ErrInvalidChunk, "%v", err)
+		}
+	}
+	return n, err
+}
+
+// bodyLength is the object length the request declares (-1 unknown).
+func bodyLength(r *http.Request) (int64, error) {
+	if d := r.Header.Get("X-Amz-Decoded-Content-Length"); d != "" {
+		n, err := strconv.ParseInt(d, 10, 64)
+		if err != nil || n < 0 {
+			return 0, s3.Errorf(s3.ErrInvalidArgument, "x-amz-decoded-content-length")
+		}
+		return n, nil
+	}
+	if _, chunked := r.Body.(*s3.ChunkedBody); chunked {
+		return -1, nil
+	}
+	if r.ContentLength < 0 {
+		return 0, errMissingContentLength
+	}
+	return r.ContentLength, nil
+}
+
+func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	key := reqOf(r).key
+	if len(key) > maxKeyLen {
+		g.writeError(w, r, errKeyTooLong)
+		return
+	}
+	meta, err := parseObjectMeta(r.Header)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	pre, err := writePrecondition(r.Header)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	size, err := bodyLength(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if size > maxPutSize {
+		g.writeError(w, r, errEntityTooLarge)
+		return
+	}
+	var trailers func() http.Header
+	if cb, ok := r.Body.(*s3.ChunkedBody); ok {
+		trailers = cb.Trailers
+	}
+	bv, err := s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, s3.CRC64NVME)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	obj, err := g.writeObject(r, b, key, bv, meta, pre)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", `"`+obj.ETag+`"`)
+	for algo, v := range obj.Checksums {
+		w.Header().Set(s3.ChecksumHeader(algo), v)
+	}
+	if obj.ChecksumType != "" {
+		w.Header().Set("X-Amz-Checksum-Type", obj.ChecksumType)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// writeObject stores the body read through bv as one segment and commits
+// it as bucket/key.
+func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv *s3.BodyVerifier, meta objectMeta, pre metadata.Precondition) (metadata.Object, error) {
+	ctx := r.Context()
+	seg, missing, ok, err := g.writeSegment(ctx, bv, toProfile(b.Profile))
+	if err != nil {
+		return metadata.Object{}, err
+	}
+	if !ok { // empty body: read to its (verified) end by writeSegment
+		seg = metadata.Segment{}
+	}
+	md5 := bv.MD5()
+	if md5 == nil { // writeSegment stopped at the first EOF: make sure the end was verified
+		if _, err := io.Copy(io.Discard, bv); err != nil {
+			return metadata.Object{}, err
+		}
+		md5 = bv.MD5()
+	}
+	seg.MD5 = hex.EncodeToString(md5)
+	obj := metadata.Object{
+		Bucket: b.Name, Key: key, VersionID: newSegmentID(), Size: bv.Size(), ETag: hex.EncodeToString(md5),
+		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta,
+		Checksums: bv.Checksums(), ChecksumType: s3.ChecksumFullObject, ModTime: g.now().UTC(),
+	}
+	if ok {
+		obj.Segments = []metadata.Segment{seg}
+	}
+	if err := g.store.PutObject(ctx, obj, pre); err != nil {
+		if ok && (errors.Is(err, metadata.ErrPreconditionFailed) || errors.Is(err, metadata.ErrNoSuchBucket) || errors.Is(err, metadata.ErrInvalid)) {
+			g.discardSegment(seg)
+		}
+		return metadata.Object{}, err
+	}
+	if len(missing) > 0 {
+		g.queueRepair(seg, missing, "put")
+	}
+	return obj, nil
+}
+
+func (g *Gateway) discardSegment(seg metadata.Segment) {
+	errs := make([]error, len(seg.Nodes))
+	for i := range seg.Nodes {
+		if seg.ShardHashes[i] == "" {
+			errs[i] = errors.New("not written")
+		}
+	}
+	g.discard(seg.ID, seg.Nodes, errs)
+}
+
+// checksumAlgo is the algorithm of the object's stored checksum ("" if none).
+func checksumAlgo(o metadata.Object) string {
+	for _, a := range s3.ChecksumAlgorithms {
+		if _, ok := o.Checksums[a]; ok {
+			return a
+		}
+	}
+	return ""
+}
+
+func httpTime(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
+
+// readPreconditions evaluates conditional GET/HEAD headers (RFC 7232
+// order, as S3 does): it returns 0 to go on, or 304 / 412.
+func readPreconditions(h http.Header, etag string, mod time.Time) int {
+	mod = mod.Truncate(time.Second)
+	matches := func(list string) bool {
+		for _, e := range strings.Split(list, ",") {
+			if e = trimETag(e); e == "*" || e == etag {
+				return true
+			}
+		}
+		return false
+	}
+	if im := h.Get("If-Match"); im != "" {
+		if !matches(im) {
+			return http.StatusPreconditionFailed
+		}
+	} else if ius := h.Get("If-Unmodified-Since"); ius != "" {
+		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	if inm := h.Get("If-None-Match"); inm != "" {
+		if matches(inm) {
+			return http.StatusNotModified
+		}
+	} else if ims := h.Get("If-Modified-Since"); ims != "" {
+		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
+}
+
+// responseOverrides maps response-* query parameters to the header each sets.
+var responseOverrides = map[string]string{
+	"response-content-type": "Content-Type", "response-content-language": "Content-Language",
+	"response-expires": "Expires", "response-cache-control": "Cache-Control",
+	"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
+}
+
+// objectHeaders are the headers describing obj in a GET/HEAD answer.
+func objectHeaders(obj metadata.Object) http.Header {
+	h := http.Header{}
+	h.Set("ETag", `"`+obj.ETag+`"`)
+	h.Set("Last-Modified", httpTime(obj.ModTime))
+	h.Set("Accept-Ranges", "bytes")
+	ct := obj.ContentType
+	if ct == "" {
+		ct = defaultCType
+	}
+	h.Set("Content-Type", ct)
+	for k, v := range obj.Headers {
+		h.Set(k, v)
+	}
+	for k, v := range obj.UserMeta {
+		h[metaPrefix+k] = []string{v} // keep the case the client sent
+	}
+	if obj.PartCount > 0 {
+		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(obj.PartCount))
+	}
+	return h
+}
+
+func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	anon := reqOf(r).id.Anonymous
+	for p := range responseOverrides {
+		if q.Has(p) && anon {
+			g.writeError(w, r, s3.Errorf(errInvalidRequest, "Request specific response headers cannot be used for anonymous GET requests."))
+			return
+		}
+	}
+	obj, err := g.store.GetObject(r.Context(), b.Name, reqOf(r).key)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	hdr := objectHeaders(obj)
+	switch readPreconditions(r.Header, obj.ETag, obj.ModTime) {
+	case http.StatusNotModified:
+		for _, k := range []string{"ETag", "Last-Modified", "Cache-Control", "Expires"} {
+			if v := hdr.Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
+		}
+		w.WriteHeader(http.StatusNotModified)
+		return
+	case http.StatusPreconditionFailed:
+		g.writeError(w, r, errPreconditionFailed)
+		return
+	}
+	off, length, partial, err := s3.ParseRange(r.Header.Get("Range"), obj.Size)
+	if err != nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
+		g.writeError(w, r, err)
+		return
+	}
+	if !partial {
+		off, length = 0, obj.Size
+		if strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), checksumModeOn) {
+			if algo := checksumAlgo(obj); algo != "" {
+				hdr.Set(s3.ChecksumHeader(algo), obj.Checksums[algo])
+				hdr.Set("X-Amz-Checksum-Type", obj.ChecksumType)
+			}
+		}
+	}
+	for p, h := range responseOverrides {
+		if v := q.Get(p); v != "" {
+			hdr.Set(h, v)
+		}
+	}
+	status := http.StatusOK
+	if partial {
+		status = http.StatusPartialContent
+		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+length-1, obj.Size))
+	}
+	hdr.Set("Content-Length", strconv.FormatInt(length, 10))
+	lw := &lazyWriter{w: w, hdr: hdr, status: status}
+	if r.Method == http.MethodHead || length == 0 {
+		lw.start()
+		return
+	}
+	if err := g.readObject(r.Context(), lw, obj, off, length); err != nil {
+		if !lw.started {
+			g.writeError(w, r, err)
+			return
+		}
+		g.log.Error("GET failed mid-stream", "bucket", b.Name, "key", obj.Key, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// lazyWriter sends the status line and headers with the first bytes.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	hdr     http.Header
+	status  int
+	started bool
+}
+
+func (l *lazyWriter) start() {
+	if l.started {
+		return
+	}
+	l.started = true
+	for k, v := range l.hdr {
+		l.w.Header()[k] = v
+	}
+	l.w.WriteHeader(l.status)
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	l.start()
+	return l.w.Write(p)
+}
+
+func (g *Gateway) deleteObject(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	pre := metadata.Precondition{IfMatch: trimETag(r.Header.Get("If-Match"))}
+	err = g.store.DeleteObject(r.Context(), b.Name, reqOf(r).key, pre)
+	if err != nil && !(errors.Is(err, metadata.ErrNoSuchKey) && pre.IfMatch == "") {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (g *Gateway) deleteObjects(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	var req s3.DeleteRequest
+	if err := s3.DecodeXML(r.Body, &req); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if len(req.Objects) == 0 || len(req.Objects) > 1000 {
+		g.writeError(w, r, s3.Errorf(s3.ErrMalformedXML, "%d objects", len(req.Objects)))
+		return
+	}
+	res := s3.DeleteResult{XMLNS: s3.XMLNS}
+	for _, o := range req.Objects {
+		var err error
+		switch {
+		case o.VersionID != "" && o.VersionID != "null":
+			err = s3.Errorf(s3.ErrNotImplemented, "versionId")
+		case o.Key == "" || len(o.Key) > maxKeyLen:
+			err = errKeyTooLong
+		default:
+			err = g.store.DeleteObject(r.Context(), b.Name, o.Key, metadata.Precondition{})
+		}
+		if err != nil && !errors.Is(err, metadata.ErrNoSuchKey) {
+			se := toS3(err)
+			res.Errors = append(res.Errors, s3.DeleteErrorEntry{Key: o.Key, Code: se.Code, Message: se.Message})
+			continue
+		}
+		if !req.Quiet {
+			res.Deleted = append(res.Deleted, s3.DeletedEntry{Key: o.Key})
+		}
+	}
+	g.writeXML(w, r, res)
+}
+
+// copySource parses x-amz-copy-source: "[/]bucket/key[?versionId=v]", URL-encoded.
+func copySource(h string) (bucket, key string, err error) {
+	src, version, _ := strings.Cut(h, "?")
+	if version != "" {
+		vals, _ := url.ParseQuery(version)
+		if v := vals.Get("versionId"); v != "" && v != "null" {
+			return "", "", s3.Errorf(s3.ErrNotImplemented, "copy of a version")
+		}
+	}
+	dec, uerr := url.PathUnescape(src)
+	if uerr != nil {
+		return "", "", s3.Errorf(s3.ErrInvalidArgument, "Invalid copy source encoding")
+	}
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(dec, "/"), "/")
+	if !ok || bucket == "" || key == "" {
+		return "", "", s3.Errorf(s3.ErrInvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+	}
+	return bucket, key, nil
+}
+
+// copySourcePreconditions evaluates x-amz-copy-source-if-*: any failure is 412.
+func copySourcePreconditions(h http.Header, etag string, mod time.Time) error {
+	c := http.Header{}
+	for _, k := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if v := h.Get("X-Amz-Copy-Source-" + k); v != "" {
+			c.Set(k, v)
+		}
+	}
+	if readPreconditions(c, etag, mod) != 0 {
+		return errPreconditionFailed
+	}
+	return nil
+}
+
+func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	key := reqOf(r).key
+	if len(key) > maxKeyLen {
+		g.writeError(w, r, errKeyTooLong)
+		return
+	}
+	if r.Header.Get("X-Amz-Copy-Source-Range") != "" {
+		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "Range specified is not valid for source object"))
+		return
+	}
+	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if _, err := g.store.GetBucket(r.Context(), sb); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	src, err := g.store.GetObject(r.Context(), sb, sk)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if err := copySourcePreconditions(r.Header, src.ETag, src.ModTime); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if src.Size > maxPutSize {
+		g.writeError(w, r, s3.Errorf(errInvalidRequest, "The specified copy source is larger than the maximum allowable size for a copy source: %d", int64(maxPutSize)))
+		return
+	}
+	directive := r.Header.Get("X-Amz-Metadata-Directive")
+	var meta objectMeta
+	switch directive {
+	case "", "COPY":
+		if _, err := parseObjectMeta(r.Header); err != nil { // still refuse unsupported features
+			g.writeError(w, r, err)
+			return
+		}
+		meta = objectMeta{contentType: src.ContentType, headers: src.Headers, userMeta: src.UserMeta}
+		if sb == b.Name && sk == key && r.Header.Get("X-Amz-Checksum-Algorithm") == "" {
+			g.writeError(w, r, s3.Errorf(errInvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."))
+			return
+		}
+	case "REPLACE":
+		if meta, err = parseObjectMeta(r.Header); err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+	default:
+		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "Unknown metadata directive."))
+		return
+	}
+	pre, err := writePrecondition(r.Header)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	algo := checksumAlgo(src)
+	if a := r.Header.Get("X-Amz-Checksum-Algorithm"); a != "" {
+		algo = strings.ToUpper(a)
+		if s3.NewChecksum(algo) == nil {
+			g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "x-amz-checksum-algorithm"))
+			return
+		}
+	}
+	if algo == "" {
+		algo = s3.CRC64NVME
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(g.readObject(r.Context(), pw, src, 0, src.Size))
+	}()
+	defer pr.Close()
+	bv, err := s3.NewBodyVerifier(pr, http.Header{}, nil, algo)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	obj, err := g.writeObject(r, b, key, bv, meta, pre)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	res := s3.CopyObjectResult{XMLNS: s3.XMLNS, LastModified: s3.FormatTime(obj.ModTime), ETag: `"` + obj.ETag + `"`}
+	switch a := checksumAlgo(obj); a {
+	case s3.CRC32:
+		res.ChecksumCRC32 = obj.Checksums[a]
+	case s3.CRC32C:
+		res.ChecksumCRC32C = obj.Checksums[a]
+	case s3.CRC64NVME:
+		res.ChecksumCRC64 = obj.Checksums[a]
+	case s3.SHA1:
+		res.ChecksumSHA1 = obj.Checksums[a]
+	case s3.SHA256:
+		res.ChecksumSHA256 = obj.Checksums[a]
+	}
+	g.writeXML(w, r, res)
+}

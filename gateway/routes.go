@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/gorilla/mux"
+
+	"github.com/sherdstore/sherd/gateway/s3"
+)
+
+// subresources are the S3 query parameters that select an operation other
+// than the plain one on a service, bucket or object. Those without a route
+// below answer NotImplemented (listed in docs/compatibility.md).
+var subresources = []string{
+	"accelerate", "acl", "analytics", "attributes", "cors", "delete", "encryption",
+	"intelligent-tiering", "inventory", "legal-hold", "lifecycle", "location", "logging",
+	"metadataTable", "metrics", "notification", "object-lock", "ownershipControls",
+	"partNumber", "policy", "policyStatus", "publicAccessBlock", "renameObject", "replication",
+	"requestPayment", "restore", "retention", "select", "session", "tagging", "torrent",
+	"uploadId", "uploads", "versionId", "versioning", "versions", "website",
+}
+
+// level matches requests on the service (0), a bucket (1) or an object (2).
+func level(n int) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool {
+		q := reqOf(r)
+		switch {
+		case q.bucket == "":
+			return n == 0
+		case q.key == "":
+			return n == 1
+		}
+		return n == 2
+	}
+}
+
+func hasQuery(k string) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool { return r.URL.Query().Has(k) }
+}
+
+func hasHeader(k string) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool { return r.Header.Get(k) != "" }
+}
+
+// anySubresource matches a request naming a subresource.
+func anySubresource(r *http.Request, _ *mux.RouteMatch) bool {
+	q := r.URL.Query()
+	return slices.ContainsFunc(subresources, q.Has)
+}
+
+func (g *Gateway) routes() *mux.Router {
+	root := mux.NewRouter().SkipClean(true)
+	svc := root.MatcherFunc(level(0)).Subrouter()
+	bkt := root.MatcherFunc(level(1)).Subrouter()
+	obj := root.MatcherFunc(level(2)).Subrouter()
+
+	svc.Methods(http.MethodGet).HandlerFunc(g.listBuckets)
+
+	// Bucket configuration reads that have nothing stored answer as AWS
+	// does for a bucket without that configuration; writes of them are
+	// NotImplemented.
+	for q, e := range map[string]*s3.Error{
+		"lifecycle": errNoSuchLifecycle, "policy": errNoSuchPolicy, "tagging": errNoSuchTagSet,
+		"cors": errNoSuchCORS, "website": errNoSuchWebsite, "encryption": errNoEncryptionConfig,
+		"object-lock": errObjectLockNotFound, "replication": errNoSuchReplication,
+		"ownershipControls": errOwnershipNotFound, "publicAccessBlock": errPublicAccessBlockNone,
+	} {
+		bkt.Methods(http.MethodGet).MatcherFunc(hasQuery(q)).HandlerFunc(g.bucketConfigAbsent(e))
+	}
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("location")).HandlerFunc(g.getBucketLocation)
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("versioning")).HandlerFunc(g.getBucketVersioning)
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
+	bkt.Methods(http.MethodGet).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
+	bkt.Methods(http.MethodGet).MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
+		return r.URL.Query().Get("list-type") == "2"
+	}).HandlerFunc(g.listObjectsV2)
+	bkt.Methods(http.MethodGet).HandlerFunc(g.listObjectsV1)
+	bkt.Methods(http.MethodHead).HandlerFunc(g.headBucket)
+	bkt.Methods(http.MethodPut).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
+	bkt.Methods(http.MethodPut).HandlerFunc(g.createBucket)
+	bkt.Methods(http.MethodDelete).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
+	bkt.Methods(http.MethodDelete).HandlerFunc(g.deleteBucket)
+	bkt.Methods(http.MethodPost).MatcherFunc(hasQuery("delete")).HandlerFunc(g.deleteObjects)
+	bkt.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
+
+	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
+	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
+	obj.Methods(http.MethodGet).HandlerFunc(g.getObject)
+	obj.Methods(http.MethodHead).HandlerFunc(g.getObject)
+	obj.Methods(http.MethodPut).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
+	obj.Methods(http.MethodPut).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.copyObject)
+	obj.Methods(http.MethodPut).HandlerFunc(g.putObject)
+	obj.Methods(http.MethodDelete).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
+	obj.Methods(http.MethodDelete).HandlerFunc(g.deleteObject)
+	obj.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
+
+	root.NotFoundHandler = http.HandlerFunc(g.notImplemented)
+	root.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.writeError(w, r, errMethodNotAllowed)
+	})
+	return root
+}
+
+func (g *Gateway) notImplemented(w http.ResponseWriter, r *http.Request) {
+	g.writeError(w, r, s3.ErrNotImplemented)
+}

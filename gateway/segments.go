@@ -1,0 +1,285 @@
+package gateway
+
+// The segment write and read paths (DESIGN.md §5).
+//
+// Invariants:
+//   - A segment's shards are written to the nodes placement chose, all in
+//     parallel, block by block: memory per PUT is a few erasure blocks
+//     whatever the object's size.
+//   - A node commits a shard only when its request body ends cleanly. If
+//     the client's body fails (I/O error, bad signature, bad digest) every
+//     shard stream is aborted, so no node commits.
+//   - The caller commits metadata only for a segment writeSegment returned
+//     without error: at least the write quorum (default k+1, never below k)
+//     of shards are stored and their hashes match what was encoded. Shards
+//     that were not written are recorded as "" in ShardHashes and returned
+//     for the repair queue. Below quorum, the shards that were written are
+//     deleted (best effort; anti-entropy removes unindexed leftovers) and
+//     the error wraps ErrUnavailable.
+//   - Reads take the k data shards of the stripes they need, verify every
+//     block hash and fall back to parity for missing, failing or corrupt
+//     shards; the bad shards go to the repair queue.
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sherdstore/sherd/erasure"
+	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/storagenode"
+)
+
+// ErrUnavailable means too few storage nodes answered for the operation.
+var ErrUnavailable = errors.New("not enough storage nodes available")
+
+// hashAlgoXXH3 is the segment's bitrot hash id (metadata.Segment.HashAlgo).
+const hashAlgoXXH3 = 1
+
+func newSegmentID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func toProfile(p metadata.ECProfile) erasure.Profile {
+	return erasure.Profile{K: p.K, M: p.M, BlockSize: p.BlockSize}
+}
+
+// codecs caches one erasure codec per profile.
+type codecs struct {
+	mu sync.Mutex
+	m  map[erasure.Profile]*erasure.Codec
+}
+
+func (c *codecs) get(p erasure.Profile) (*erasure.Codec, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cd, ok := c.m[p]; ok {
+		return cd, nil
+	}
+	cd, err := erasure.New(p)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[erasure.Profile]*erasure.Codec{}
+	}
+	c.m[p] = cd
+	return cd, nil
+}
+
+// quorum is the write quorum of a profile.
+func (g *Gateway) quorum(p erasure.Profile) int {
+	q := p.K + 1
+	if g.cfg.WriteQuorum > 0 {
+		q = g.cfg.WriteQuorum
+	}
+	return min(max(q, p.K), p.Shards())
+}
+
+// writeSegment erasure-codes r (read to EOF) into a new segment. It
+// returns ok=false and no error for an empty body (no segment is needed),
+// and the indexes of shards that were not stored. r's errors are returned
+// wrapped, unchanged in kind.
+func (g *Gateway) writeSegment(ctx context.Context, r io.Reader, prof erasure.Profile) (seg metadata.Segment, missing []int, ok bool, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if _, err := br.Peek(1); err == io.EOF {
+		return seg, nil, false, nil
+	} else if err != nil {
+		return seg, nil, false, err
+	}
+	codec, err := g.codecs.get(prof)
+	if err != nil {
+		return seg, nil, false, err
+	}
+	n := prof.Shards()
+	id := newSegmentID()
+	nodes, err := g.cluster.Place(id, n)
+	if err != nil {
+		return seg, nil, false, fmt.Errorf("place %s: %w: %w", id, ErrUnavailable, err)
+	}
+	quorum := g.quorum(prof)
+	stores := make([]storagenode.ShardStore, n)
+	live := 0
+	for i, nid := range nodes {
+		if st, isLive := g.cluster.Store(nid); isLive && st != nil {
+			stores[i] = st
+			live++
+		}
+	}
+	if live < quorum {
+		return seg, nil, false, fmt.Errorf("write %s: %d of %d nodes live, quorum %d: %w", id, live, n, quorum, ErrUnavailable)
+	}
+
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	writers := make([]io.Writer, n)
+	pipes := make([]*io.PipeWriter, n)
+	infos := make([]storagenode.ShardInfo, n)
+	putErrs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		if stores[i] == nil {
+			putErrs[i] = errors.New("node not live")
+			continue
+		}
+		pr, pw := io.Pipe()
+		pipes[i], writers[i] = pw, pw
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			infos[i], putErrs[i] = stores[i].Put(pctx, storagenode.ShardID{Segment: id, Index: i}, prof.FullShardBlock(), pr)
+			// Unblock the encoder if the node stopped reading early.
+			pr.CloseWithError(fmt.Errorf("shard %d: %w", i, errOr(putErrs[i], errors.New("node ended the request"))))
+		}()
+	}
+	res, encErr := codec.Encode(br, writers, quorum)
+	if encErr != nil {
+		// Abort every stream so no node commits a shard of this segment.
+		for _, pw := range pipes {
+			if pw != nil {
+				pw.CloseWithError(encErr)
+			}
+		}
+		cancel()
+		wg.Wait()
+		g.discard(id, nodes, putErrs)
+		if errors.Is(encErr, erasure.ErrTooFewShards) {
+			return seg, nil, false, fmt.Errorf("write %s: %w: %w", id, ErrUnavailable, encErr)
+		}
+		return seg, nil, false, encErr
+	}
+	for _, pw := range pipes {
+		if pw != nil {
+			pw.Close()
+		}
+	}
+	wg.Wait()
+
+	seg = metadata.Segment{
+		ID: id, Size: res.Size, HashAlgo: hashAlgoXXH3, Nodes: nodes, ShardHashes: make([]string, n),
+		Profile: metadata.ECProfile{K: prof.K, M: prof.M, BlockSize: prof.BlockSize},
+	}
+	stored := 0
+	for i := range n {
+		want := hex.EncodeToString(res.ShardHashes[i][:])
+		if res.ShardErrs[i] == nil && putErrs[i] == nil && infos[i].Hash == want {
+			seg.ShardHashes[i] = want
+			stored++
+			continue
+		}
+		if putErrs[i] == nil && infos[i].Hash != want {
+			g.log.Warn("shard stored with unexpected hash", "shard", storagenode.ShardID{Segment: id, Index: i}, "node", nodes[i])
+		}
+		missing = append(missing, i)
+	}
+	if stored < quorum {
+		g.discard(id, nodes, putErrs)
+		return metadata.Segment{}, nil, false, fmt.Errorf("write %s: %d of %d shards stored, quorum %d: %w", id, stored, n, quorum, ErrUnavailable)
+	}
+	return seg, missing, true, nil
+}
+
+func errOr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// discard deletes the shards of an uncommitted segment, in the background.
+func (g *Gateway) discard(id string, nodes []string, putErrs []error) {
+	for i, nid := range nodes {
+		if putErrs[i] != nil {
+			continue
+		}
+		st, _ := g.cluster.Store(nid)
+		if st == nil {
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := st.Delete(ctx, storagenode.ShardID{Segment: id, Index: i}); err != nil && !errors.Is(err, storagenode.ErrNotFound) {
+				g.log.Warn("discard shard", "segment", id, "shard", i, "err", err)
+			}
+		}()
+	}
+}
+
+// readObject writes length bytes of obj starting at off to w.
+func (g *Gateway) readObject(ctx context.Context, w io.Writer, obj metadata.Object, off, length int64) error {
+	for _, seg := range obj.Segments {
+		if length <= 0 {
+			break
+		}
+		if off >= seg.Size {
+			off -= seg.Size
+			continue
+		}
+		n := min(length, seg.Size-off)
+		if err := g.readSegment(ctx, w, seg, off, n); err != nil {
+			return err
+		}
+		length -= n
+		off = 0
+	}
+	if length > 0 {
+		return fmt.Errorf("read %s/%s: segments end %d bytes early: %w", obj.Bucket, obj.Key, length, erasure.ErrCorrupt)
+	}
+	return nil
+}
+
+func (g *Gateway) readSegment(ctx context.Context, w io.Writer, seg metadata.Segment, off, n int64) error {
+	codec, err := g.codecs.get(toProfile(seg.Profile))
+	if err != nil {
+		return err
+	}
+	open := func(ctx context.Context, i int, off, n int64) (io.ReadCloser, error) {
+		if i >= len(seg.Nodes) || seg.ShardHashes[i] == "" {
+			return nil, fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
+		}
+		st, live := g.cluster.Store(seg.Nodes[i])
+		if st == nil || !live {
+			return nil, fmt.Errorf("shard %d: node %s: %w", i, seg.Nodes[i], ErrUnavailable)
+		}
+		return st.Open(ctx, storagenode.ShardID{Segment: seg.ID, Index: i}, off, n)
+	}
+	bad, err := codec.ReadRange(ctx, w, seg.Size, off, n, open)
+	// Shards on a node that is down are not queued: they are likely intact
+	// and the node is anti-entropy's business when it returns or is removed.
+	var repair []int
+	for _, i := range bad {
+		if i < len(seg.Nodes) {
+			if _, live := g.cluster.Store(seg.Nodes[i]); live || seg.ShardHashes[i] == "" {
+				repair = append(repair, i)
+			}
+		}
+	}
+	if len(repair) > 0 {
+		g.queueRepair(seg, repair, "read")
+	}
+	if errors.Is(err, erasure.ErrTooFewShards) {
+		return fmt.Errorf("read segment %s: %w: %w", seg.ID, ErrUnavailable, err)
+	}
+	return err
+}
+
+// queueRepair records shards to rebuild, in the background: a failure
+// here only delays repair until anti-entropy finds the shards missing.
+func (g *Gateway) queueRepair(seg metadata.Segment, shards []int, reason string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := g.store.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: shards, Reason: reason, Time: g.now()}); err != nil {
+			g.log.Warn("queue repair", "segment", seg.ID, "shards", shards, "err", err)
+		}
+	}()
+}

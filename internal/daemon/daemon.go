@@ -1,0 +1,221 @@
+// Package daemon starts Sherd's processes from their configuration: storage nodes, gateways, and the embedded all-in-one server.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/sherdstore/sherd/erasure"
+	"github.com/sherdstore/sherd/gateway"
+	"github.com/sherdstore/sherd/metadata"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
+	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/storagenode/client"
+)
+
+// NodeTTL is the lease of a node's liveness key: a node that stops
+// renewing it is no longer live after this long.
+const NodeTTL = 5 * time.Second
+
+// EtcdClient connects to etcd at the comma-separated URLs.
+func EtcdClient(urls string) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: strings.Split(urls, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd %s: %w", urls, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Get(ctx, "/sherd/ping"); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcd %s: %w", urls, err)
+	}
+	return cli, nil
+}
+
+// NodeConfig configures a storage node.
+type NodeConfig struct {
+	ID      string // default: read from (or generated into) Dir/node-id
+	Dir     string
+	Addr    string // listen address; default 127.0.0.1:0
+	Advert  string // base URL others use; default http://<listen address>
+	Zone    string
+	Key     []byte // cluster key
+	Store   metadata.Store
+	Log     *slog.Logger
+	Timeout time.Duration // lease TTL; default NodeTTL
+}
+
+// Node is a running storage node.
+type Node struct {
+	ID    string
+	URL   string
+	store *storagenode.Store
+	srv   *http.Server
+	reg   metadata.Registration
+}
+
+// nodeID reads or creates dir/node-id.
+func nodeID(dir string) (string, error) {
+	p := filepath.Join(dir, "node-id")
+	if b, err := os.ReadFile(p); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var r [6]byte
+	rand.Read(r[:])
+	id := "node-" + hex.EncodeToString(r[:])
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// StartNode opens the node's shard store, serves its API and registers it.
+func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = NodeTTL
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if c.ID == "" {
+		id, err := nodeID(c.Dir)
+		if err != nil {
+			return nil, err
+		}
+		c.ID = id
+	}
+	st, err := storagenode.Open(filepath.Join(c.Dir, "shards"), storagenode.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if c.Advert == "" {
+		c.Advert = "http://" + ln.Addr().String()
+	}
+	log := c.Log.With("node", c.ID)
+	srv := &http.Server{Handler: storagenode.NewServer(st, c.Key, nil, log), ReadHeaderTimeout: 30 * time.Second}
+	go srv.Serve(ln)
+	reg, err := c.Store.RegisterNode(ctx, metadata.Node{ID: c.ID, Address: c.Advert, Zone: c.Zone, Started: time.Now().UTC()}, c.Timeout)
+	if err != nil {
+		srv.Close()
+		st.Close()
+		return nil, err
+	}
+	log.Info("storage node up", "url", c.Advert, "dir", c.Dir)
+	return &Node{ID: c.ID, URL: c.Advert, store: st, srv: srv, reg: reg}, nil
+}
+
+// Shards is the node's shard store (for tests and tools).
+func (n *Node) Shards() *storagenode.Store { return n.store }
+
+// Close deregisters the node, stops serving and closes the store.
+func (n *Node) Close() error {
+	err := n.reg.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.srv.Shutdown(ctx)
+	return errors.Join(err, n.store.Close())
+}
+
+// GatewayConfig configures a gateway.
+type GatewayConfig struct {
+	Addr        string // default 127.0.0.1:9000
+	Key         []byte
+	Store       metadata.Store
+	Credentials gateway.StaticCredentials
+	Domains     []string
+	Region      string
+	Profile     erasure.Profile
+	Log         *slog.Logger
+}
+
+// Gateway is a running S3 gateway.
+type Gateway struct {
+	URL    string
+	srv    *http.Server
+	cancel context.CancelFunc
+}
+
+// NodeHTTPClient is the HTTP client gateways use to reach nodes.
+func NodeHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		DisableCompression:    true,
+	}}
+}
+
+// StartGateway serves the S3 API on c.Addr.
+func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:9000"
+	}
+	hc := NodeHTTPClient()
+	cluster := gateway.NewCluster(func(n metadata.Node) storagenode.ShardStore {
+		return client.New(n.Address, c.Key, hc, nil)
+	})
+	wctx, cancel := context.WithCancel(context.Background())
+	if err := cluster.Watch(wctx, c.Store); err != nil {
+		cancel()
+		return nil, err
+	}
+	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cluster, Credentials: c.Credentials,
+		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	go srv.Serve(ln)
+	return &Gateway{URL: "http://" + ln.Addr().String(), srv: srv, cancel: cancel}, nil
+}
+
+// Close stops the gateway, letting requests in flight finish for a while.
+func (g *Gateway) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := g.srv.Shutdown(ctx)
+	g.cancel()
+	return err
+}
+
+// NewMetadataStore returns the etcd metadata store.
+func NewMetadataStore(cli *clientv3.Client) metadata.Store {
+	return metaetcd.New(cli, metaetcd.Options{})
+}

@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sherdstore/sherd/gateway"
+	"github.com/sherdstore/sherd/internal/etcdserver"
+	"github.com/sherdstore/sherd/metadata"
+)
+
+// ServerConfig configures the embedded all-in-one server.
+type ServerConfig struct {
+	Data        string // data directory: etcd/, node-1/ … node-N/, cluster.key
+	Addr        string // gateway address; default 127.0.0.1:9000
+	EtcdAddr    string // embedded etcd client address; default a free loopback port
+	Nodes       int    // default 6
+	Credentials gateway.StaticCredentials
+	Domains     []string
+	Log         *slog.Logger
+}
+
+// Server is the embedded default: etcd, N storage nodes and a gateway in
+// one process, talking over loopback like a real cluster.
+type Server struct {
+	cfg     ServerConfig
+	etcd    *etcdserver.Server
+	cli     *clientv3.Client
+	Store   metadata.Store
+	Key     []byte
+	Nodes   []*Node
+	Gateway *Gateway
+}
+
+// ClusterKey reads the key in path, creating a random one if absent.
+func ClusterKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	var k [32]byte
+	rand.Read(k[:])
+	s := hex.EncodeToString(k[:])
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+// StartServer starts everything; Close stops it.
+func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
+	if c.Nodes == 0 {
+		c.Nodes = 6
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(c.Data, 0o755); err != nil {
+		return nil, err
+	}
+	s = &Server{cfg: c}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.Key, err = ClusterKey(filepath.Join(c.Data, "cluster.key")); err != nil {
+		return nil, err
+	}
+	if s.etcd, err = etcdserver.Start(etcdserver.Options{Dir: filepath.Join(c.Data, "etcd"), ClientAddr: c.EtcdAddr, Log: c.Log}); err != nil {
+		return nil, err
+	}
+	if s.cli, err = s.etcd.Client(); err != nil {
+		return nil, err
+	}
+	s.Store = NewMetadataStore(s.cli)
+	for i := range c.Nodes {
+		n, err := s.startNode(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		s.Nodes = append(s.Nodes, n)
+	}
+	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
+		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) startNode(ctx context.Context, i int) (*Node, error) {
+	id := fmt.Sprintf("node-%d", i+1)
+	return StartNode(ctx, NodeConfig{ID: id, Dir: filepath.Join(s.cfg.Data, id), Key: s.Key, Store: s.Store, Log: s.cfg.Log})
+}
+
+// EtcdURL is the embedded etcd's client URL.
+func (s *Server) EtcdURL() string { return s.etcd.ClientURL() }
+
+// StopNode stops node i (0-based) as an operator would: it deregisters.
+func (s *Server) StopNode(i int) error {
+	if s.Nodes[i] == nil {
+		return nil
+	}
+	err := s.Nodes[i].Close()
+	s.Nodes[i] = nil
+	return err
+}
+
+// RestartNode starts node i again on its data directory.
+func (s *Server) RestartNode(ctx context.Context, i int) error {
+	if s.Nodes[i] != nil {
+		return nil
+	}
+	n, err := s.startNode(ctx, i)
+	if err != nil {
+		return err
+	}
+	s.Nodes[i] = n
+	return nil
+}
+
+// Close stops the gateway, the nodes and etcd.
+func (s *Server) Close() error {
+	var errs []error
+	if s.Gateway != nil {
+		errs = append(errs, s.Gateway.Close())
+	}
+	for i := range s.Nodes {
+		if s.Nodes[i] != nil {
+			errs = append(errs, s.Nodes[i].Close())
+		}
+	}
+	if s.cli != nil {
+		s.cli.Close()
+	}
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
+	return errors.Join(errs...)
+}
