@@ -93,7 +93,7 @@ func (s *Store) partKey(id string, n int) string  { return fmt.Sprintf("%s%05d",
 func (s *Store) segidxKey(seg metadata.Segment) string {
 	return fmt.Sprintf("%ssegidx/%03x/%s", s.prefix, seg.Partition(), seg.ID)
 }
-func (s *Store) gcKey(id string) string   { return s.prefix + "gc/" + id }
+func (s *Store) gcKey(id string) string         { return s.prefix + "gc/" + id }
 func (s *Store) nodeKey(id, part string) string { return s.prefix + "nodes/" + id + "/" + part }
 
 // NewID returns 128 random bits in hex: segment, version and upload ids.
