@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -32,13 +33,15 @@ type ServerConfig struct {
 // Server is the embedded default: etcd, N storage nodes and a gateway in
 // one process, talking over loopback like a real cluster.
 type Server struct {
-	cfg     ServerConfig
-	etcd    *etcdserver.Server
-	cli     *clientv3.Client
-	Store   metadata.Store
-	Key     []byte
-	Nodes   []*Node
-	Gateway *Gateway
+	cfg       ServerConfig
+	closeOnce sync.Once
+	closeErr  error
+	etcd      *etcdserver.Server
+	cli       *clientv3.Client
+	Store     metadata.Store
+	Key       []byte
+	Nodes     []*Node
+	Gateway   *Gateway
 }
 
 // ClusterKey reads the key in path, creating a random one if absent.
@@ -128,8 +131,13 @@ func (s *Server) RestartNode(ctx context.Context, i int) error {
 	return nil
 }
 
-// Close stops the gateway, the nodes and etcd.
+// Close stops the gateway, the nodes and etcd. It is idempotent.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
 	var errs []error
 	if s.Gateway != nil {
 		errs = append(errs, s.Gateway.Close())
