@@ -1,0 +1,161 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// etcdBinary is Debian's etcd-server (installed by .ci/run).
+const etcdBinary = "/usr/bin/etcd"
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// buildSherd builds cmd/sherd into dir.
+func buildSherd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "sherd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/sherdstore/sherd/cmd/sherd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is a child process that dies with the test (and with the test
+// binary: Pdeathsig).
+type process struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	line chan string
+}
+
+func spawn(t *testing.T, env []string, name string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, _ := cmd.StdoutPipe()
+	p := &process{cmd: cmd, out: &bytes.Buffer{}, line: make(chan string, 100)}
+	cmd.Stderr = p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case p.line <- sc.Text():
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *process) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+// waitLine waits for an output line starting with prefix.
+func (p *process) waitLine(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case l := <-p.line:
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("no %q from %s; stderr:\n%s", prefix, p.cmd.Path, p.out)
+		}
+	}
+}
+
+// TestMultiProcess runs a real cluster: Debian's etcd, 6 `sherd node`
+// processes and `sherd gateway` processes, all separate OS processes.
+func TestMultiProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and spawns processes")
+	}
+	if _, err := os.Stat(etcdBinary); err != nil {
+		t.Skipf("%s not installed (apt-get install etcd-server; .ci/run does)", etcdBinary)
+	}
+	dir := t.TempDir()
+	bin := buildSherd(t, dir)
+	client, peer := freePort(t), freePort(t)
+	etcd := spawn(t, nil, etcdBinary, "--name", "e1", "--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+		"--initial-cluster", "e1=http://"+peer)
+	_ = etcd
+	etcdURL := "http://" + client
+	env := []string{"SHERD_CLUSTER_KEY=multi-process-cluster-key", "SHERD_ROOT_USER=" + rootUser, "SHERD_ROOT_PASSWORD=" + rootPass}
+	var nodes []*process
+	for i := range 6 {
+		n := spawn(t, env, bin, "node", "--etcd", etcdURL, "--data", filepath.Join(dir, fmt.Sprintf("n%d", i)), "--id", fmt.Sprintf("node-%d", i+1))
+		n.waitLine(t, "Sherd storage node")
+		nodes = append(nodes, n)
+	}
+	startGateway := func() (*process, string) {
+		addr := freePort(t)
+		g := spawn(t, env, bin, "gateway", "--etcd", etcdURL, "--address", addr)
+		g.waitLine(t, "Sherd S3 endpoint")
+		return g, "http://" + addr
+	}
+	gw1, url1 := startGateway()
+	_, url2 := startGateway()
+	c1, c2 := minioClient(t, url1, false), minioClient(t, url2, false)
+	if err := c1.MakeBucket(ctx, "multi", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(5<<20+3, 21)
+	if _, err := c1.PutObject(ctx, "multi", "obj", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(c *minio.Client, key string, want []byte) {
+		t.Helper()
+		o, err := c.GetObject(ctx, "multi", key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, o); !bytes.Equal(got, want) {
+			t.Fatalf("%s differs", key)
+		}
+	}
+	get(c2, "obj", data) // written through one gateway, read through the other
+	// SIGKILL a node: reads reconstruct, writes still reach the quorum.
+	nodes[3].kill()
+	get(c2, "obj", data)
+	data2 := randomBytes(1<<20, 22)
+	if _, err := c2.PutObject(ctx, "multi", "obj2", bytes.NewReader(data2), int64(len(data2)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Kill a gateway; the other serves everything.
+	gw1.kill()
+	get(c2, "obj2", data2)
+	get(c2, "obj", data)
+}
