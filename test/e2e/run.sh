@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# End-to-end suite: drives the built `sherd server` with the aws CLI,
+# boto3 (default settings: checksum trailers) and curl. Run by `make e2e`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+for tool in aws curl go; do
+	command -v "$tool" >/dev/null || { echo "e2e: $tool is required" >&2; exit 1; }
+done
+PYTHON=
+for p in python3 /usr/bin/python3; do
+	if "$p" -c 'import boto3' 2>/dev/null; then PYTHON=$p; break; fi
+done
+[ -n "$PYTHON" ] || { echo "e2e: python3 with boto3 is required" >&2; exit 1; }
+
+go build -o bin/ ./cmd/sherd
+WORK=$(mktemp -d)
+PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export SHERD_ROOT_USER=e2e-user SHERD_ROOT_PASSWORD=e2e-secret-password
+bin/sherd server --data "$WORK/data" --address "127.0.0.1:$PORT" >"$WORK/server.out" 2>"$WORK/server.log" &
+SERVER=$!
+cleanup() {
+	kill "$SERVER" 2>/dev/null || true
+	wait "$SERVER" 2>/dev/null || true
+	if [ "${E2E_FAILED:-0}" = 1 ]; then echo "--- server log ---"; tail -50 "$WORK/server.log"; fi
+	rm -rf "$WORK"
+}
+trap 'E2E_FAILED=1' ERR
+trap cleanup EXIT
+
+for _ in $(seq 1 300); do
+	grep -q '^Sherd S3 endpoint' "$WORK/server.out" && break
+	kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
+	sleep 0.1
+done
+grep -q '^Sherd S3 endpoint' "$WORK/server.out" || { echo "e2e: server did not start" >&2; exit 1; }
+EP="http://127.0.0.1:$PORT"
+export SHERD_ENDPOINT=$EP
+export AWS_ACCESS_KEY_ID=$SHERD_ROOT_USER AWS_SECRET_ACCESS_KEY=$SHERD_ROOT_PASSWORD
+export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+s3() { aws --endpoint-url "$EP" s3 "$@"; }
+step() { echo "e2e: $*"; }
+
+step "aws s3 mb / ls"
+s3 mb s3://e2e-cli >/dev/null
+s3 ls | grep -q e2e-cli
+
+step "aws s3 cp up and down, byte for byte"
+mkdir -p "$WORK/up" "$WORK/down"
+: >"$WORK/up/empty"
+printf x >"$WORK/up/one"
+head -c 7340031 /dev/urandom >"$WORK/up/seven-mib"
+for f in empty one seven-mib; do
+	s3 cp --only-show-errors "$WORK/up/$f" "s3://e2e-cli/files/$f"
+	s3 cp --only-show-errors "s3://e2e-cli/files/$f" "$WORK/down/$f"
+	cmp "$WORK/up/$f" "$WORK/down/$f"
+done
+s3 ls s3://e2e-cli/files/ | grep -q 'seven-mib'
+[ "$(s3 ls --recursive s3://e2e-cli | wc -l)" = 3 ]
+
+step "aws s3 sync of a directory, both ways"
+mkdir -p "$WORK/tree/a/b" "$WORK/back"
+for i in $(seq 1 20); do head -c $((i * 1000)) /dev/urandom >"$WORK/tree/a/f$i"; done
+for i in $(seq 1 5); do head -c $((i * 333)) /dev/urandom >"$WORK/tree/a/b/g$i"; done
+s3 sync --only-show-errors "$WORK/tree" s3://e2e-cli/tree
+s3 sync --only-show-errors s3://e2e-cli/tree "$WORK/back"
+diff -r "$WORK/tree" "$WORK/back"
+# A second sync has nothing to do.
+[ -z "$(s3 sync "$WORK/tree" s3://e2e-cli/tree)" ]
+
+step "aws s3 presign + curl"
+URL=$(s3 presign s3://e2e-cli/files/seven-mib --expires-in 300)
+curl -fsS -o "$WORK/presigned" "$URL"
+cmp "$WORK/up/seven-mib" "$WORK/presigned"
+# Tampered and expired URLs are refused.
+code=$(curl -s -o /dev/null -w '%{http_code}' "${URL/seven-mib/one}")
+[ "$code" = 403 ]
+URL=$(s3 presign s3://e2e-cli/files/one --expires-in 1)
+sleep 2
+code=$(curl -s -o "$WORK/expired.xml" -w '%{http_code}' "$URL")
+[ "$code" = 403 ] && grep -q AccessDenied "$WORK/expired.xml"
+# Range through curl on a presigned URL.
+URL=$(s3 presign s3://e2e-cli/files/seven-mib --expires-in 300)
+curl -fsS -r 1000-1999 -o "$WORK/range" "$URL"
+cmp "$WORK/range" <(tail -c +1001 "$WORK/up/seven-mib" | head -c 1000)
+
+step "aws s3 rm / rb"
+s3 rm --only-show-errors s3://e2e-cli/files/one
+! s3 ls s3://e2e-cli/files/one >/dev/null
+if s3 rb s3://e2e-cli 2>/dev/null; then echo "rb of a non-empty bucket succeeded" >&2; exit 1; fi
+s3 rm --only-show-errors --recursive s3://e2e-cli
+s3 rb s3://e2e-cli >/dev/null
+! s3 ls | grep -q e2e-cli
+
+step "boto3 with default settings"
+"$PYTHON" test/e2e/boto3_e2e.py
+
+echo "e2e: all passed"
