@@ -341,9 +341,6 @@ func objectHeaders(obj metadata.Object) http.Header {
 	for k, v := range obj.UserMeta {
 		h[metaPrefix+k] = []string{v} // keep the case the client sent
 	}
-	if obj.PartCount > 0 {
-		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(obj.PartCount))
-	}
 	return h
 }
 
@@ -380,7 +377,16 @@ func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, errPreconditionFailed)
 		return
 	}
-	off, length, partial, err := s3.ParseRange(r.Header.Get("Range"), obj.Size)
+	var off, length int64
+	var partial bool
+	if q.Has("partNumber") {
+		off, length, partial, err = partRange(q.Get("partNumber"), obj)
+		if partial {
+			hdr.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(obj.PartCount))
+		}
+	} else {
+		off, length, partial, err = s3.ParseRange(r.Header.Get("Range"), obj.Size)
+	}
 	if err != nil {
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
 		g.writeError(w, r, err)
@@ -419,6 +425,28 @@ func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
 		g.log.Error("GET failed mid-stream", "bucket", b.Name, "key", obj.Key, "err", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// partRange is the byte range of part n of obj (GetObject?partNumber=n).
+// An object that was not uploaded in parts is its own part 1.
+func partRange(n string, obj metadata.Object) (off, length int64, partial bool, err error) {
+	num, perr := strconv.Atoi(n)
+	if perr != nil || num < 1 || num > maxParts {
+		return 0, 0, false, s3.Errorf(s3.ErrInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
+	}
+	if obj.PartCount == 0 {
+		if num != 1 {
+			return 0, 0, false, errInvalidPartNum
+		}
+		return 0, obj.Size, false, nil
+	}
+	if num > len(obj.Segments) {
+		return 0, 0, false, errInvalidPartNum
+	}
+	for _, s := range obj.Segments[:num-1] {
+		off += s.Size
+	}
+	return off, obj.Segments[num-1].Size, true, nil
 }
 
 // lazyWriter sends the status line and headers with the first bytes.

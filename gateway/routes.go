@@ -43,6 +43,14 @@ func hasHeader(k string) mux.MatcherFunc {
 	return func(r *http.Request, _ *mux.RouteMatch) bool { return r.Header.Get(k) != "" }
 }
 
+// onlyQuery matches a request whose only subresource is k.
+func onlyQuery(k string) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool {
+		q := r.URL.Query()
+		return q.Has(k) && !slices.ContainsFunc(subresources, func(s string) bool { return s != k && q.Has(s) })
+	}
+}
+
 // anySubresource matches a request naming a subresource.
 func anySubresource(r *http.Request, _ *mux.RouteMatch) bool {
 	q := r.URL.Query()
@@ -71,6 +79,7 @@ func (g *Gateway) routes() *mux.Router {
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("location")).HandlerFunc(g.getBucketLocation)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("versioning")).HandlerFunc(g.getBucketVersioning)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("uploads")).HandlerFunc(g.listUploads)
 	bkt.Methods(http.MethodGet).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	bkt.Methods(http.MethodGet).MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
 		return r.URL.Query().Get("list-type") == "2"
@@ -85,14 +94,21 @@ func (g *Gateway) routes() *mux.Router {
 	bkt.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
 
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
+	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("uploadId")).HandlerFunc(g.listParts)
+	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(onlyQuery("partNumber")).HandlerFunc(g.getObject)
 	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	obj.Methods(http.MethodGet).HandlerFunc(g.getObject)
 	obj.Methods(http.MethodHead).HandlerFunc(g.getObject)
+	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("uploadId")).MatcherFunc(hasQuery("partNumber")).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.uploadPartCopy)
+	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("uploadId")).MatcherFunc(hasQuery("partNumber")).HandlerFunc(g.uploadPart)
 	obj.Methods(http.MethodPut).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	obj.Methods(http.MethodPut).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.copyObject)
 	obj.Methods(http.MethodPut).HandlerFunc(g.putObject)
+	obj.Methods(http.MethodDelete).MatcherFunc(hasQuery("uploadId")).HandlerFunc(g.abortUpload)
 	obj.Methods(http.MethodDelete).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	obj.Methods(http.MethodDelete).HandlerFunc(g.deleteObject)
+	obj.Methods(http.MethodPost).MatcherFunc(hasQuery("uploads")).HandlerFunc(g.createUpload)
+	obj.Methods(http.MethodPost).MatcherFunc(hasQuery("uploadId")).HandlerFunc(g.completeUpload)
 	obj.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
 
 	root.NotFoundHandler = http.HandlerFunc(g.notImplemented)

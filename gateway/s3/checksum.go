@@ -206,3 +206,98 @@ func (v *BodyVerifier) MD5() []byte { return v.md5Result }
 
 // Checksums maps each computed algorithm to its base64 value (valid after EOF).
 func (v *BodyVerifier) Checksums() map[string]string { return v.computed }
+
+// crcPoly is the reflected polynomial and width of each CRC algorithm.
+func crcPoly(algo string) (poly uint64, width int, ok bool) {
+	switch algo {
+	case CRC32:
+		return uint64(crc32.IEEE), 32, true
+	case CRC32C:
+		return uint64(crc32.Castagnoli), 32, true
+	case CRC64NVME:
+		return 0x9a6c9329ac4bc9b5, 64, true
+	}
+	return 0, 0, false
+}
+
+// IsCRC says whether algo is a CRC (and so can be combined).
+func IsCRC(algo string) bool { _, _, ok := crcPoly(algo); return ok }
+
+func gf2Times(mat []uint64, vec uint64) uint64 {
+	var sum uint64
+	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
+		if vec&1 != 0 {
+			sum ^= mat[i]
+		}
+	}
+	return sum
+}
+
+func gf2Square(square, mat []uint64) {
+	for n := range mat {
+		square[n] = gf2Times(mat, mat[n])
+	}
+}
+
+// CombineCRC returns the CRC of A||B from crc(A), crc(B) and len(B) (zlib's
+// crc32_combine, for any reflected CRC with all-ones init and final xor).
+func CombineCRC(algo string, crcA, crcB uint64, lenB int64) uint64 {
+	poly, width, ok := crcPoly(algo)
+	if !ok || lenB <= 0 {
+		if lenB <= 0 {
+			return crcA
+		}
+		return 0
+	}
+	odd, even := make([]uint64, width), make([]uint64, width)
+	odd[0] = poly // the operator for one zero bit
+	row := uint64(1)
+	for n := 1; n < width; n++ {
+		odd[n] = row
+		row <<= 1
+	}
+	gf2Square(even, odd) // two zero bits
+	gf2Square(odd, even) // four zero bits
+	for {
+		gf2Square(even, odd)
+		if lenB&1 != 0 {
+			crcA = gf2Times(even, crcA)
+		}
+		if lenB >>= 1; lenB == 0 {
+			break
+		}
+		gf2Square(odd, even)
+		if lenB&1 != 0 {
+			crcA = gf2Times(odd, crcA)
+		}
+		if lenB >>= 1; lenB == 0 {
+			break
+		}
+	}
+	return crcA ^ crcB
+}
+
+// DecodeCRC parses a base64 CRC value of algo.
+func DecodeCRC(algo, b64 string) (uint64, bool) {
+	_, width, ok := crcPoly(algo)
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || err != nil || len(b) != width/8 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v, true
+}
+
+// EncodeCRC writes a CRC of algo as base64 (big-endian, as S3 does).
+func EncodeCRC(algo string, v uint64) string {
+	_, width, _ := crcPoly(algo)
+	b := make([]byte, width/8)
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}

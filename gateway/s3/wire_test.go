@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -237,5 +238,25 @@ func TestSigV2(t *testing.T) {
 	alt, _ := http.NewRequest("GET", strings.Replace(p.URL.String(), "/k?", "/j?", 1), nil)
 	if _, err := lv.VerifyV2(alt, ""); !errors.Is(err, ErrSignatureDoesNotMatch) {
 		t.Fatalf("altered: %v", err)
+	}
+}
+
+// TestCombineCRC checks CombineCRC against the plain CRC of the concatenation.
+func TestCombineCRC(t *testing.T) {
+	for _, algo := range []string{CRC32, CRC32C, CRC64NVME} {
+		for _, sizes := range [][2]int{{0, 5}, {5, 0}, {1, 1}, {1000, 1}, {3, 70000}, {1 << 20, 12345}} {
+			a, b := bytes.Repeat([]byte{0x5a}, sizes[0]), make([]byte, sizes[1])
+			for i := range b {
+				b[i] = byte(i * 7)
+			}
+			crc := func(p []byte) uint64 {
+				v, _ := DecodeCRC(algo, sumB64(algo, string(p)))
+				return v
+			}
+			want := crc(append(append([]byte{}, a...), b...))
+			if got := CombineCRC(algo, crc(a), crc(b), int64(len(b))); got != want {
+				t.Errorf("%s %v: %x, want %x", algo, sizes, got, want)
+			}
+		}
 	}
 }

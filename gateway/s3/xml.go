@@ -161,3 +161,146 @@ func DecodeXML(r io.Reader, v any) error {
 	}
 	return nil
 }
+
+// InitiateMultipartUploadResult is the CreateMultipartUpload answer.
+type InitiateMultipartUploadResult struct {
+	XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+	XMLNS    string   `xml:"xmlns,attr"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	UploadID string   `xml:"UploadId"`
+}
+
+// Checksums are the checksum elements of parts and objects.
+type Checksums struct {
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+}
+
+// Get returns the value for algo.
+func (c Checksums) Get(algo string) string {
+	switch algo {
+	case CRC32:
+		return c.ChecksumCRC32
+	case CRC32C:
+		return c.ChecksumCRC32C
+	case CRC64NVME:
+		return c.ChecksumCRC64NVME
+	case SHA1:
+		return c.ChecksumSHA1
+	case SHA256:
+		return c.ChecksumSHA256
+	}
+	return ""
+}
+
+// Set stores the value for algo.
+func (c *Checksums) Set(algo, v string) {
+	switch algo {
+	case CRC32:
+		c.ChecksumCRC32 = v
+	case CRC32C:
+		c.ChecksumCRC32C = v
+	case CRC64NVME:
+		c.ChecksumCRC64NVME = v
+	case SHA1:
+		c.ChecksumSHA1 = v
+	case SHA256:
+		c.ChecksumSHA256 = v
+	}
+}
+
+// CompletePart is one part named in CompleteMultipartUpload.
+type CompletePart struct {
+	PartNumber int    `xml:"PartNumber"`
+	ETag       string `xml:"ETag"`
+	Checksums
+}
+
+// CompleteMultipartUpload is the CompleteMultipartUpload body.
+type CompleteMultipartUpload struct {
+	XMLName xml.Name       `xml:"CompleteMultipartUpload"`
+	Parts   []CompletePart `xml:"Part"`
+}
+
+// CompleteMultipartUploadResult is the CompleteMultipartUpload answer.
+type CompleteMultipartUploadResult struct {
+	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+	XMLNS    string   `xml:"xmlns,attr"`
+	Location string   `xml:"Location"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	ETag     string   `xml:"ETag"`
+	Checksums
+	ChecksumType string `xml:"ChecksumType,omitempty"`
+}
+
+// CopyPartResult is the UploadPartCopy answer.
+type CopyPartResult struct {
+	XMLName      xml.Name `xml:"CopyPartResult"`
+	XMLNS        string   `xml:"xmlns,attr"`
+	LastModified string   `xml:"LastModified"`
+	ETag         string   `xml:"ETag"`
+	Checksums
+}
+
+// PartEntry is one part of ListParts.
+type PartEntry struct {
+	PartNumber   int    `xml:"PartNumber"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	Checksums
+}
+
+// ListPartsResult is the ListParts answer.
+type ListPartsResult struct {
+	XMLName              xml.Name    `xml:"ListPartsResult"`
+	XMLNS                string      `xml:"xmlns,attr"`
+	Bucket               string      `xml:"Bucket"`
+	Key                  string      `xml:"Key"`
+	UploadID             string      `xml:"UploadId"`
+	Initiator            Owner       `xml:"Initiator"`
+	Owner                Owner       `xml:"Owner"`
+	StorageClass         string      `xml:"StorageClass"`
+	PartNumberMarker     int         `xml:"PartNumberMarker"`
+	NextPartNumberMarker int         `xml:"NextPartNumberMarker"`
+	MaxParts             int         `xml:"MaxParts"`
+	IsTruncated          bool        `xml:"IsTruncated"`
+	ChecksumAlgorithm    string      `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType         string      `xml:"ChecksumType,omitempty"`
+	Parts                []PartEntry `xml:"Part"`
+}
+
+// UploadEntry is one upload of ListMultipartUploads.
+type UploadEntry struct {
+	Key               string `xml:"Key"`
+	UploadID          string `xml:"UploadId"`
+	Initiator         Owner  `xml:"Initiator"`
+	Owner             Owner  `xml:"Owner"`
+	StorageClass      string `xml:"StorageClass"`
+	Initiated         string `xml:"Initiated"`
+	ChecksumAlgorithm string `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType      string `xml:"ChecksumType,omitempty"`
+}
+
+// ListMultipartUploadsResult is the ListMultipartUploads answer.
+type ListMultipartUploadsResult struct {
+	XMLName            xml.Name       `xml:"ListMultipartUploadsResult"`
+	XMLNS              string         `xml:"xmlns,attr"`
+	Bucket             string         `xml:"Bucket"`
+	KeyMarker          string         `xml:"KeyMarker"`
+	UploadIDMarker     string         `xml:"UploadIdMarker"`
+	NextKeyMarker      string         `xml:"NextKeyMarker"`
+	NextUploadIDMarker string         `xml:"NextUploadIdMarker"`
+	Prefix             string         `xml:"Prefix"`
+	Delimiter          string         `xml:"Delimiter,omitempty"`
+	MaxUploads         int            `xml:"MaxUploads"`
+	IsTruncated        bool           `xml:"IsTruncated"`
+	EncodingType       string         `xml:"EncodingType,omitempty"`
+	Uploads            []UploadEntry  `xml:"Upload"`
+	CommonPrefixes     []CommonPrefix `xml:"CommonPrefixes"`
+}

@@ -277,6 +277,9 @@ func (s *Store) releaseOps(old *metadata.Object, now time.Time) []clientv3.Op {
 	ops := make([]clientv3.Op, 0, len(old.Segments))
 	for i := range old.Segments {
 		seg := old.Segments[i]
+		if seg.ID == "" { // an empty part holds no data
+			continue
+		}
 		e := metadata.GCEntry{V: metadata.Version, ID: seg.ID, Kind: metadata.GCSegment, Time: now, Segment: &seg}
 		ops = append(ops, clientv3.OpPut(s.gcKey(e.ID), mustJSON(e)))
 	}
@@ -300,7 +303,9 @@ func (s *Store) writeChunks(ctx context.Context, vid string, segs []metadata.Seg
 		for a := 0; a < len(chunk); a += maxTxnOps {
 			var ops []clientv3.Op
 			for _, seg := range chunk[a:min(a+maxTxnOps, len(chunk))] {
-				ops = append(ops, clientv3.OpPut(s.segidxKey(seg), mustJSON(seg)))
+				if seg.ID != "" {
+					ops = append(ops, clientv3.OpPut(s.segidxKey(seg), mustJSON(seg)))
+				}
 			}
 			if _, err := s.kv.Txn(ctx).Then(ops...).Commit(); err != nil {
 				return n, err
@@ -333,7 +338,9 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 		obj.Segments, obj.SegmentChunks = nil, n
 	} else {
 		for _, seg := range segs {
-			indexOps = append(indexOps, clientv3.OpPut(s.segidxKey(seg), mustJSON(seg)))
+			if seg.ID != "" {
+				indexOps = append(indexOps, clientv3.OpPut(s.segidxKey(seg), mustJSON(seg)))
+			}
 		}
 	}
 	err := s.commitObject(ctx, obj, pre, indexOps, nil, nil)

@@ -66,10 +66,9 @@ func (s *Store) PutPart(ctx context.Context, u metadata.Upload, p metadata.Part)
 		if len(ukvs) == 0 {
 			return fmt.Errorf("put part %d of %s: %w", p.Number, u.UploadID, metadata.ErrNoSuchUpload)
 		}
-		ops := []clientv3.Op{
-			clientv3.OpPut(pk, mustJSON(p)),
-			clientv3.OpPut(s.segidxKey(p.Segment), mustJSON(p.Segment)),
-			clientv3.OpPut(uk, string(ukvs[0].Value)),
+		ops := []clientv3.Op{clientv3.OpPut(pk, mustJSON(p)), clientv3.OpPut(uk, string(ukvs[0].Value))}
+		if p.Segment.ID != "" { // an empty part holds no data
+			ops = append(ops, clientv3.OpPut(s.segidxKey(p.Segment), mustJSON(p.Segment)))
 		}
 		var partRev int64
 		if len(pkvs) > 0 {
@@ -78,7 +77,7 @@ func (s *Store) PutPart(ctx context.Context, u metadata.Upload, p metadata.Part)
 			if err := json.Unmarshal(pkvs[0].Value, &old); err != nil {
 				return fmt.Errorf("put part %d: %w", p.Number, err)
 			}
-			if old.Segment.ID != p.Segment.ID {
+			if old.Segment.ID != p.Segment.ID && old.Segment.ID != "" {
 				seg := old.Segment
 				e := metadata.GCEntry{V: metadata.Version, ID: seg.ID, Kind: metadata.GCSegment, Time: s.now(), Segment: &seg}
 				ops = append(ops, clientv3.OpPut(s.gcKey(e.ID), mustJSON(e)))

@@ -69,6 +69,21 @@ s3.upload_fileobj(io.BytesIO(data), b, "transfer")
 s3.download_fileobj(b, "transfer", buf)
 assert buf.getvalue() == data
 
+# upload_file / download_file above the multipart threshold (8 MiB): parts
+# with CRC32 checksums, a COMPOSITE object checksum.
+big = os.urandom(20 * 1024 * 1024 + 5)
+s3.upload_fileobj(io.BytesIO(big), b, "big")
+h = s3.head_object(Bucket=b, Key="big", ChecksumMode="ENABLED")
+assert h["ETag"].endswith('-3"') and h["ContentLength"] == len(big), h
+buf = io.BytesIO()
+s3.download_fileobj(b, "big", buf)
+assert buf.getvalue() == big
+mp = s3.create_multipart_upload(Bucket=b, Key="aborted")
+s3.upload_part(Bucket=b, Key="aborted", UploadId=mp["UploadId"], PartNumber=1, Body=b"x" * 100)
+assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=b).get("Uploads", [])] == ["aborted"]
+s3.abort_multipart_upload(Bucket=b, Key="aborted", UploadId=mp["UploadId"])
+expect_error("NoSuchUpload", 404, s3.list_parts, Bucket=b, Key="aborted", UploadId=mp["UploadId"])
+
 # Listing with a paginator.
 for i in range(12):
     s3.put_object(Bucket=b, Key=f"many/{i:02d}", Body=b"")

@@ -50,13 +50,15 @@ mkdir -p "$WORK/up" "$WORK/down"
 : >"$WORK/up/empty"
 printf x >"$WORK/up/one"
 head -c 7340031 /dev/urandom >"$WORK/up/seven-mib"
-for f in empty one seven-mib; do
+head -c 26214411 /dev/urandom >"$WORK/up/multipart" # above the CLI's 8 MiB threshold
+for f in empty one seven-mib multipart; do
 	s3 cp --only-show-errors "$WORK/up/$f" "s3://e2e-cli/files/$f"
 	s3 cp --only-show-errors "s3://e2e-cli/files/$f" "$WORK/down/$f"
 	cmp "$WORK/up/$f" "$WORK/down/$f"
 done
 s3 ls s3://e2e-cli/files/ | grep -q 'seven-mib'
-[ "$(s3 ls --recursive s3://e2e-cli | wc -l)" = 3 ]
+[ "$(s3 ls --recursive s3://e2e-cli | wc -l)" = 4 ]
+aws --endpoint-url "$EP" s3api head-object --bucket e2e-cli --key files/multipart | grep -q '"ETag": "\\"[0-9a-f]*-4\\""' 
 
 step "aws s3 sync of a directory, both ways"
 mkdir -p "$WORK/tree/a/b" "$WORK/back"

@@ -1,0 +1,194 @@
+package test
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sherdstore/sherd/internal/daemon"
+)
+
+// TestMultipart: parts uploaded in parallel through two gateways, a part
+// replaced, UploadPartCopy with a range, the completion checks, the S3
+// multipart ETag and FULL_OBJECT / COMPOSITE checksums.
+func TestMultipart(t *testing.T) {
+	s := startServer(t, "")
+	g2, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: "127.0.0.1:0", Key: s.Key, Store: s.Store, Credentials: map[string]string{rootUser: rootPass}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	c1, c2 := awsClient(t, s.Gateway.URL, true, rootPass), awsClient(t, g2.URL, true, rootPass)
+	b := aws.String("mpu")
+	if _, err := c1.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	const partSize = 5 << 20
+	data := randomBytes(4*partSize+1234, 31)
+	src := randomBytes(partSize+100, 32)
+	if _, err := c1.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("src"), Body: bytes.NewReader(src)}); err != nil {
+		t.Fatal(err)
+	}
+
+	crc := func(p []byte) string {
+		v := make([]byte, 4)
+		binary.BigEndian.PutUint32(v, crc32.ChecksumIEEE(p))
+		return base64.StdEncoding.EncodeToString(v)
+	}
+	key := aws.String("big object")
+	up, err := c1.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: key,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32, ChecksumType: types.ChecksumTypeFullObject, Metadata: map[string]string{"m": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Parts 1..5 in parallel, alternating gateways; part 5 is the short tail.
+	etags := make([]string, 5)
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := c1
+			if i%2 == 1 {
+				c = c2
+			}
+			body := data[i*partSize : min((i+1)*partSize, len(data))]
+			out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+				Body: bytes.NewReader(body), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+			if err != nil {
+				errs <- err
+				return
+			}
+			etags[i] = *out.ETag
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Replace part 2 with the same bytes uploaded again: the old segment goes to gc.
+	out, err := c2.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(2),
+		Body: bytes.NewReader(data[partSize : 2*partSize]), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	if err != nil || *out.ETag != etags[1] {
+		t.Fatalf("replace part 2: %v", err)
+	}
+	// Listing parts, two per page.
+	var listed []int32
+	lp := s3.NewListPartsPaginator(c1, &s3.ListPartsInput{Bucket: b, Key: key, UploadId: up.UploadId, MaxParts: aws.Int32(2)})
+	for lp.HasMorePages() {
+		page, err := lp.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range page.Parts {
+			listed = append(listed, *p.PartNumber)
+		}
+	}
+	if fmt.Sprint(listed) != "[1 2 3 4 5]" {
+		t.Fatalf("ListParts %v", listed)
+	}
+	ups, err := c1.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: b})
+	if err != nil || len(ups.Uploads) != 1 || *ups.Uploads[0].UploadId != *up.UploadId {
+		t.Fatalf("ListMultipartUploads %+v %v", ups, err)
+	}
+	parts := func(nums ...int) *types.CompletedMultipartUpload {
+		var cp []types.CompletedPart
+		for _, n := range nums {
+			cp = append(cp, types.CompletedPart{PartNumber: aws.Int32(int32(n)), ETag: aws.String(etags[n-1])})
+		}
+		return &types.CompletedMultipartUpload{Parts: cp}
+	}
+	complete := func(mp *types.CompletedMultipartUpload, full string) error {
+		in := &s3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId, MultipartUpload: mp}
+		if full != "" {
+			in.ChecksumCRC32, in.ChecksumType = aws.String(full), types.ChecksumTypeFullObject
+		}
+		_, err := c1.CompleteMultipartUpload(ctx, in)
+		return err
+	}
+	wantErr(t, "out of order", complete(parts(2, 1, 3, 4, 5), ""), "InvalidPartOrder", 400)
+	bad := parts(1, 2, 3, 4, 5)
+	bad.Parts[2].ETag = aws.String(`"00000000000000000000000000000000"`)
+	wantErr(t, "wrong etag", complete(bad, ""), "InvalidPart", 400)
+	wantErr(t, "missing part", complete(&types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(9), ETag: aws.String(etags[0])}}}, ""), "InvalidPart", 400)
+	wantErr(t, "small part not last", complete(parts(1, 5, 5), ""), "EntityTooSmall", 400)
+	wantErr(t, "full-object checksum mismatch", complete(parts(1, 2, 3, 4, 5), crc([]byte("nope"))), "BadDigest", 400)
+	// A conditional completion that fails leaves the upload in place.
+	c1.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: key, Body: bytes.NewReader([]byte("existing"))})
+	_, err = c1.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId, MultipartUpload: parts(1, 2, 3, 4, 5), IfNoneMatch: aws.String("*")})
+	wantErr(t, "If-None-Match on complete", err, "PreconditionFailed", 412)
+	c1.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: key})
+	if err := complete(parts(1, 2, 3, 4, 5), crc(data)); err != nil {
+		t.Fatal(err)
+	}
+	// The S3 multipart ETag, the combined CRC, the bytes, part reads.
+	h := md5.New()
+	for i := range 5 {
+		sum := md5.Sum(data[i*partSize : min((i+1)*partSize, len(data))])
+		h.Write(sum[:])
+	}
+	wantETag := `"` + hex.EncodeToString(h.Sum(nil)) + `-5"`
+	get, err := c2.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: key, ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, get.Body); !bytes.Equal(got, data) || *get.ETag != wantETag || aws.ToString(get.ChecksumCRC32) != crc(data) ||
+		get.ChecksumType != types.ChecksumTypeFullObject || get.Metadata["m"] != "1" {
+		t.Fatalf("completed object: etag %s want %s, crc %s want %s, type %s", *get.ETag, wantETag, aws.ToString(get.ChecksumCRC32), crc(data), get.ChecksumType)
+	}
+	p3, err := c1.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: key, PartNumber: aws.Int32(3)})
+	if err != nil || !bytes.Equal(readAll(t, p3.Body), data[2*partSize:3*partSize]) || aws.ToInt32(p3.PartsCount) != 5 {
+		t.Fatalf("part 3: %v", err)
+	}
+	_, err = c1.ListParts(ctx, &s3.ListPartsInput{Bucket: b, Key: key, UploadId: up.UploadId})
+	wantErr(t, "parts after completion", err, "NoSuchUpload", 404)
+
+	// COMPOSITE SHA256 with UploadPartCopy (a range of src) and an empty-ish tail.
+	up2, err := c1.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("composite"), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := c1.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: b, Key: aws.String("composite"), UploadId: up2.UploadId, PartNumber: aws.Int32(1),
+		CopySource: aws.String("mpu/src"), CopySourceRange: aws.String(fmt.Sprintf("bytes=50-%d", partSize+49))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := c1.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String("composite"), UploadId: up2.UploadId, PartNumber: aws.Int32(2),
+		Body: bytes.NewReader([]byte("tail")), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c1.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("composite"), UploadId: up2.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{
+			{PartNumber: aws.Int32(1), ETag: cp.CopyPartResult.ETag, ChecksumSHA256: cp.CopyPartResult.ChecksumSHA256},
+			{PartNumber: aws.Int32(2), ETag: p2.ETag, ChecksumSHA256: p2.ChecksumSHA256}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ChecksumType != types.ChecksumTypeComposite || !bytes.HasSuffix([]byte(aws.ToString(res.ChecksumSHA256)), []byte("-2")) {
+		t.Fatalf("composite result %+v", res)
+	}
+	g, _ := c1.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("composite")})
+	if !bytes.Equal(readAll(t, g.Body), append(append([]byte{}, src[50:partSize+50]...), "tail"...)) {
+		t.Fatal("composite object bytes")
+	}
+	// Abort.
+	up3, _ := c1.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("aborted")})
+	if _, err := c1.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("aborted"), UploadId: up3.UploadId}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c1.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("aborted"), UploadId: up3.UploadId})
+	wantErr(t, "abort twice", err, "NoSuchUpload", 404)
+}
