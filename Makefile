@@ -1,13 +1,14 @@
 # Sherd — see README.md.
 GO ?= go
-# Concurrent packages run under the race detector (DESIGN.md §2).
-RACE_PKGS := ./storagenode/... ./metadata/...
+# Concurrent packages run under the race detector (DESIGN.md §2); the
+# integration tests in test/ drive the gateway, daemon, nodes and etcd store.
+RACE_PKGS := ./storagenode/... ./metadata/... ./gateway ./internal/daemon ./test/...
 
 .PHONY: test run build vet bench fuzz e2e
 
 test: vet
 	$(GO) test -race $(RACE_PKGS)
-	$(GO) test $$($(GO) list ./... | grep -v -e /storagenode -e /metadata)
+	$(GO) test $$($(GO) list ./... | grep -v -e /storagenode -e /metadata -e '/gateway$$' -e /internal/daemon -e /test)
 
 vet:
 	$(GO) vet ./...
