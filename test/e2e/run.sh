@@ -13,7 +13,7 @@ for p in python3 /usr/bin/python3; do
 done
 [ -n "$PYTHON" ] || { echo "e2e: python3 with boto3 is required" >&2; exit 1; }
 
-go build -o bin/ ./cmd/sherd
+go build -o bin/ ./cmd/sherd ./cmd/sherdctl
 WORK=$(mktemp -d)
 PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export SHERD_ROOT_USER=e2e-user SHERD_ROOT_PASSWORD=e2e-secret-password
@@ -85,6 +85,14 @@ code=$(curl -s -o "$WORK/expired.xml" -w '%{http_code}' "$URL")
 URL=$(s3 presign s3://e2e-cli/files/seven-mib --expires-in 300)
 curl -fsS -r 1000-1999 -o "$WORK/range" "$URL"
 cmp "$WORK/range" <(tail -c +1001 "$WORK/up/seven-mib" | head -c 1000)
+
+step "sherdctl presign PUT and GET + curl"
+URL=$(bin/sherdctl presign "s3://e2e-cli/via-sherdctl" --method PUT --expires 5m --endpoint "$EP")
+curl -fsS -T "$WORK/up/seven-mib" -o /dev/null "$URL"
+URL=$(bin/sherdctl presign "s3://e2e-cli/via-sherdctl" --endpoint "$EP")
+curl -fsS -o "$WORK/via-sherdctl" "$URL"
+cmp "$WORK/up/seven-mib" "$WORK/via-sherdctl"
+s3 rm --only-show-errors s3://e2e-cli/via-sherdctl
 
 step "aws s3 rm / rb"
 s3 rm --only-show-errors s3://e2e-cli/files/one

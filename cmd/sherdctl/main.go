@@ -1,0 +1,151 @@
+// Command sherdctl is Sherd's operator CLI: cluster status from etcd, presigned URLs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sherdstore/sherd/internal/daemon"
+)
+
+const usage = `usage:
+  sherdctl status  --etcd URLS
+  sherdctl presign s3://BUCKET/KEY [--method GET|PUT] [--expires 1h] [--endpoint http://127.0.0.1:9000]
+
+Credentials for presign: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else
+SHERD_ROOT_USER / SHERD_ROOT_PASSWORD.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "status":
+		err = status(os.Args[2:])
+	case "presign":
+		err = presign(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sherdctl:", err)
+		os.Exit(1)
+	}
+}
+
+func status(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ExitOnError)
+	etcdURLs := fs.String("etcd", os.Getenv("SHERD_ETCD"), "etcd client URLs (or SHERD_ETCD)")
+	fs.Parse(args)
+	if *etcdURLs == "" {
+		return fmt.Errorf("status: --etcd is required")
+	}
+	cli, err := daemon.EtcdClient(*etcdURLs)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	store := daemon.NewMetadataStore(cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nodes, err := store.ListNodes(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tLIVE\tADDRESS\tZONE\tSTARTED")
+	live := 0
+	for _, n := range nodes {
+		l := "DOWN"
+		if n.Live {
+			l, live = "up", live+1
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.State, l, n.Address, n.Zone, n.Started.Format(time.RFC3339))
+	}
+	tw.Flush()
+	repairs, err := store.ListRepairs(ctx, 10000)
+	if err != nil {
+		return err
+	}
+	gc, err := store.ListGC(ctx, 10000)
+	if err != nil {
+		return err
+	}
+	shards := 0
+	for _, r := range repairs {
+		shards += len(r.Shards)
+	}
+	fmt.Printf("\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries\n", live, len(nodes), len(repairs), shards, len(gc))
+	return nil
+}
+
+func presign(args []string) error {
+	fs := flag.NewFlagSet("presign", flag.ExitOnError)
+	method := fs.String("method", "GET", "GET or PUT")
+	expires := fs.Duration("expires", time.Hour, "validity (at most 168h)")
+	endpoint := fs.String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
+	region := fs.String("region", "us-east-1", "region")
+	// Accept the target before or after the flags.
+	var target string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		target, args = args[0], args[1:]
+	}
+	fs.Parse(args)
+	if target == "" && fs.NArg() > 0 {
+		target = fs.Arg(0)
+	}
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(target, "s3://"), "/")
+	if !strings.HasPrefix(target, "s3://") || !ok || bucket == "" || key == "" {
+		return fmt.Errorf("presign: want s3://BUCKET/KEY, got %q", target)
+	}
+	if *expires <= 0 || *expires > 7*24*time.Hour {
+		return fmt.Errorf("presign: --expires must be between 1s and 168h")
+	}
+	ak, sk := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	if ak == "" || sk == "" {
+		ak, sk = os.Getenv("SHERD_ROOT_USER"), os.Getenv("SHERD_ROOT_PASSWORD")
+	}
+	if ak == "" || sk == "" {
+		return fmt.Errorf("presign: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or SHERD_ROOT_USER/SHERD_ROOT_PASSWORD")
+	}
+	c := s3.New(s3.Options{Region: *region, BaseEndpoint: aws.String(*endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
+	pc := s3.NewPresignClient(c, s3.WithPresignExpires(*expires))
+	ctx := context.Background()
+	var url string
+	switch strings.ToUpper(*method) {
+	case http.MethodGet:
+		r, err := pc.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+		if err != nil {
+			return err
+		}
+		url = r.URL
+	case http.MethodPut:
+		r, err := pc.PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key})
+		if err != nil {
+			return err
+		}
+		url = r.URL
+	default:
+		return fmt.Errorf("presign: --method must be GET or PUT")
+	}
+	fmt.Println(url)
+	return nil
+}
