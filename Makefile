@@ -33,3 +33,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCopyRecords -fuzztime $(FUZZTIME) ./erasure/
 	for f in FuzzParseAuthHeader FuzzChunkedBody FuzzCanonicalQuery FuzzParseRange FuzzDecodeXML; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/s3/ || exit 1; done
+	for f in FuzzCopySource FuzzParseCopyRange; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/ || exit 1; done
