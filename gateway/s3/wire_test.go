@@ -260,3 +260,24 @@ func TestCombineCRC(t *testing.T) {
 		}
 	}
 }
+
+func FuzzVerifyV2(f *testing.F) {
+	f.Add("AWS AKIAIOSFODNN7EXAMPLE:bWq2s1WEIj+Ydj0vQ697zp+IXMU=", "", "Tue, 27 Mar 2007 19:36:42 +0000")
+	f.Add("", "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1175139620&Signature=x", "")
+	f.Add("AWS :", "acl&uploads&partNumber=1", "garbage")
+	v := NewVerifier(exampleCreds, func() time.Time { return time.Date(2007, 3, 27, 19, 40, 0, 0, time.UTC) })
+	f.Fuzz(func(t *testing.T, auth, query, date string) {
+		r := httptest.NewRequest("GET", "http://johnsmith.s3.amazonaws.com/photos/puppy.jpg", nil)
+		r.URL.RawQuery = query
+		if auth != "" {
+			r.Header["Authorization"] = []string{auth}
+		}
+		r.Header["Date"] = []string{date}
+		if _, err := v.VerifyV2(r, "johnsmith"); err != nil {
+			var se *Error
+			if !errors.As(err, &se) {
+				t.Fatalf("non-S3 error %v", err)
+			}
+		}
+	})
+}
