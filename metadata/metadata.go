@@ -247,6 +247,13 @@ type Store interface {
 	PartitionSegments(ctx context.Context, partition uint32) ([]Segment, error)
 	// ListGC returns up to limit gc entries.
 	ListGC(ctx context.Context, limit int) ([]GCEntry, error)
+	// GCSegments lists the segments whose shards a gc entry releases.
+	GCSegments(ctx context.Context, e GCEntry) ([]Segment, error)
+	// FinishGC ends a collected entry, once the shards of segs (from
+	// GCSegments) are deleted: it removes their index entries, the keys the
+	// entry released (objsegs chunks, part records) and the entry itself,
+	// last, so an interrupted collection is simply done again.
+	FinishGC(ctx context.Context, e GCEntry, segs []Segment) error
 
 	// QueueRepair records that shards of a segment need rebuilding,
 	// merging with an entry already queued for the segment.

@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"storagenode/storetest":   {"storagenode", "erasure", "internal/merkle"},
 	"storagenode/antientropy": {"storagenode", "storagenode/client", "metadata", "metadata/placement", "erasure", "internal/merkle"},
 	"gateway":                 {"gateway/s3", "metadata", "metadata/placement", "storagenode", "storagenode/client", "erasure", "internal/merkle"},
-	"internal/daemon":         {"gateway", "gateway/s3", "storagenode", "storagenode/client", "metadata", "metadata/etcd", "internal/etcdserver", "erasure"},
+	"internal/daemon":         {"gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "erasure"},
 	"test":                    {"*"},
 	"cmd/sherd":               {"*"},
 	"cmd/sherdctl":            {"*"},

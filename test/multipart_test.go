@@ -10,12 +10,15 @@ import (
 	"hash/crc32"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/storagenode/antientropy"
 )
 
 // TestMultipart: parts uploaded in parallel through two gateways, a part
@@ -191,4 +194,85 @@ func TestMultipart(t *testing.T) {
 	}
 	_, err = c1.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("aborted"), UploadId: up3.UploadId})
 	wantErr(t, "abort twice", err, "NoSuchUpload", 404)
+}
+
+// shardFiles counts shard files on every node of s.
+func shardFiles(t *testing.T, s *daemon.Server) int {
+	t.Helper()
+	n := 0
+	for _, node := range s.Nodes {
+		node.Shards().Walk(ctx, func(storagenode.ShardInfo) error { n++; return nil })
+	}
+	return n
+}
+
+// TestMultipartGarbage: aborted uploads, replaced parts and parts left out
+// of the completion leave no shard behind once gc has run; the completed
+// object and a plain one are intact.
+func TestMultipartGarbage(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	b := aws.String("garbage")
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b})
+	part := randomBytes(5<<20, 40)
+	upload := func(key string, parts ...int) (*string, []types.CompletedPart) {
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []types.CompletedPart
+		for _, n := range parts {
+			out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String(key), UploadId: up.UploadId, PartNumber: aws.Int32(int32(n)), Body: bytes.NewReader(part)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(n)), ETag: out.ETag})
+		}
+		return up.UploadId, done
+	}
+	// Aborted: 2 parts.
+	id, _ := upload("aborted", 1, 2)
+	c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("aborted"), UploadId: id})
+	// Completed with parts 1 and 3 of 1, 2, 3, part 1 uploaded twice.
+	id, done := upload("kept", 1, 1, 2, 3)
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("kept"), UploadId: id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{done[1], done[3]}}}); err != nil {
+		t.Fatal(err)
+	}
+	// A plain object, overwritten once.
+	for range 2 {
+		c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("plain"), Body: bytes.NewReader(part[:1000])})
+	}
+	if n := shardFiles(t, s); n != 8*6 {
+		t.Fatalf("%d shard files before gc, want %d", n, 8*6)
+	}
+	gc := &antientropy.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: time.Hour}
+	if st, err := gc.RunOnce(ctx); err != nil || st.Entries != 0 {
+		t.Fatalf("within the grace period: %+v %v", st, err)
+	}
+	gc.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	st, err := gc.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Left: "kept" (2 segments) and "plain" (1 segment).
+	if n := shardFiles(t, s); n != 3*6 || st.Shards != 5*6 {
+		t.Fatalf("%d shard files after gc (%+v), want %d", n, st, 3*6)
+	}
+	if left, _ := s.Store.ListGC(ctx, 10); len(left) != 0 {
+		t.Fatalf("gc entries left: %+v", left)
+	}
+	g, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("kept")})
+	if err != nil || !bytes.Equal(readAll(t, g.Body), append(append([]byte{}, part...), part...)) {
+		t.Fatalf("kept object after gc: %v", err)
+	}
+	// Index entries exist exactly for the live segments.
+	segs := 0
+	for p := uint32(0); p < 4096; p++ {
+		ss, _ := s.Store.PartitionSegments(ctx, p)
+		segs += len(ss)
+	}
+	if segs != 3 {
+		t.Fatalf("%d indexed segments, want 3", segs)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/storagenode/antientropy"
 	"github.com/sherdstore/sherd/storagenode/client"
 )
 
@@ -151,14 +152,19 @@ type GatewayConfig struct {
 	Domains     []string
 	Region      string
 	Profile     erasure.Profile
-	Log         *slog.Logger
+	// GCGrace is how long released shards stay readable before the
+	// gateway's collector deletes them (default 5 minutes); GCInterval is
+	// the pause between passes (default 30 s; negative: no collector).
+	GCGrace, GCInterval time.Duration
+	Log                 *slog.Logger
 }
 
 // Gateway is a running S3 gateway.
 type Gateway struct {
-	URL    string
-	srv    *http.Server
-	cancel context.CancelFunc
+	URL     string
+	Cluster *gateway.Cluster
+	srv     *http.Server
+	cancel  context.CancelFunc
 }
 
 // NodeHTTPClient is the HTTP client gateways use to reach nodes.
@@ -203,7 +209,19 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	}
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	go srv.Serve(ln)
-	return &Gateway{URL: "http://" + ln.Addr().String(), srv: srv, cancel: cancel}, nil
+	if c.GCInterval >= 0 {
+		if c.GCGrace == 0 {
+			c.GCGrace = 5 * time.Minute
+		}
+		if c.GCInterval == 0 {
+			c.GCInterval = 30 * time.Second
+		}
+		// Every gateway collects; passes are idempotent, so several
+		// gateways only repeat each other's (cheap) deletes.
+		gc := &antientropy.Collector{Meta: c.Store, Nodes: cluster, Grace: c.GCGrace, Log: c.Log}
+		go gc.Run(wctx, c.GCInterval)
+	}
+	return &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cluster, srv: srv, cancel: cancel}, nil
 }
 
 // Close stops the gateway, letting requests in flight finish for a while.
