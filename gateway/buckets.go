@@ -115,10 +115,9 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "object lock"))
 		return
 	}
-	switch acl := r.Header.Get("X-Amz-Acl"); acl {
-	case "", "private":
-	default:
-		g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "canned ACL %s", acl))
+	public, err := cannedACL(r.Header.Get("X-Amz-Acl"))
+	if err != nil {
+		g.writeError(w, r, err)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody))
@@ -138,7 +137,7 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := g.cfg.Profile
-	b := metadata.Bucket{Name: q.bucket, Created: g.now().UTC(), Owner: q.id.AccessKey,
+	b := metadata.Bucket{Name: q.bucket, Created: g.now().UTC(), Owner: q.id.AccessKey, PublicRead: public,
 		Profile: metadata.ECProfile{K: p.K, M: p.M, BlockSize: p.BlockSize}}
 	if err := g.store.CreateBucket(r.Context(), b); err != nil {
 		g.writeError(w, r, err)
@@ -216,16 +215,28 @@ func (g *Gateway) getACL(w http.ResponseWriter, r *http.Request) {
 		Grantee    grantee `xml:"Grantee"`
 		Permission string  `xml:"Permission"`
 	}
+	type groupGrantee struct {
+		XMLNS string `xml:"xmlns:xsi,attr"`
+		Type  string `xml:"xsi:type,attr"`
+		URI   string `xml:"URI"`
+	}
 	owner := s3.Owner{ID: b.Owner, DisplayName: b.Owner}
+	grants := []any{grant{
+		Grantee:    grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "CanonicalUser", ID: b.Owner},
+		Permission: "FULL_CONTROL",
+	}}
+	if b.PublicRead {
+		grants = append(grants, struct {
+			Grantee    groupGrantee `xml:"Grantee"`
+			Permission string       `xml:"Permission"`
+		}{groupGrantee{"http://www.w3.org/2001/XMLSchema-instance", "Group", "http://acs.amazonaws.com/groups/global/AllUsers"}, "READ"})
+	}
 	g.writeXML(w, r, struct {
 		XMLName xml.Name `xml:"AccessControlPolicy"`
 		XMLNS   string   `xml:"xmlns,attr"`
 		Owner   s3.Owner `xml:"Owner"`
-		Grants  []grant  `xml:"AccessControlList>Grant"`
-	}{XMLNS: s3.XMLNS, Owner: owner, Grants: []grant{{
-		Grantee:    grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "CanonicalUser", ID: b.Owner},
-		Permission: "FULL_CONTROL",
-	}}})
+		Grants  []any    `xml:"AccessControlList>Grant"`
+	}{XMLNS: s3.XMLNS, Owner: owner, Grants: grants})
 }
 
 func (g *Gateway) bucketConfigAbsent(e *s3.Error) http.HandlerFunc {

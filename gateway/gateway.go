@@ -112,6 +112,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amz-Request-Id", strings.ToUpper(hex.EncodeToString(rid[:])))
 	w.Header().Set("Server", "Sherd")
 	vhost := g.vhostBucket(r.Host)
+	bucketOf := func(path string) string {
+		if vhost != "" {
+			return vhost
+		}
+		b, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+		return b
+	}
+	g.corsHeaders(w, r, bucketOf(r.URL.Path))
 	var id s3.Identity
 	var err error
 	if s3.IsV2(r) {

@@ -70,12 +70,18 @@ func (g *Gateway) routes() *mux.Router {
 	// NotImplemented.
 	for q, e := range map[string]*s3.Error{
 		"lifecycle": errNoSuchLifecycle, "policy": errNoSuchPolicy, "tagging": errNoSuchTagSet,
-		"cors": errNoSuchCORS, "website": errNoSuchWebsite, "encryption": errNoEncryptionConfig,
+		"website": errNoSuchWebsite, "encryption": errNoEncryptionConfig,
 		"object-lock": errObjectLockNotFound, "replication": errNoSuchReplication,
 		"ownershipControls": errOwnershipNotFound, "publicAccessBlock": errPublicAccessBlockNone,
 	} {
 		bkt.Methods(http.MethodGet).MatcherFunc(hasQuery(q)).HandlerFunc(g.bucketConfigAbsent(e))
 	}
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("cors")).HandlerFunc(g.getBucketCors)
+	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("cors")).HandlerFunc(g.putBucketCors)
+	bkt.Methods(http.MethodDelete).MatcherFunc(hasQuery("cors")).HandlerFunc(g.deleteBucketCors)
+	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("acl")).HandlerFunc(g.putBucketACL)
+	bkt.Methods(http.MethodOptions).HandlerFunc(g.preflight)
+	obj.Methods(http.MethodOptions).HandlerFunc(g.preflight)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("location")).HandlerFunc(g.getBucketLocation)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("versioning")).HandlerFunc(g.getBucketVersioning)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)

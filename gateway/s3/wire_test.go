@@ -281,3 +281,54 @@ func FuzzVerifyV2(f *testing.F) {
 		}
 	})
 }
+
+func TestCORSMatch(t *testing.T) {
+	c, err := ParseCORS([]byte(`<CORSConfiguration>
+ <CORSRule><AllowedOrigin>http://*.example.com</AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod>
+  <AllowedHeader>x-amz-*</AllowedHeader><AllowedHeader>content-type</AllowedHeader><MaxAgeSeconds>300</MaxAgeSeconds><ExposeHeader>ETag</ExposeHeader></CORSRule>
+ <CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule>
+</CORSConfiguration>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		origin, method string
+		headers        []string
+		ok             bool
+		rule           int
+	}{
+		{"http://app.example.com", "PUT", []string{"content-type", "x-amz-date"}, true, 0},
+		{"http://app.example.com", "PUT", []string{"authorization"}, false, 0},
+		{"http://evil.com", "PUT", nil, false, 0},
+		{"http://evil.com", "GET", nil, true, 1},
+		{"http://app.example.com", "DELETE", nil, false, 0},
+	}
+	for _, cs := range cases {
+		r, ok := c.Match(cs.origin, cs.method, cs.headers)
+		if ok != cs.ok || (ok && r.AllowedOrigins[0] != c.Rules[cs.rule].AllowedOrigins[0]) {
+			t.Errorf("%+v: %v %+v", cs, ok, r)
+		}
+	}
+	for _, bad := range []string{
+		`<CORSConfiguration></CORSConfiguration>`,
+		`<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>PATCH</AllowedMethod></CORSRule></CORSConfiguration>`,
+		`<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>`,
+		`<CORSConfiguration><CORSRule><AllowedOrigin>*.*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>`,
+		`<CORSConfig`,
+	} {
+		if _, err := ParseCORS([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+func FuzzParseCORS(f *testing.F) {
+	f.Add(`<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>`, "http://a", "GET")
+	f.Fuzz(func(t *testing.T, body, origin, method string) {
+		c, err := ParseCORS([]byte(body))
+		if err != nil {
+			return
+		}
+		c.Match(origin, method, RequestHeaders(origin))
+	})
+}

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"encoding/xml"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/sherdstore/sherd/gateway/s3"
+	"github.com/sherdstore/sherd/metadata"
+)
+
+var errCORSForbidden = &s3.Error{Code: "AccessForbidden", Message: "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.", Status: http.StatusForbidden}
+
+// bucketCORS is the bucket's parsed CORS configuration, if any.
+func bucketCORS(b metadata.Bucket) (s3.CORSConfiguration, bool) {
+	if b.CORS == "" {
+		return s3.CORSConfiguration{}, false
+	}
+	c, err := s3.ParseCORS([]byte(b.CORS))
+	return c, err == nil
+}
+
+// corsHeaders adds the CORS answer to a request from a browser (one with
+// an Origin) on a bucket with a matching rule. Errors are ignored: no
+// headers is the safe answer.
+func (g *Gateway) corsHeaders(w http.ResponseWriter, r *http.Request, bucket string) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || bucket == "" || r.Method == http.MethodOptions {
+		return
+	}
+	b, err := g.store.GetBucket(r.Context(), bucket)
+	if err != nil {
+		return
+	}
+	if c, ok := bucketCORS(b); ok {
+		if rule, ok := c.Match(origin, r.Method, nil); ok {
+			rule.SetHeaders(w.Header(), origin, false, nil)
+		}
+	}
+}
+
+// preflight answers an OPTIONS request (unauthenticated, as browsers send it).
+func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
+	origin, method := r.Header.Get("Origin"), r.Header.Get("Access-Control-Request-Method")
+	if origin == "" || method == "" {
+		g.writeError(w, r, s3.Errorf(errInvalidRequest, "Insufficient information. Origin request header needed."))
+		return
+	}
+	b, err := g.store.GetBucket(r.Context(), reqOf(r).bucket)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	c, ok := bucketCORS(b)
+	if !ok {
+		g.writeError(w, r, errCORSForbidden)
+		return
+	}
+	hdrs := s3.RequestHeaders(r.Header.Get("Access-Control-Request-Headers"))
+	rule, ok := c.Match(origin, method, hdrs)
+	if !ok {
+		g.writeError(w, r, errCORSForbidden)
+		return
+	}
+	rule.SetHeaders(w.Header(), origin, true, hdrs)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (g *Gateway) putBucketCors(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody+1))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	c, err := s3.ParseCORS(body)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	c.XMLNS = s3.XMLNS
+	out, _ := xml.Marshal(c)
+	if err := g.store.UpdateBucket(r.Context(), b.Name, func(b *metadata.Bucket) error { b.CORS = string(out); return nil }); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (g *Gateway) getBucketCors(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if b.CORS == "" {
+		g.writeError(w, r, errNoSuchCORS)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, xml.Header+b.CORS)
+}
+
+func (g *Gateway) deleteBucketCors(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if err := g.store.UpdateBucket(r.Context(), b.Name, func(b *metadata.Bucket) error { b.CORS = ""; return nil }); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// cannedACL maps x-amz-acl to the public-read flag. Other ACLs are
+// NotImplemented: Sherd has one owner and, per bucket, anonymous read or not.
+func cannedACL(v string) (public bool, err error) {
+	switch v {
+	case "", "private":
+		return false, nil
+	case "public-read":
+		return true, nil
+	}
+	return false, s3.Errorf(s3.ErrNotImplemented, "canned ACL %s", v)
+}
+
+// putBucketACL sets the bucket's canned ACL (private or public-read).
+func (g *Gateway) putBucketACL(w http.ResponseWriter, r *http.Request) {
+	b, err := g.bucket(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	acl := r.Header.Get("X-Amz-Acl")
+	if acl == "" {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody))
+		if strings.TrimSpace(string(body)) != "" {
+			g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "ACL documents; use x-amz-acl: private or public-read"))
+			return
+		}
+	}
+	public, err := cannedACL(acl)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if err := g.store.UpdateBucket(r.Context(), b.Name, func(b *metadata.Bucket) error { b.PublicRead = public; return nil }); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
