@@ -102,6 +102,80 @@ s3 rm --only-show-errors --recursive s3://e2e-cli
 s3 rb s3://e2e-cli >/dev/null
 ! s3 ls | grep -q e2e-cli
 
+step "nginx as a caching CDN in front of a public-read bucket"
+command -v nginx >/dev/null || PATH=$PATH:/usr/sbin
+NP=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/nginx-tmp" "$WORK/nginx-cache"
+USERLINE=""
+[ "$(id -u)" = 0 ] && USERLINE="user root;"
+cat >"$WORK/nginx.conf" <<NGINX
+$USERLINE
+daemon off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path $WORK/nginx-tmp/body;
+	proxy_temp_path $WORK/nginx-tmp/proxy;
+	fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
+	uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
+	scgi_temp_path $WORK/nginx-tmp/scgi;
+	proxy_cache_path $WORK/nginx-cache levels=1:2 keys_zone=sherd:10m max_size=1g inactive=10m use_temp_path=off;
+	server {
+		listen 127.0.0.1:$NP;
+		location / {
+			proxy_pass http://127.0.0.1:$PORT;
+			proxy_http_version 1.1;
+			proxy_cache sherd;
+			proxy_cache_revalidate on;
+			add_header X-Cache-Status \$upstream_cache_status always;
+		}
+	}
+}
+NGINX
+nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
+NGINX_PID=$!
+trap 'kill $NGINX_PID 2>/dev/null || true; cleanup' EXIT
+CDN="http://127.0.0.1:$NP"
+for _ in $(seq 1 50); do curl -s -o /dev/null "$CDN/" && break; sleep 0.1; done
+aws --endpoint-url "$EP" s3api create-bucket --bucket e2e-cdn --acl public-read >/dev/null
+head -c 1048576 /dev/urandom >"$WORK/asset"
+s3 cp --only-show-errors --cache-control max-age=300 "$WORK/asset" s3://e2e-cdn/asset.bin
+cache_status() { curl -fsS -o "$WORK/cdn-body" -D - "$@" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}'; }
+[ "$(cache_status "$CDN/e2e-cdn/asset.bin")" = MISS ]
+cmp "$WORK/asset" "$WORK/cdn-body"
+[ "$(cache_status "$CDN/e2e-cdn/asset.bin")" = HIT ]
+cmp "$WORK/asset" "$WORK/cdn-body"
+# A Range request is answered from the cache.
+[ "$(cache_status -r 1000-1999 "$CDN/e2e-cdn/asset.bin")" = HIT ]
+cmp "$WORK/cdn-body" <(tail -c +1001 "$WORK/asset" | head -c 1000)
+# Anonymous writes through the CDN are refused.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data x "$CDN/e2e-cdn/evil")
+[ "$code" = 403 ]
+# Revalidation: max-age=1 expires, nginx asks Sherd with If-Modified-Since /
+# If-None-Match and gets 304.
+printf 'short-lived' | s3 cp --only-show-errors --cache-control max-age=1 - s3://e2e-cdn/short
+[ "$(cache_status "$CDN/e2e-cdn/short")" = MISS ]
+sleep 2
+[ "$(cache_status "$CDN/e2e-cdn/short")" = REVALIDATED ]
+[ "$(cat "$WORK/cdn-body")" = short-lived ]
+# Sherd answers the conditional itself.
+ETAG=$(curl -fsS -D - -o /dev/null "$EP/e2e-cdn/short" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $ETAG" "$EP/e2e-cdn/short")" = 304 ]
+# A changed object is fetched again once expired.
+sleep 1
+printf 'changed' | s3 cp --only-show-errors --cache-control max-age=1 - s3://e2e-cdn/short
+sleep 2
+[ "$(cache_status "$CDN/e2e-cdn/short")" = EXPIRED ]
+[ "$(cat "$WORK/cdn-body")" = changed ]
+# Cache-Control: no-store on the object keeps it out of the cache.
+printf 'private' | s3 cp --only-show-errors --cache-control no-store - s3://e2e-cdn/nostore
+[ "$(cache_status "$CDN/e2e-cdn/nostore")" = MISS ]
+[ "$(cache_status "$CDN/e2e-cdn/nostore")" = MISS ]
+kill $NGINX_PID
+
 step "boto3 with default settings"
 "$PYTHON" test/e2e/boto3_e2e.py
 
