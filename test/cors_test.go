@@ -75,6 +75,11 @@ func TestPublicReadAndCORS(t *testing.T) {
 		!strings.Contains(r.Header.Get("Access-Control-Allow-Methods"), "PUT") || r.Header.Get("Access-Control-Max-Age") != "600" {
 		t.Fatalf("preflight: %d %v", r.StatusCode, r.Header)
 	}
+	// A preflight for a presigned URL carries the signature query but no
+	// signature for OPTIONS: it must not be verified.
+	if r := anon("OPTIONS", "/web/index.html?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00", pre); r.StatusCode != 200 {
+		t.Fatalf("preflight of a presigned URL: %d", r.StatusCode)
+	}
 	pre["Origin"] = "http://evil.com"
 	if r := anon("OPTIONS", "/web/index.html", pre); r.StatusCode != 403 {
 		t.Fatalf("preflight from another origin: %d", r.StatusCode)

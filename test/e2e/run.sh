@@ -176,6 +176,47 @@ printf 'private' | s3 cp --only-show-errors --cache-control no-store - s3://e2e-
 [ "$(cache_status "$CDN/e2e-cdn/nostore")" = MISS ]
 kill $NGINX_PID
 
+step "CORS from a real browser (headless Chromium): cross-origin fetch() GET and presigned PUT"
+BROWSER=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$BROWSER" ]; then
+	[ "${E2E_REQUIRE_BROWSER:-0}" = 1 ] && { echo "e2e: chromium is required" >&2; exit 1; }
+	echo "e2e: SKIPPED: chromium not installed (apt-get install chromium; .ci/run does)"
+else
+	PP=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	ORIGIN="http://127.0.0.1:$PP"
+	mkdir -p "$WORK/site"
+	printf 'hello-cors' | s3 cp --only-show-errors - s3://e2e-cdn/cors.txt
+	PUTURL=$(bin/sherdctl presign s3://e2e-cdn/from-browser.txt --method PUT --expires 5m --endpoint "$EP")
+	cat >"$WORK/site/page.html" <<HTML
+<!doctype html><html><body><pre id="get">pending</pre><pre id="put">pending</pre><script>
+const show = (id, v) => { document.getElementById(id).textContent = v; };
+fetch("$EP/e2e-cdn/cors.txt")
+  .then(r => r.text().then(t => show("get", "GET " + r.status + " " + t + " etag=" + r.headers.get("ETag"))))
+  .catch(e => show("get", "GET failed: " + e));
+fetch("$PUTURL", {method: "PUT", body: "uploaded by a browser", headers: {"Content-Type": "text/plain"}})
+  .then(r => show("put", "PUT " + r.status))
+  .catch(e => show("put", "PUT failed: " + e));
+</script></body></html>
+HTML
+	(cd "$WORK/site" && exec "$PYTHON" -m http.server "$PP" --bind 127.0.0.1 >/dev/null 2>&1) &
+	SITE_PID=$!
+	for _ in $(seq 1 50); do curl -s -o /dev/null "$ORIGIN/page.html" && break; sleep 0.1; done
+	browse() { "$BROWSER" --headless --no-sandbox --disable-gpu --user-data-dir="$WORK/chromium" --virtual-time-budget=10000 --dump-dom "$ORIGIN/page.html" 2>/dev/null; }
+	# Without a CORS rule the browser refuses the cross-origin answers.
+	DOM=$(browse)
+	echo "$DOM" | grep -q 'GET failed' || { echo "$DOM"; exit 1; }
+	echo "$DOM" | grep -q 'PUT failed' || { echo "$DOM"; exit 1; }
+	cat >"$WORK/cors.json" <<JSON
+{"CORSRules": [{"AllowedOrigins": ["$ORIGIN"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 60}]}
+JSON
+	aws --endpoint-url "$EP" s3api put-bucket-cors --bucket e2e-cdn --cors-configuration "file://$WORK/cors.json"
+	DOM=$(browse)
+	echo "$DOM" | grep -q 'GET 200 hello-cors etag="[0-9a-f]*"' || { echo "$DOM"; exit 1; }
+	echo "$DOM" | grep -q 'PUT 200' || { echo "$DOM"; exit 1; }
+	[ "$(aws --endpoint-url "$EP" s3 cp s3://e2e-cdn/from-browser.txt -)" = "uploaded by a browser" ]
+	kill $SITE_PID
+fi
+
 step "boto3 with default settings"
 "$PYTHON" test/e2e/boto3_e2e.py
 
