@@ -31,7 +31,7 @@ bench:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCopyRecords -fuzztime $(FUZZTIME) ./erasure/
-	for f in FuzzParseAuthHeader FuzzChunkedBody FuzzCanonicalQuery FuzzParseRange FuzzDecodeXML FuzzVerifyV2 FuzzParseCORS; do \
+	for f in FuzzParseAuthHeader FuzzChunkedBody FuzzCanonicalQuery FuzzParseRange FuzzDecodeXML FuzzVerifyV2 FuzzParseCORS FuzzParsePostPolicy; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/s3/ || exit 1; done
 	for f in FuzzCopySource FuzzParseCopyRange; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/ || exit 1; done

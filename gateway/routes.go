@@ -59,6 +59,7 @@ func anySubresource(r *http.Request, _ *mux.RouteMatch) bool {
 
 func (g *Gateway) routes() *mux.Router {
 	root := mux.NewRouter().SkipClean(true)
+	root.Path(presignPath).Methods(http.MethodGet, http.MethodPost).HandlerFunc(g.presignEndpoint)
 	svc := root.MatcherFunc(level(0)).Subrouter()
 	bkt := root.MatcherFunc(level(1)).Subrouter()
 	obj := root.MatcherFunc(level(2)).Subrouter()
@@ -97,6 +98,7 @@ func (g *Gateway) routes() *mux.Router {
 	bkt.Methods(http.MethodDelete).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	bkt.Methods(http.MethodDelete).HandlerFunc(g.deleteBucket)
 	bkt.Methods(http.MethodPost).MatcherFunc(hasQuery("delete")).HandlerFunc(g.deleteObjects)
+	bkt.Methods(http.MethodPost).MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool { return isForm(r) }).HandlerFunc(g.postObject)
 	bkt.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
 
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)

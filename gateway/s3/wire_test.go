@@ -332,3 +332,18 @@ func FuzzParseCORS(f *testing.F) {
 		c.Match(origin, method, RequestHeaders(origin))
 	})
 }
+
+func FuzzParsePostPolicy(f *testing.F) {
+	f.Add(`{"expiration":"2030-01-01T00:00:00Z","conditions":[{"bucket":"b"},["starts-with","$key","u/"],["content-length-range",1,10]]}`)
+	f.Add(`{"expiration":"x","conditions":[["eq"]]}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		p, err := ParsePostPolicy(base64.StdEncoding.EncodeToString([]byte(doc)))
+		if err != nil {
+			return
+		}
+		if p.MaxSize >= 0 && p.MinSize > p.MaxSize {
+			t.Fatalf("range %d-%d", p.MinSize, p.MaxSize)
+		}
+		p.check(map[string]string{"key": "u/x", "bucket": "b"}, "b")
+	})
+}

@@ -1,0 +1,246 @@
+package gateway
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sherdstore/sherd/gateway/s3"
+	"github.com/sherdstore/sherd/metadata"
+)
+
+const (
+	maxFormField  = 64 << 10
+	maxFormFields = 1 << 20
+)
+
+// isForm matches a browser form upload.
+func isForm(r *http.Request) bool {
+	return strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "multipart/form-data")
+}
+
+// sizeRange enforces a policy's content-length-range on the file.
+type sizeRange struct {
+	r        io.Reader
+	n        int64
+	min, max int64
+}
+
+func (s *sizeRange) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if s.max >= 0 && s.n > s.max {
+		return n, s3.ErrEntityTooLarge
+	}
+	if err == io.EOF && s.n < s.min {
+		return n, s3.ErrEntityTooSmall
+	}
+	return n, err
+}
+
+// postObject is a browser form upload (POST policy).
+func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
+	bucket := reqOf(r).bucket
+	mr, err := r.MultipartReader()
+	if err != nil {
+		g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "%v", err))
+		return
+	}
+	fields := map[string]string{}
+	header := http.Header{}
+	var file *multipart.Part
+	total := 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "%v", err))
+			return
+		}
+		name := strings.ToLower(part.FormName())
+		if name == "file" {
+			file = part // the file is the last field that counts
+			break
+		}
+		v, err := io.ReadAll(io.LimitReader(part, maxFormField+1))
+		total += len(v)
+		if err != nil || len(v) > maxFormField || total > maxFormFields {
+			g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "form field %s too large", name))
+			return
+		}
+		fields[name] = string(v)
+		header.Set(name, string(v))
+	}
+	if file == nil {
+		g.writeError(w, r, s3.Errorf(errInvalidArgument, "POST requires exactly one file upload per request."))
+		return
+	}
+	key := fields["key"]
+	if key == "" {
+		g.writeError(w, r, s3.Errorf(errInvalidArgument, "Bucket POST must contain a field named 'key'."))
+		return
+	}
+	key = strings.ReplaceAll(key, "${filename}", file.FileName())
+	if len(key) > maxKeyLen {
+		g.writeError(w, r, errKeyTooLong)
+		return
+	}
+	_, policy, err := g.verifier.VerifyPost(fields, bucket)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	b, err := g.store.GetBucket(r.Context(), bucket)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	header.Del("Key")
+	if acl := fields["acl"]; acl != "" && acl != "private" {
+		g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "per-object ACL %s", acl))
+		return
+	}
+	header.Del("Acl")
+	meta, err := parseObjectMeta(header)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if meta.contentType == "" {
+		meta.contentType = file.Header.Get("Content-Type")
+	}
+	body := &sizeRange{r: &countingReader{r: file, want: -1, max: maxPutSize}, min: policy.MinSize, max: policy.MaxSize}
+	bv, err := s3.NewBodyVerifier(body, http.Header{}, nil, s3.CRC64NVME)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	obj, err := g.writeObject(r, b, key, bv, meta, metadata.Precondition{})
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	etag := `"` + obj.ETag + `"`
+	location := "/" + b.Name + "/" + url.PathEscape(key)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Location", location)
+	if redirect := fields["success_action_redirect"]; redirect != "" {
+		if u, err := url.Parse(redirect); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+			q := u.Query()
+			q.Set("bucket", b.Name)
+			q.Set("key", key)
+			q.Set("etag", etag)
+			u.RawQuery = q.Encode()
+			http.Redirect(w, r, u.String(), http.StatusSeeOther)
+			return
+		}
+	}
+	switch fields["success_action_status"] {
+	case "200":
+		w.WriteHeader(http.StatusOK)
+	case "201":
+		body, _ := xml.Marshal(s3.PostResponse{Location: location, Bucket: b.Name, Key: key, ETag: etag})
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusCreated)
+		w.Write([]byte(xml.Header))
+		w.Write(body)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// presignPath is the gateway's own endpoint that issues presigned URLs
+// (not an S3 operation; "_sherd" can never be a bucket name).
+const presignPath = "/_sherd/presign"
+
+// PresignAnswer is the JSON answer of the presign endpoint.
+type PresignAnswer struct {
+	URL     string    `json:"url"`
+	Method  string    `json:"method"`
+	Expires time.Time `json:"expires"`
+}
+
+// presignEndpoint issues a presigned GET, PUT or UploadPart URL, signed
+// with the caller's own credentials, for an application backend to hand
+// to a browser. Query: method=GET|PUT, bucket, key, expires (seconds,
+// default 3600, at most 7 days), and for UploadPart uploadId and
+// partNumber. The caller must sign the request (SigV4 or SigV2).
+func (g *Gateway) presignEndpoint(w http.ResponseWriter, r *http.Request) {
+	id := reqOf(r).id
+	if id.Anonymous {
+		g.writeError(w, r, s3.ErrAccessDenied)
+		return
+	}
+	q := r.URL.Query()
+	method := strings.ToUpper(q.Get("method"))
+	if method == "" {
+		method = http.MethodGet
+	}
+	if method != http.MethodGet && method != http.MethodPut {
+		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "method must be GET or PUT"))
+		return
+	}
+	bucket, key := q.Get("bucket"), q.Get("key")
+	if bucket == "" || key == "" || len(key) > maxKeyLen {
+		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "bucket and key are required"))
+		return
+	}
+	expires := time.Hour
+	if v := q.Get("expires"); v != "" {
+		secs, err := strconv.Atoi(v)
+		if err != nil || secs < 1 || time.Duration(secs)*time.Second > s3.MaxPresignExpiry {
+			g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "expires must be 1 to 604800 seconds"))
+			return
+		}
+		expires = time.Duration(secs) * time.Second
+	}
+	if _, err := g.store.GetBucket(r.Context(), bucket); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	extra := url.Values{}
+	if up := q.Get("uploadId"); up != "" {
+		if method != http.MethodPut {
+			g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "UploadPart URLs are PUT"))
+			return
+		}
+		n, err := strconv.Atoi(q.Get("partNumber"))
+		if err != nil || n < 1 || n > maxParts {
+			g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "partNumber must be 1 to 10000"))
+			return
+		}
+		if _, err := g.store.GetUpload(r.Context(), bucket, key, up); err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		extra.Set("uploadId", up)
+		extra.Set("partNumber", strconv.Itoa(n))
+	}
+	secret, err := g.cfg.Credentials.SecretKey(id.AccessKey)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	now := g.now()
+	u, err := s3.Presign(method, scheme+"://"+r.Host, "/"+bucket+"/"+key, extra, id.AccessKey, secret, g.cfg.Region, expires, now)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	body, _ := json.Marshal(PresignAnswer{URL: u, Method: method, Expires: now.Add(expires).UTC()})
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
+}
+
