@@ -243,4 +243,3 @@ func (g *Gateway) presignEndpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(body)
 }
-

@@ -195,4 +195,3 @@ type PostResponse struct {
 	Key      string   `xml:"Key"`
 	ETag     string   `xml:"ETag"`
 }
-
