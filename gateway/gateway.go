@@ -94,6 +94,7 @@ const keyIdentity ctxKey = 0
 
 // request is what the front handler learned about a request.
 type request struct {
+	rid    string // request id
 	id     s3.Identity
 	bucket string
 	key    string
@@ -107,9 +108,10 @@ func reqOf(r *http.Request) request {
 // ServeHTTP authenticates the request, resolves virtual-hosted-style
 // addressing, and routes it.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var rid [8]byte
-	rand.Read(rid[:])
-	w.Header().Set("X-Amz-Request-Id", strings.ToUpper(hex.EncodeToString(rid[:])))
+	var ridb [8]byte
+	rand.Read(ridb[:])
+	rid := strings.ToUpper(hex.EncodeToString(ridb[:]))
+	w.Header().Set("X-Amz-Request-Id", rid)
 	w.Header().Set("Server", "Sherd")
 	vhost := g.vhostBucket(r.Host)
 	bucketOf := func(path string) string {
@@ -142,7 +144,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rest := strings.TrimPrefix(path, "/")
 	bucket, key, _ := strings.Cut(rest, "/")
-	ctx := context.WithValue(r.Context(), keyIdentity, request{id: id, bucket: bucket, key: key})
+	ctx := context.WithValue(r.Context(), keyIdentity, request{rid: rid, id: id, bucket: bucket, key: key})
 	r = r.WithContext(ctx)
 	r.URL.Path = path
 	r.URL.RawPath = ""

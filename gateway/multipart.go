@@ -399,7 +399,8 @@ func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Up
 		ContentType: u.ContentType, Headers: u.Headers, UserMeta: u.UserMeta,
 		Checksums: map[string]string{algo: value}, ChecksumType: ctype, ModTime: g.now().UTC(),
 	}
-	if err := g.store.CompleteUpload(r.Context(), u, parts, obj, pre); err != nil {
+	events := g.events(r, b, "ObjectCreated:CompleteMultipartUpload", u.Key, obj.Size, obj.ETag)
+	if err := g.store.CompleteUpload(r.Context(), u, parts, obj, pre, events...); err != nil {
 		return obj, err
 	}
 	return obj, nil

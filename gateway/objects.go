@@ -208,7 +208,7 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	obj, err := g.writeObject(r, b, key, bv, meta, pre)
+	obj, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Put")
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -225,7 +225,8 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 
 // writeObject stores the body read through bv as one segment and commits
 // it as bucket/key.
-func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv *s3.BodyVerifier, meta objectMeta, pre metadata.Precondition) (metadata.Object, error) {
+// event names the notification (ObjectCreated:Put, :Copy, :Post).
+func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv *s3.BodyVerifier, meta objectMeta, pre metadata.Precondition, event string) (metadata.Object, error) {
 	ctx := r.Context()
 	seg, missing, ok, err := g.writeSegment(ctx, bv, toProfile(b.Profile))
 	if err != nil {
@@ -250,7 +251,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	if ok {
 		obj.Segments = []metadata.Segment{seg}
 	}
-	if err := g.store.PutObject(ctx, obj, pre); err != nil {
+	if err := g.store.PutObject(ctx, obj, pre, g.events(r, b, event, key, obj.Size, obj.ETag)...); err != nil {
 		if ok && (errors.Is(err, metadata.ErrPreconditionFailed) || errors.Is(err, metadata.ErrNoSuchBucket) || errors.Is(err, metadata.ErrInvalid)) {
 			g.discardSegment(seg)
 		}
@@ -480,7 +481,8 @@ func (g *Gateway) deleteObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pre := metadata.Precondition{IfMatch: trimETag(r.Header.Get("If-Match"))}
-	err = g.store.DeleteObject(r.Context(), b.Name, reqOf(r).key, pre)
+	key := reqOf(r).key
+	err = g.store.DeleteObject(r.Context(), b.Name, key, pre, g.events(r, b, "ObjectRemoved:Delete", key, 0, "")...)
 	if err != nil && !(errors.Is(err, metadata.ErrNoSuchKey) && pre.IfMatch == "") {
 		g.writeError(w, r, err)
 		return
@@ -512,7 +514,7 @@ func (g *Gateway) deleteObjects(w http.ResponseWriter, r *http.Request) {
 		case o.Key == "" || len(o.Key) > maxKeyLen:
 			err = errKeyTooLong
 		default:
-			err = g.store.DeleteObject(r.Context(), b.Name, o.Key, metadata.Precondition{})
+			err = g.store.DeleteObject(r.Context(), b.Name, o.Key, metadata.Precondition{}, g.events(r, b, "ObjectRemoved:Delete", o.Key, 0, "")...)
 		}
 		if err != nil && !errors.Is(err, metadata.ErrNoSuchKey) {
 			se := toS3(err)
@@ -645,7 +647,7 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	obj, err := g.writeObject(r, b, key, bv, meta, pre)
+	obj, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Copy")
 	if err != nil {
 		g.writeError(w, r, err)
 		return

@@ -123,7 +123,7 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	obj, err := g.writeObject(r, b, key, bv, meta, metadata.Precondition{})
+	obj, err := g.writeObject(r, b, key, bv, meta, metadata.Precondition{}, "ObjectCreated:Post")
 	if err != nil {
 		g.writeError(w, r, err)
 		return

@@ -162,6 +162,29 @@ type GCEntry struct {
 	UsedParts []int     `json:"used,omitempty"`
 }
 
+// Event is a bucket notification waiting for delivery: one S3 event
+// record for one webhook, queued in the transaction of the change it
+// reports, so it is delivered at least once.
+type Event struct {
+	V       int       `json:"v"`
+	ID      string    `json:"id"` // time-ordered
+	URL     string    `json:"url"`
+	Config  string    `json:"cfg"`  // the notification configuration id
+	Name    string    `json:"name"` // ObjectCreated:Put, ObjectRemoved:Delete, …
+	Bucket  string    `json:"bucket"`
+	Key     string    `json:"key"`
+	Size    int64     `json:"size,omitempty"`
+	ETag    string    `json:"etag,omitempty"`
+	Time    time.Time `json:"time"`
+	Request string    `json:"req,omitempty"` // request id
+	Owner   string    `json:"owner,omitempty"`
+	// Delivery state.
+	Attempts  int       `json:"attempts,omitempty"`
+	NextTry   time.Time `json:"next,omitempty"`  // not before
+	LastError string    `json:"error,omitempty"` // of the last attempt
+	Rev       int64     `json:"-"`               // etcd revision read (filled by ListEvents)
+}
+
 // NodeState is a storage node's administrative state.
 type NodeState string
 
@@ -216,12 +239,13 @@ type Store interface {
 	// PutObject commits obj as the current version of its key, if the
 	// bucket exists and pre holds; the replaced version's segments go to
 	// gc. Errors: ErrNoSuchBucket, ErrPreconditionFailed.
-	PutObject(ctx context.Context, obj Object, pre Precondition) error
+	// events are queued (notifications) in the same transaction.
+	PutObject(ctx context.Context, obj Object, pre Precondition, events ...Event) error
 	// GetObject returns the current version with its segments.
 	GetObject(ctx context.Context, bucket, key string) (Object, error)
 	// DeleteObject removes the current version (its segments go to gc).
 	// Errors: ErrNoSuchKey, ErrPreconditionFailed.
-	DeleteObject(ctx context.Context, bucket, key string, pre Precondition) error
+	DeleteObject(ctx context.Context, bucket, key string, pre Precondition, events ...Event) error
 	ListObjects(ctx context.Context, bucket string, opts ListOptions) (ListResult, error)
 
 	CreateUpload(ctx context.Context, u Upload) error
@@ -240,7 +264,16 @@ type Store interface {
 	// go to gc. The commit's size does not grow with the number of parts.
 	// Errors: ErrNoSuchUpload, ErrNoSuchBucket, ErrPreconditionFailed,
 	// ErrConflict (a part was replaced meanwhile: retry).
-	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition) error
+	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) error
+
+	// ListEvents returns up to limit queued notification events, oldest first.
+	ListEvents(ctx context.Context, limit int) ([]Event, error)
+	// UpdateEvent stores e if it has not changed since it was read (its
+	// Rev) and returns it with its new Rev; false means another deliverer
+	// got there first.
+	UpdateEvent(ctx context.Context, e Event) (Event, bool, error)
+	// DeleteEvent removes a delivered event (if unchanged since read).
+	DeleteEvent(ctx context.Context, e Event) error
 
 	// PartitionSegments lists the segments indexed in a partition (0..4095):
 	// every segment whose shards should exist, including those waiting in gc.

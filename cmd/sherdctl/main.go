@@ -3,10 +3,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,12 +17,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/metadata"
 )
 
 const usage = `usage:
   sherdctl status  --etcd URLS
   sherdctl presign s3://BUCKET/KEY [--method GET|PUT] [--expires 1h] [--endpoint http://127.0.0.1:9000]
+  sherdctl notify  --etcd URLS set BUCKET --url URL [--id ID] [--events s3:ObjectCreated:*,s3:ObjectRemoved:*] [--prefix P] [--suffix S]
+  sherdctl notify  --etcd URLS show BUCKET
+  sherdctl notify  --etcd URLS clear BUCKET [--id ID]
 
 Credentials for presign: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else
 SHERD_ROOT_USER / SHERD_ROOT_PASSWORD.
@@ -37,6 +44,8 @@ func main() {
 		err = status(os.Args[2:])
 	case "presign":
 		err = presign(os.Args[2:])
+	case "notify":
+		err = notify(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -94,6 +103,72 @@ func status(args []string) error {
 	}
 	fmt.Printf("\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries\n", live, len(nodes), len(repairs), shards, len(gc))
 	return nil
+}
+
+// notify configures a bucket's webhooks (stored with the bucket in etcd;
+// every gateway delivers from the etcd queue).
+func notify(args []string) error {
+	fs := flag.NewFlagSet("notify", flag.ExitOnError)
+	etcdURLs := fs.String("etcd", os.Getenv("SHERD_ETCD"), "etcd client URLs (or SHERD_ETCD)")
+	fs.Parse(args)
+	rest := fs.Args()
+	if *etcdURLs == "" || len(rest) < 2 {
+		return fmt.Errorf("notify: want --etcd URLS set|show|clear BUCKET [options]")
+	}
+	verb, bucket := rest[0], rest[1]
+	opts := flag.NewFlagSet("notify "+verb, flag.ExitOnError)
+	url := opts.String("url", "", "webhook URL (http or https)")
+	id := opts.String("id", "webhook", "configuration id")
+	events := opts.String("events", "s3:ObjectCreated:*,s3:ObjectRemoved:*", "event types, comma-separated")
+	prefix := opts.String("prefix", "", "only keys with this prefix")
+	suffix := opts.String("suffix", "", "only keys with this suffix")
+	opts.Parse(rest[2:])
+	cli, err := daemon.EtcdClient(*etcdURLs)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	store := daemon.NewMetadataStore(cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	switch verb {
+	case "show":
+		b, err := store.GetBucket(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		cfg, err := gateway.ParseNotifyConfig(b.Notify)
+		if err != nil {
+			return err
+		}
+		out, _ := json.MarshalIndent(cfg, "", "  ")
+		fmt.Println(string(out))
+		return nil
+	case "set", "clear":
+	default:
+		return fmt.Errorf("notify: unknown verb %q", verb)
+	}
+	return store.UpdateBucket(ctx, bucket, func(b *metadata.Bucket) error {
+		cfg, err := gateway.ParseNotifyConfig(b.Notify)
+		if err != nil {
+			return err
+		}
+		cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w gateway.Webhook) bool {
+			return verb == "clear" && (*id == "webhook" || w.ID == *id) || w.ID == *id
+		})
+		if verb == "set" {
+			cfg.Webhooks = append(cfg.Webhooks, gateway.Webhook{ID: *id, URL: *url, Events: strings.Split(*events, ","), Prefix: *prefix, Suffix: *suffix})
+		}
+		out, _ := json.Marshal(cfg)
+		if _, err := gateway.ParseNotifyConfig(string(out)); err != nil {
+			return err
+		}
+		if len(cfg.Webhooks) == 0 {
+			out = nil
+		}
+		b.Notify = string(out)
+		return nil
+	})
 }
 
 func presign(args []string) error {

@@ -156,7 +156,11 @@ type GatewayConfig struct {
 	// gateway's collector deletes them (default 5 minutes); GCInterval is
 	// the pause between passes (default 30 s; negative: no collector).
 	GCGrace, GCInterval time.Duration
-	Log                 *slog.Logger
+	// NotifyInterval is how often queued notifications are looked for
+	// (default 500 ms; negative: this gateway delivers none).
+	NotifyInterval time.Duration
+	NotifyClaim    time.Duration // see gateway.Notifier.ClaimFor
+	Log            *slog.Logger
 }
 
 // Gateway is a running S3 gateway.
@@ -220,6 +224,13 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		// gateways only repeat each other's (cheap) deletes.
 		gc := &antientropy.Collector{Meta: c.Store, Nodes: cluster, Grace: c.GCGrace, Log: c.Log}
 		go gc.Run(wctx, c.GCInterval)
+	}
+	if c.NotifyInterval >= 0 {
+		if c.NotifyInterval == 0 {
+			c.NotifyInterval = 500 * time.Millisecond
+		}
+		n := &gateway.Notifier{Store: c.Store, Region: c.Region, Log: c.Log, ClaimFor: c.NotifyClaim}
+		go n.Run(wctx, c.NotifyInterval)
 	}
 	return &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cluster, srv: srv, cancel: cancel}, nil
 }

@@ -316,7 +316,7 @@ func (s *Store) writeChunks(ctx context.Context, vid string, segs []metadata.Seg
 }
 
 // PutObject implements metadata.Store.
-func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition) error {
+func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, events ...metadata.Event) error {
 	if err := validBucket(obj.Bucket); err != nil {
 		return fmt.Errorf("put object: %w", err)
 	}
@@ -343,7 +343,7 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 			}
 		}
 	}
-	err := s.commitObject(ctx, obj, pre, indexOps, nil, nil)
+	err := s.commitObject(ctx, obj, pre, append(indexOps, s.eventOps(events)...), nil, nil)
 	if err != nil && obj.SegmentChunks > 0 {
 		s.releaseUncommitted(obj.VersionID, obj.SegmentChunks)
 	}
@@ -453,7 +453,7 @@ func (s *Store) readChunks(ctx context.Context, vid string, rev int64) ([]metada
 }
 
 // DeleteObject implements metadata.Store.
-func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition) error {
+func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition, events ...metadata.Event) error {
 	if validBucket(bucket) != nil || validKey(key) != nil {
 		return fmt.Errorf("delete object: %w", metadata.ErrNoSuchKey)
 	}
@@ -474,6 +474,7 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metada
 			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
 		}
 		ops := append([]clientv3.Op{clientv3.OpDelete(k)}, s.releaseOps(&cur, s.now())...)
+		ops = append(ops, s.eventOps(events)...)
 		resp, err := s.kv.Txn(ctx).If(modRev(k, rev)).Then(ops...).Commit()
 		if err != nil {
 			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)

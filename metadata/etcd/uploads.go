@@ -185,7 +185,7 @@ func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) e
 // the commit compares the upload key's revision (so no part changed since
 // the caller read them), deletes it, and writes one gc entry that releases
 // the parts not chosen and the part keys.
-func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []metadata.Part, obj metadata.Object, pre metadata.Precondition) error {
+func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []metadata.Part, obj metadata.Object, pre metadata.Precondition, events ...metadata.Event) error {
 	uk := s.uploadKey(u.Bucket, u.Key, u.UploadID)
 	var cur metadata.Upload
 	urev, ok, err := s.getJSON(ctx, uk, &cur)
@@ -226,7 +226,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 		obj.Segments, obj.SegmentChunks = nil, n
 	}
 	e := metadata.GCEntry{V: metadata.Version, ID: u.UploadID, Kind: metadata.GCCompletedUpload, Time: s.now(), UploadID: u.UploadID, UsedParts: used}
-	extra := []clientv3.Op{clientv3.OpDelete(uk), clientv3.OpPut(s.gcKey(e.ID), mustJSON(e))}
+	extra := append([]clientv3.Op{clientv3.OpDelete(uk), clientv3.OpPut(s.gcKey(e.ID), mustJSON(e))}, s.eventOps(events)...)
 	uploadGone := func(*clientv3.TxnResponse) error {
 		var now metadata.Upload
 		rev, ok, err := s.getJSON(ctx, uk, &now)

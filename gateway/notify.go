@@ -1,0 +1,298 @@
+package gateway
+
+// Bucket notifications: webhooks fed from a queue in etcd.
+//
+// Invariants:
+//   - An event is queued in the same etcd transaction as the change it
+//     reports, so a committed change always has its events, and a refused
+//     one never does.
+//   - An event leaves the queue only after its webhook answered 2xx, so it
+//     is delivered at least once (receivers deduplicate by the sequencer).
+//   - A deliverer claims an event by moving its next-try time past its own
+//     delivery deadline (a compare-and-swap); if it dies mid-delivery the
+//     claim runs out and any gateway delivers it again. Failed deliveries
+//     back off exponentially (with jitter) up to maxBackoff.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sherdstore/sherd/metadata"
+)
+
+// Webhook is one notification target of a bucket.
+type Webhook struct {
+	ID     string   `json:"id"`
+	URL    string   `json:"url"`
+	Events []string `json:"events"` // s3:ObjectCreated:*, s3:ObjectRemoved:Delete, …
+	Prefix string   `json:"prefix,omitempty"`
+	Suffix string   `json:"suffix,omitempty"`
+}
+
+// NotifyConfig is a bucket's notification configuration (metadata.Bucket.Notify, JSON).
+type NotifyConfig struct {
+	Webhooks []Webhook `json:"webhooks"`
+}
+
+// ParseNotifyConfig parses and validates a configuration.
+func ParseNotifyConfig(s string) (NotifyConfig, error) {
+	var c NotifyConfig
+	if s == "" {
+		return c, nil
+	}
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return c, fmt.Errorf("notification configuration: %w", err)
+	}
+	for _, w := range c.Webhooks {
+		u, err := url.Parse(w.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("webhook %q: bad URL %q", w.ID, w.URL)
+		}
+		if len(w.Events) == 0 {
+			return c, fmt.Errorf("webhook %q: no events", w.ID)
+		}
+		for _, e := range w.Events {
+			if !strings.HasPrefix(e, "s3:ObjectCreated:") && !strings.HasPrefix(e, "s3:ObjectRemoved:") {
+				return c, fmt.Errorf("webhook %q: unsupported event %q", w.ID, e)
+			}
+		}
+	}
+	return c, nil
+}
+
+// matches says whether webhook w wants event name (e.g. ObjectCreated:Put) on key.
+func (w Webhook) matches(name, key string) bool {
+	if !strings.HasPrefix(key, w.Prefix) || !strings.HasSuffix(key, w.Suffix) {
+		return false
+	}
+	for _, e := range w.Events {
+		p := strings.TrimPrefix(e, "s3:")
+		if p == name || (strings.HasSuffix(p, ":*") && strings.HasPrefix(name, strings.TrimSuffix(p, "*"))) {
+			return true
+		}
+	}
+	return false
+}
+
+// newEventID is time-ordered (the queue is listed oldest first) and unique.
+func newEventID(now time.Time) string {
+	var r [6]byte
+	rand.Read(r[:])
+	return fmt.Sprintf("%016x-%s", now.UnixNano(), hex.EncodeToString(r[:]))
+}
+
+// events are the notifications a change to key in b produces.
+func (g *Gateway) events(r *http.Request, b metadata.Bucket, name, key string, size int64, etag string) []metadata.Event {
+	if b.Notify == "" {
+		return nil
+	}
+	cfg, err := ParseNotifyConfig(b.Notify)
+	if err != nil {
+		g.log.Warn("bad notification configuration", "bucket", b.Name, "err", err)
+		return nil
+	}
+	var out []metadata.Event
+	now := g.now().UTC()
+	for _, w := range cfg.Webhooks {
+		if w.matches(name, key) {
+			out = append(out, metadata.Event{ID: newEventID(now), URL: w.URL, Config: w.ID, Name: name, Bucket: b.Name, Key: key,
+				Size: size, ETag: etag, Time: now, Request: reqOf(r).rid, Owner: b.Owner, NextTry: now})
+		}
+	}
+	return out
+}
+
+// EventRecord is one S3 event notification record.
+type EventRecord struct {
+	EventVersion      string            `json:"eventVersion"`
+	EventSource       string            `json:"eventSource"`
+	AWSRegion         string            `json:"awsRegion"`
+	EventTime         string            `json:"eventTime"`
+	EventName         string            `json:"eventName"`
+	UserIdentity      map[string]string `json:"userIdentity"`
+	RequestParameters map[string]string `json:"requestParameters"`
+	ResponseElements  map[string]string `json:"responseElements"`
+	S3                struct {
+		SchemaVersion   string `json:"s3SchemaVersion"`
+		ConfigurationID string `json:"configurationId"`
+		Bucket          struct {
+			Name          string            `json:"name"`
+			OwnerIdentity map[string]string `json:"ownerIdentity"`
+			ARN           string            `json:"arn"`
+		} `json:"bucket"`
+		Object struct {
+			Key       string `json:"key"`
+			Size      int64  `json:"size,omitempty"`
+			ETag      string `json:"eTag,omitempty"`
+			Sequencer string `json:"sequencer"`
+		} `json:"object"`
+	} `json:"s3"`
+}
+
+// EventMessage is the body POSTed to a webhook.
+type EventMessage struct {
+	Records []EventRecord `json:"Records"`
+}
+
+// record renders a queued event as S3 does.
+func record(e metadata.Event, region string) EventRecord {
+	var r EventRecord
+	r.EventVersion, r.EventSource, r.AWSRegion = "2.1", "aws:s3", region
+	r.EventTime = e.Time.UTC().Format("2006-01-02T15:04:05.000Z")
+	r.EventName = e.Name
+	r.UserIdentity = map[string]string{"principalId": e.Owner}
+	r.RequestParameters = map[string]string{"sourceIPAddress": ""}
+	r.ResponseElements = map[string]string{"x-amz-request-id": e.Request}
+	r.S3.SchemaVersion, r.S3.ConfigurationID = "1.0", e.Config
+	r.S3.Bucket.Name, r.S3.Bucket.ARN = e.Bucket, "arn:aws:s3:::"+e.Bucket
+	r.S3.Bucket.OwnerIdentity = map[string]string{"principalId": e.Owner}
+	r.S3.Object.Key = url.QueryEscape(e.Key)
+	r.S3.Object.Size, r.S3.Object.ETag = e.Size, e.ETag
+	r.S3.Object.Sequencer = strings.ToUpper(strings.SplitN(e.ID, "-", 2)[0])
+	return r
+}
+
+// Notifier delivers queued events. Several may run (one per gateway).
+type Notifier struct {
+	Store      metadata.Store
+	Client     *http.Client // default: 10 s timeout
+	Region     string
+	Now        func() time.Time
+	Log        *slog.Logger
+	MaxBackoff time.Duration // default 5 minutes
+	// ClaimFor is how long a claimed event is left to its deliverer before
+	// others may retry it (default 30 s; longer than a delivery takes).
+	ClaimFor time.Duration
+}
+
+// Backoff is the delay before attempt n+1 after n failed attempts
+// (exponential from 1 s, capped), without jitter.
+func Backoff(n int, max time.Duration) time.Duration {
+	d := time.Second
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d/5)+1))
+	return d + time.Duration(n.Int64())
+}
+
+// RunOnce delivers every event that is due; it returns how many were delivered.
+func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
+	now := n.now()
+	evs, err := n.Store.ListEvents(ctx, 1000)
+	if err != nil {
+		return 0, err
+	}
+	delivered := 0
+	for _, e := range evs {
+		if e.NextTry.After(now) {
+			continue
+		}
+		e.Attempts++
+		e.NextTry = now.Add(n.claimFor())
+		e, ok, err := n.Store.UpdateEvent(ctx, e)
+		if err != nil || !ok {
+			continue // another deliverer has it
+		}
+		if err := n.deliver(ctx, e); err != nil {
+			e.LastError = err.Error()
+			e.NextTry = n.now().Add(jitter(Backoff(e.Attempts, n.maxBackoff())))
+			n.Store.UpdateEvent(ctx, e)
+			n.log().Info("webhook delivery failed", "event", e.ID, "url", e.URL, "attempt", e.Attempts, "retry", e.NextTry, "err", err)
+			continue
+		}
+		if err := n.Store.DeleteEvent(ctx, e); err != nil {
+			n.log().Warn("delivered event not removed (it will be delivered again)", "event", e.ID, "err", err)
+		}
+		delivered++
+	}
+	return delivered, nil
+}
+
+func (n *Notifier) deliver(ctx context.Context, e metadata.Event) error {
+	region := n.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	body, _ := json.Marshal(EventMessage{Records: []EventRecord{record(e, region)}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Sherd-Notifications")
+	c := n.Client
+	if c == nil {
+		c = &http.Client{Timeout: min(10*time.Second, n.claimFor()/2)}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("webhook answered %s", resp.Status)
+	}
+	return nil
+}
+
+// Run delivers until ctx ends, polling every interval.
+func (n *Notifier) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := n.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			n.log().Warn("notification pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Notifier) now() time.Time {
+	if n.Now != nil {
+		return n.Now()
+	}
+	return time.Now()
+}
+
+func (n *Notifier) claimFor() time.Duration {
+	if n.ClaimFor > 0 {
+		return n.ClaimFor
+	}
+	return 30 * time.Second
+}
+
+func (n *Notifier) maxBackoff() time.Duration {
+	if n.MaxBackoff > 0 {
+		return n.MaxBackoff
+	}
+	return 5 * time.Minute
+}
+
+func (n *Notifier) log() *slog.Logger {
+	if n.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return n.Log
+}
