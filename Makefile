@@ -6,8 +6,12 @@ RACE_PKGS := ./storagenode/... ./metadata/... ./gateway ./internal/daemon ./test
 
 .PHONY: test run build vet bench fuzz e2e
 
+# The slowest test (10,000 part uploads, ~2 min) runs once, without -race.
+SLOW_TESTS := TestTenThousandParts
+
 test: vet
-	$(GO) test -race $(RACE_PKGS)
+	$(GO) test -race -skip '$(SLOW_TESTS)' $(RACE_PKGS)
+	$(GO) test -run '$(SLOW_TESTS)' ./test/
 	$(GO) test $$($(GO) list ./... | grep -v -e /storagenode -e /metadata -e '/gateway$$' -e /internal/daemon -e /test)
 
 vet:

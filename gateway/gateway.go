@@ -34,6 +34,9 @@ type Config struct {
 	Profile erasure.Profile
 	// WriteQuorum is the shards a PUT must store (default k+1, never below k).
 	WriteQuorum int
+	// MinPartSize is the smallest multipart part but the last (default
+	// 5 MiB, as AWS); tests lower it to build 10,000-part objects quickly.
+	MinPartSize int64
 	Log         *slog.Logger
 	Now         func() time.Time
 }
@@ -70,6 +73,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MinPartSize <= 0 {
+		cfg.MinPartSize = minPartSize
 	}
 	g := &Gateway{cfg: cfg, store: cfg.Store, cluster: cfg.Cluster, log: cfg.Log, now: cfg.Now,
 		verifier: s3.NewVerifier(cfg.Credentials, cfg.Now)}

@@ -374,7 +374,7 @@ func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Up
 				return metadata.Object{}, s3.Errorf(errInvalidPart, "part %d: %s does not match", cp.PartNumber, algo)
 			}
 		}
-		if i < len(req.Parts)-1 && p.Size < minPartSize {
+		if i < len(req.Parts)-1 && p.Size < g.cfg.MinPartSize {
 			return metadata.Object{}, s3.Errorf(errEntityTooSmall, "part %d is %d bytes", cp.PartNumber, p.Size)
 		}
 		raw, _ := hex.DecodeString(p.ETag)

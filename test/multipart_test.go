@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,5 +275,95 @@ func TestMultipartGarbage(t *testing.T) {
 	}
 	if segs != 3 {
 		t.Fatalf("%d indexed segments, want 3", segs)
+	}
+}
+
+// TestTenThousandParts: an object of 10,000 parts completes, lists and
+// reads back (parts of 1 KiB: the gateway under test allows small parts).
+func TestTenThousandParts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 part uploads")
+	}
+	s := startServer(t, "")
+	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: "127.0.0.1:0", Key: s.Key, Store: s.Store,
+		Credentials: map[string]string{rootUser: rootPass}, MinPartSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	c := awsClient(t, g.URL, true, rootPass)
+	b, key := aws.String("tenk"), aws.String("many-parts")
+	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b})
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 10000, 1024
+	data := randomBytes(n*size, 50)
+	etags := make([]*string, n)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	var failed error
+	var mu sync.Mutex
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+					Body: bytes.NewReader(data[i*size : (i+1)*size])})
+				mu.Lock()
+				if err != nil && failed == nil {
+					failed = err
+				} else if err == nil {
+					etags[i] = out.ETag
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	listed := 0
+	lp := s3.NewListPartsPaginator(c, &s3.ListPartsInput{Bucket: b, Key: key, UploadId: up.UploadId})
+	for lp.HasMorePages() {
+		page, err := lp.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed += len(page.Parts)
+	}
+	if listed != n {
+		t.Fatalf("ListParts: %d parts", listed)
+	}
+	parts := make([]types.CompletedPart, n)
+	for i := range parts {
+		parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: etags[i]}
+	}
+	res, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(*res.ETag, "-10000\"") {
+		t.Fatalf("ETag %s", *res.ETag)
+	}
+	lo, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b})
+	if err != nil || len(lo.Contents) != 1 || aws.ToInt64(lo.Contents[0].Size) != n*size {
+		t.Fatalf("listing %+v %v", lo, err)
+	}
+	get, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: key})
+	if err != nil || !bytes.Equal(readAll(t, get.Body), data) {
+		t.Fatalf("read back: %v", err)
+	}
+	rg, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: key, Range: aws.String("bytes=5119000-5121047")})
+	if err != nil || !bytes.Equal(readAll(t, rg.Body), data[5119000:5121048]) {
+		t.Fatalf("range across parts: %v", err)
 	}
 }

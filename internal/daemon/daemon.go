@@ -160,6 +160,7 @@ type GatewayConfig struct {
 	// (default 500 ms; negative: this gateway delivers none).
 	NotifyInterval time.Duration
 	NotifyClaim    time.Duration // see gateway.Notifier.ClaimFor
+	MinPartSize    int64         // see gateway.Config.MinPartSize
 	Log            *slog.Logger
 }
 
@@ -201,7 +202,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		return nil, err
 	}
 	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cluster, Credentials: c.Credentials,
-		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log})
+		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize})
 	if err != nil {
 		cancel()
 		return nil, err
