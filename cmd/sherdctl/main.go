@@ -97,11 +97,21 @@ func status(args []string) error {
 	if err != nil {
 		return err
 	}
-	shards := 0
+	events, err := store.ListEvents(ctx, 10000)
+	if err != nil {
+		return err
+	}
+	shards, failing := 0, 0
 	for _, r := range repairs {
 		shards += len(r.Shards)
 	}
-	fmt.Printf("\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries\n", live, len(nodes), len(repairs), shards, len(gc))
+	for _, e := range events {
+		if e.LastError != "" {
+			failing++
+		}
+	}
+	fmt.Printf("\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
+		live, len(nodes), len(repairs), shards, len(gc), len(events), failing)
 	return nil
 }
 

@@ -1,0 +1,92 @@
+package antientropy
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/storagenode"
+)
+
+// fakeMeta is the part of metadata.Store the collector uses.
+type fakeMeta struct {
+	metadata.Store
+	entries  []metadata.GCEntry
+	finished []string
+}
+
+func (f *fakeMeta) ListGC(context.Context, int) ([]metadata.GCEntry, error) { return f.entries, nil }
+func (f *fakeMeta) GCSegments(_ context.Context, e metadata.GCEntry) ([]metadata.Segment, error) {
+	return []metadata.Segment{*e.Segment}, nil
+}
+func (f *fakeMeta) FinishGC(_ context.Context, e metadata.GCEntry, _ []metadata.Segment) error {
+	f.finished = append(f.finished, e.ID)
+	return nil
+}
+
+type fakeStore struct {
+	storagenode.ShardStore
+	deleted []string
+}
+
+func (f *fakeStore) Delete(_ context.Context, id storagenode.ShardID) error {
+	f.deleted = append(f.deleted, id.String())
+	return nil
+}
+
+func (f *fakeStore) Open(context.Context, storagenode.ShardID, int64, int64) (io.ReadCloser, error) {
+	return nil, storagenode.ErrNotFound
+}
+
+type fakeNodes map[string]*fakeStore
+
+func (f fakeNodes) Store(id string) (storagenode.ShardStore, bool) {
+	s, ok := f[id]
+	if !ok {
+		return nil, false
+	}
+	return s, true
+}
+
+func TestCollector(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	seg := func(id string, nodes ...string) *metadata.Segment {
+		return &metadata.Segment{ID: id, Nodes: nodes, ShardHashes: []string{"h", "", "h"}}
+	}
+	meta := &fakeMeta{entries: []metadata.GCEntry{
+		{ID: "old", Kind: metadata.GCSegment, Time: now.Add(-time.Hour), Segment: seg("aa", "n1", "n2", "n3")},
+		{ID: "young", Kind: metadata.GCSegment, Time: now.Add(-time.Minute), Segment: seg("bb", "n1", "n2", "n3")},
+		{ID: "node-down", Kind: metadata.GCSegment, Time: now.Add(-time.Hour), Segment: seg("cc", "n1", "n2", "down")},
+	}}
+	nodes := fakeNodes{"n1": {}, "n2": {}, "n3": {}}
+	c := &Collector{Meta: meta, Nodes: nodes, Grace: 10 * time.Minute, Now: func() time.Time { return now }}
+	st, err := c.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "old": shards 0 and 2 deleted (1 was never written); "young" waits
+	// for its grace; "node-down" keeps its entry until the node is back.
+	if st.Entries != 1 || st.Deferred != 2 || len(meta.finished) != 1 || meta.finished[0] != "old" {
+		t.Fatalf("stats %+v finished %v", st, meta.finished)
+	}
+	if d := nodes["n1"].deleted; len(d) != 2 || d[0] != "aa.0" {
+		t.Fatalf("n1 deleted %v", d)
+	}
+	if d := nodes["n3"].deleted; len(d) != 1 || d[0] != "aa.2" {
+		t.Fatalf("n3 deleted %v", d)
+	}
+}
+
+func TestDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		age  time.Duration
+		want bool
+	}{{0, false}, {time.Minute, false}, {5 * time.Minute, true}, {time.Hour, true}} {
+		if got := due(metadata.GCEntry{Time: t0}, t0.Add(c.age), 5*time.Minute); got != c.want {
+			t.Errorf("age %v: %v", c.age, got)
+		}
+	}
+}
