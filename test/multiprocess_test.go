@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,11 +30,11 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// buildSherd builds cmd/sherd into dir.
+// buildSherd builds cmd/sherd and cmd/sherdctl into dir.
 func buildSherd(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "sherd")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/sherdstore/sherd/cmd/sherd").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/sherdstore/sherd/cmd/sherd", "github.com/sherdstore/sherd/cmd/sherdctl").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -95,9 +96,25 @@ func (p *process) waitLine(t *testing.T, prefix string) string {
 	}
 }
 
-// TestMultiProcess runs a real cluster: Debian's etcd, 6 `sherd node`
-// processes and `sherd gateway` processes, all separate OS processes.
-func TestMultiProcess(t *testing.T) {
+// cluster is a multi-process cluster: Debian's etcd and 6 `sherd node`
+// processes; startGateway adds `sherd gateway` processes.
+type cluster struct {
+	etcdURL string
+	env     []string
+	bin     string
+	nodes   []*process
+}
+
+func (c *cluster) startGateway(t *testing.T, args ...string) (*process, string) {
+	t.Helper()
+	addr := freePort(t)
+	g := spawn(t, c.env, c.bin, append([]string{"gateway", "--etcd", c.etcdURL, "--address", addr}, args...)...)
+	g.waitLine(t, "Sherd S3 endpoint")
+	return g, "http://" + addr
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and spawns processes")
 	}
@@ -120,14 +137,16 @@ func TestMultiProcess(t *testing.T) {
 		n.waitLine(t, "Sherd storage node")
 		nodes = append(nodes, n)
 	}
-	startGateway := func() (*process, string) {
-		addr := freePort(t)
-		g := spawn(t, env, bin, "gateway", "--etcd", etcdURL, "--address", addr)
-		g.waitLine(t, "Sherd S3 endpoint")
-		return g, "http://" + addr
-	}
-	gw1, url1 := startGateway()
-	_, url2 := startGateway()
+	return &cluster{etcdURL: etcdURL, env: env, bin: bin, nodes: nodes}
+}
+
+// TestMultiProcess runs a real cluster: Debian's etcd, 6 `sherd node`
+// processes and `sherd gateway` processes, all separate OS processes.
+func TestMultiProcess(t *testing.T) {
+	cl := startCluster(t)
+	nodes := cl.nodes
+	gw1, url1 := cl.startGateway(t)
+	_, url2 := cl.startGateway(t)
 	c1, c2 := minioClient(t, url1, false), minioClient(t, url2, false)
 	if err := c1.MakeBucket(ctx, "multi", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
@@ -147,6 +166,35 @@ func TestMultiProcess(t *testing.T) {
 		}
 	}
 	get(c2, "obj", data) // written through one gateway, read through the other
+	// A multipart upload whose parts go through two gateway processes at once.
+	core1, core2 := minio.Core{Client: c1}, minio.Core{Client: c2}
+	id, err := core1.NewMultipartUpload(ctx, "multi", "mp", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpData := randomBytes(10<<20+5, 23)
+	parts := make([]minio.CompletePart, 2)
+	errc := make(chan error, 2)
+	for i, core := range []minio.Core{core1, core2} {
+		go func() {
+			chunk := mpData[i*(5<<20) : min((i+1)*(5<<20), len(mpData))]
+			if i == 1 {
+				chunk = mpData[5<<20:]
+			}
+			p, err := core.PutObjectPart(ctx, "multi", "mp", id, i+1, bytes.NewReader(chunk), int64(len(chunk)), minio.PutObjectPartOptions{})
+			parts[i] = minio.CompletePart{PartNumber: i + 1, ETag: p.ETag}
+			errc <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := core2.CompleteMultipartUpload(ctx, "multi", "mp", id, parts, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	get(c1, "mp", mpData)
 	// SIGKILL a node: reads reconstruct, writes still reach the quorum.
 	nodes[3].kill()
 	get(c2, "obj", data)
@@ -158,4 +206,48 @@ func TestMultiProcess(t *testing.T) {
 	gw1.kill()
 	get(c2, "obj2", data2)
 	get(c2, "obj", data)
+}
+
+// TestMultiProcessNotificationSurvivesKill: a gateway process is SIGKILLed
+// while it delivers a notification; another gateway process delivers it.
+func TestMultiProcessNotificationSurvivesKill(t *testing.T) {
+	cl := startCluster(t)
+	rv := &receiver{got: map[string]string{}, block: make(chan struct{}), started: make(chan struct{})}
+	hook := httptest.NewServer(rv)
+	defer hook.Close()
+	defer close(rv.block)
+	gw1, url1 := cl.startGateway(t, "--notify-claim", "2s")
+	c := minioClient(t, url1, false)
+	if err := c.MakeBucket(ctx, "hooked", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(filepath.Dir(cl.bin), "sherdctl"), "notify", "--etcd", cl.etcdURL, "set", "hooked", "--url", hook.URL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sherdctl notify: %v %s", err, out)
+	}
+	if _, err := c.PutObject(ctx, "hooked", "first", bytes.NewReader([]byte("1")), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-rv.started: // gw1 is delivering "first", and the receiver hangs
+	case <-time.After(20 * time.Second):
+		t.Fatal("no delivery started")
+	}
+	gw1.cmd.Process.Signal(syscall.SIGKILL)
+	gw1.cmd.Wait()
+	_, url2 := cl.startGateway(t, "--notify-claim", "2s")
+	c2 := minioClient(t, url2, false)
+	if _, err := c2.PutObject(ctx, "hooked", "second", bytes.NewReader([]byte("2")), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both events delivered", 30*time.Second, func() bool { return rv.count() == 2 })
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	seen := map[string]bool{}
+	for _, v := range rv.got {
+		seen[v] = true
+	}
+	if !seen["ObjectCreated:Put hooked/first"] || !seen["ObjectCreated:Put hooked/second"] {
+		t.Fatalf("events %v", rv.got)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
@@ -131,6 +132,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	etcdURLs := fs.String("etcd", "", "etcd client URLs, comma-separated")
 	addr := fs.String("address", "127.0.0.1:9000", "S3 listen address")
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
+	claim := fs.Duration("notify-claim", 30*time.Second, "how long a notification being delivered is left to this gateway before others retry it")
 	fs.Parse(args)
 	if *etcdURLs == "" {
 		return fmt.Errorf("gateway: --etcd is required")
@@ -146,7 +148,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	defer cli.Close()
 	user, pass, def := credentials()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: daemon.NewMetadataStore(cli),
-		Credentials: gateway.StaticCredentials{user: pass}, Domains: domains(*domain), Log: log})
+		Credentials: gateway.StaticCredentials{user: pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim})
 	if err != nil {
 		return err
 	}
