@@ -157,20 +157,7 @@ func (g *Gateway) uploadPart(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	size, err := bodyLength(r)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if size > maxPutSize {
-		g.writeError(w, r, errEntityTooLarge)
-		return
-	}
-	var trailers func() http.Header
-	if cb, ok := r.Body.(*s3.ChunkedBody); ok {
-		trailers = cb.Trailers
-	}
-	bv, err := s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, partAlgo(u))
+	bv, err := g.requestBody(r, partAlgo(u))
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -198,21 +185,8 @@ func (g *Gateway) uploadPartCopy(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	src, err := g.copySourceObject(r)
 	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if _, err := g.store.GetBucket(r.Context(), sb); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	src, err := g.store.GetObject(r.Context(), sb, sk)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if err := copySourcePreconditions(r.Header, src.ETag, src.ModTime); err != nil {
 		g.writeError(w, r, err)
 		return
 	}
@@ -229,14 +203,12 @@ func (g *Gateway) uploadPartCopy(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, errEntityTooLarge)
 		return
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(g.readObject(r.Context(), pw, src, off, length)) }()
-	defer pr.Close()
-	bv, err := s3.NewBodyVerifier(pr, http.Header{}, nil, partAlgo(u))
+	bv, done, err := g.sourceReader(r, src, off, length, partAlgo(u))
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	defer done()
 	p, err := g.storePart(r, b, u, num, bv)
 	if err != nil {
 		g.writeError(w, r, err)

@@ -190,20 +190,7 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	size, err := bodyLength(r)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if size > maxPutSize {
-		g.writeError(w, r, errEntityTooLarge)
-		return
-	}
-	var trailers func() http.Header
-	if cb, ok := r.Body.(*s3.ChunkedBody); ok {
-		trailers = cb.Trailers
-	}
-	bv, err := s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, s3.CRC64NVME)
+	bv, err := g.requestBody(r, s3.CRC64NVME)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -562,6 +549,55 @@ func copySourcePreconditions(h http.Header, etag string, mod time.Time) error {
 	return nil
 }
 
+// copySourceObject loads the object x-amz-copy-source names and checks the
+// x-amz-copy-source-if-* conditions on it.
+func (g *Gateway) copySourceObject(r *http.Request) (metadata.Object, error) {
+	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return metadata.Object{}, err
+	}
+	if _, err := g.store.GetBucket(r.Context(), sb); err != nil {
+		return metadata.Object{}, err
+	}
+	src, err := g.store.GetObject(r.Context(), sb, sk)
+	if err != nil {
+		return metadata.Object{}, err
+	}
+	return src, copySourcePreconditions(r.Header, src.ETag, src.ModTime)
+}
+
+// sourceReader streams length bytes of src from off through a verifier
+// computing algo; the caller reads it to EOF (or stops early) and calls
+// done.
+func (g *Gateway) sourceReader(r *http.Request, src metadata.Object, off, length int64, algo string) (bv *s3.BodyVerifier, done func(), err error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(g.readObject(r.Context(), pw, src, off, length)) }()
+	bv, err = s3.NewBodyVerifier(pr, http.Header{}, nil, algo)
+	if err != nil {
+		pr.Close()
+		return nil, nil, err
+	}
+	return bv, func() { pr.Close() }, nil
+}
+
+// requestBody wraps the request body: its declared length enforced (at
+// most maxPutSize), its digests and checksums verified; alwaysAlgo is
+// computed even when the client sent no checksum.
+func (g *Gateway) requestBody(r *http.Request, alwaysAlgo string) (*s3.BodyVerifier, error) {
+	size, err := bodyLength(r)
+	if err != nil {
+		return nil, err
+	}
+	if size > maxPutSize {
+		return nil, errEntityTooLarge
+	}
+	var trailers func() http.Header
+	if cb, ok := r.Body.(*s3.ChunkedBody); ok {
+		trailers = cb.Trailers
+	}
+	return s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, alwaysAlgo)
+}
+
 func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 	b, err := g.bucket(r)
 	if err != nil {
@@ -577,24 +613,12 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "Range specified is not valid for source object"))
 		return
 	}
-	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+	src, err := g.copySourceObject(r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
-	if _, err := g.store.GetBucket(r.Context(), sb); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	src, err := g.store.GetObject(r.Context(), sb, sk)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if err := copySourcePreconditions(r.Header, src.ETag, src.ModTime); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
+	sb, sk := src.Bucket, src.Key
 	if src.Size > maxPutSize {
 		g.writeError(w, r, s3.Errorf(errInvalidRequest, "The specified copy source is larger than the maximum allowable size for a copy source: %d", int64(maxPutSize)))
 		return
@@ -637,16 +661,12 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 	if algo == "" {
 		algo = s3.CRC64NVME
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(g.readObject(r.Context(), pw, src, 0, src.Size))
-	}()
-	defer pr.Close()
-	bv, err := s3.NewBodyVerifier(pr, http.Header{}, nil, algo)
+	bv, done, err := g.sourceReader(r, src, 0, src.Size, algo)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	defer done()
 	obj, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Copy")
 	if err != nil {
 		g.writeError(w, r, err)
