@@ -76,7 +76,7 @@ type fixture struct {
 // between gateway and nodes) wrapped for fault injection.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{meta: metaetcd.New(etcdCli, metaetcd.Options{Prefix: "/" + t.Name() + "/"})}
+	f := &fixture{meta: metaetcd.New(etcdCli, metaetcd.Options{Prefix: "/" + t.Name() + "/" + metaetcd.NewID() + "/"})}
 	var nodes []metadata.Node
 	byAddr := map[string]*faultyStore{}
 	for i := range 6 {
