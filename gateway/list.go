@@ -65,13 +65,18 @@ func (p listParams) entries(res metadata.ListResult, owner *s3.Owner) ([]s3.Obje
 	return objs, cps
 }
 
-func (g *Gateway) listObjectsV1(w http.ResponseWriter, r *http.Request) {
+// listTarget is the bucket and the common options of a listing.
+func (g *Gateway) listTarget(r *http.Request) (metadata.Bucket, listParams, error) {
 	b, err := g.bucket(r)
 	if err != nil {
-		g.writeError(w, r, err)
-		return
+		return b, listParams{}, err
 	}
 	p, err := parseListParams(r)
+	return b, p, err
+}
+
+func (g *Gateway) listObjectsV1(w http.ResponseWriter, r *http.Request) {
+	b, p, err := g.listTarget(r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -93,12 +98,7 @@ func (g *Gateway) listObjectsV1(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) listObjectsV2(w http.ResponseWriter, r *http.Request) {
-	b, err := g.bucket(r)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	p, err := parseListParams(r)
+	b, p, err := g.listTarget(r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return

@@ -20,7 +20,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -43,14 +42,9 @@ var (
 )
 
 func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request) {
-	b, err := g.bucket(r)
+	b, key, err := g.writeTarget(r)
 	if err != nil {
 		g.writeError(w, r, err)
-		return
-	}
-	key := reqOf(r).key
-	if len(key) > maxKeyLen {
-		g.writeError(w, r, errKeyTooLong)
 		return
 	}
 	meta, err := parseObjectMeta(r.Header)
@@ -102,6 +96,16 @@ func (g *Gateway) upload(r *http.Request) (metadata.Bucket, metadata.Upload, err
 	return b, u, err
 }
 
+// partTarget is the part number, bucket and upload an UploadPart(Copy) names.
+func (g *Gateway) partTarget(r *http.Request) (int, metadata.Bucket, metadata.Upload, error) {
+	num, err := partNumber(r)
+	if err != nil {
+		return 0, metadata.Bucket{}, metadata.Upload{}, err
+	}
+	b, u, err := g.upload(r)
+	return num, b, u, err
+}
+
 func partNumber(r *http.Request) (int, error) {
 	n, err := strconv.Atoi(r.URL.Query().Get("partNumber"))
 	if err != nil || n < 1 || n > maxParts {
@@ -124,11 +128,6 @@ func (g *Gateway) storePart(r *http.Request, b metadata.Bucket, u metadata.Uploa
 	if err != nil {
 		return metadata.Part{}, err
 	}
-	if bv.MD5() == nil {
-		if _, err := io.Copy(io.Discard, bv); err != nil {
-			return metadata.Part{}, err
-		}
-	}
 	if !ok {
 		seg = metadata.Segment{}
 	}
@@ -147,12 +146,7 @@ func (g *Gateway) storePart(r *http.Request, b metadata.Bucket, u metadata.Uploa
 }
 
 func (g *Gateway) uploadPart(w http.ResponseWriter, r *http.Request) {
-	num, err := partNumber(r)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	b, u, err := g.upload(r)
+	num, b, u, err := g.partTarget(r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -175,12 +169,7 @@ func (g *Gateway) uploadPart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) uploadPartCopy(w http.ResponseWriter, r *http.Request) {
-	num, err := partNumber(r)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	b, u, err := g.upload(r)
+	num, b, u, err := g.partTarget(r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return

@@ -170,14 +170,9 @@ func bodyLength(r *http.Request) (int64, error) {
 }
 
 func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
-	b, err := g.bucket(r)
+	b, key, err := g.writeTarget(r)
 	if err != nil {
 		g.writeError(w, r, err)
-		return
-	}
-	key := reqOf(r).key
-	if len(key) > maxKeyLen {
-		g.writeError(w, r, errKeyTooLong)
 		return
 	}
 	meta, err := parseObjectMeta(r.Header)
@@ -222,13 +217,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	if !ok { // empty body: read to its (verified) end by writeSegment
 		seg = metadata.Segment{}
 	}
-	md5 := bv.MD5()
-	if md5 == nil { // writeSegment stopped at the first EOF: make sure the end was verified
-		if _, err := io.Copy(io.Discard, bv); err != nil {
-			return metadata.Object{}, err
-		}
-		md5 = bv.MD5()
-	}
+	md5 := bv.MD5() // writeSegment read the body to its verified end
 	seg.MD5 = hex.EncodeToString(md5)
 	obj := metadata.Object{
 		Bucket: b.Name, Key: key, VersionID: newSegmentID(), Size: bv.Size(), ETag: hex.EncodeToString(md5),
@@ -251,13 +240,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 }
 
 func (g *Gateway) discardSegment(seg metadata.Segment) {
-	errs := make([]error, len(seg.Nodes))
-	for i := range seg.Nodes {
-		if seg.ShardHashes[i] == "" {
-			errs[i] = errors.New("not written")
-		}
-	}
-	g.discard(seg.ID, seg.Nodes, errs)
+	g.discard(seg.ID, seg.Nodes, func(i int) bool { return seg.ShardHashes[i] != "" })
 }
 
 // checksumAlgo is the algorithm of the object's stored checksum ("" if none).
@@ -549,6 +532,17 @@ func copySourcePreconditions(h http.Header, etag string, mod time.Time) error {
 	return nil
 }
 
+// writeTarget is the bucket and key a write names, with the caller's
+// access to the bucket and the key's length checked.
+func (g *Gateway) writeTarget(r *http.Request) (metadata.Bucket, string, error) {
+	b, err := g.bucket(r)
+	key := reqOf(r).key
+	if err == nil && len(key) > maxKeyLen {
+		err = errKeyTooLong
+	}
+	return b, key, err
+}
+
 // copySourceObject loads the object x-amz-copy-source names and checks the
 // x-amz-copy-source-if-* conditions on it.
 func (g *Gateway) copySourceObject(r *http.Request) (metadata.Object, error) {
@@ -599,14 +593,9 @@ func (g *Gateway) requestBody(r *http.Request, alwaysAlgo string) (*s3.BodyVerif
 }
 
 func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
-	b, err := g.bucket(r)
+	b, key, err := g.writeTarget(r)
 	if err != nil {
 		g.writeError(w, r, err)
-		return
-	}
-	key := reqOf(r).key
-	if len(key) > maxKeyLen {
-		g.writeError(w, r, errKeyTooLong)
 		return
 	}
 	if r.Header.Get("X-Amz-Copy-Source-Range") != "" {

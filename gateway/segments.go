@@ -84,7 +84,9 @@ func (g *Gateway) quorum(p erasure.Profile) int {
 	return min(max(q, p.K), p.Shards())
 }
 
-// writeSegment erasure-codes r (read to EOF) into a new segment. It
+// writeSegment erasure-codes r into a new segment; when it returns
+// without error, r has been read to EOF (so a verifying reader has checked
+// the whole body). It
 // returns ok=false and no error for an empty body (no segment is needed),
 // and the indexes of shards that were not stored. r's errors are returned
 // wrapped, unchanged in kind.
@@ -141,6 +143,11 @@ func (g *Gateway) writeSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 		}()
 	}
 	res, encErr := codec.Encode(br, writers, quorum)
+	if encErr == nil {
+		// Encode stops at the first EOF; make the promise explicit (a
+		// verifying reader reports a bad digest in place of EOF).
+		_, encErr = io.Copy(io.Discard, br)
+	}
 	if encErr != nil {
 		// Abort every stream so no node commits a shard of this segment.
 		for _, pw := range pipes {
@@ -150,7 +157,7 @@ func (g *Gateway) writeSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 		}
 		cancel()
 		wg.Wait()
-		g.discard(id, nodes, putErrs)
+		g.discard(id, nodes, func(i int) bool { return putErrs[i] == nil })
 		if errors.Is(encErr, erasure.ErrTooFewShards) {
 			return seg, nil, false, fmt.Errorf("write %s: %w: %w", id, ErrUnavailable, encErr)
 		}
@@ -181,7 +188,7 @@ func (g *Gateway) writeSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 		missing = append(missing, i)
 	}
 	if stored < quorum {
-		g.discard(id, nodes, putErrs)
+		g.discard(id, nodes, func(i int) bool { return putErrs[i] == nil })
 		return metadata.Segment{}, nil, false, fmt.Errorf("write %s: %d of %d shards stored, quorum %d: %w", id, stored, n, quorum, ErrUnavailable)
 	}
 	return seg, missing, true, nil
@@ -194,10 +201,11 @@ func errOr(err, def error) error {
 	return def
 }
 
-// discard deletes the shards of an uncommitted segment, in the background.
-func (g *Gateway) discard(id string, nodes []string, putErrs []error) {
+// discard deletes the shards of an uncommitted segment that stored(i)
+// says a node may hold, in the background.
+func (g *Gateway) discard(id string, nodes []string, stored func(i int) bool) {
 	for i, nid := range nodes {
-		if putErrs[i] != nil {
+		if !stored(i) {
 			continue
 		}
 		st, _ := g.cluster.Store(nid)

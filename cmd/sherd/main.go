@@ -14,6 +14,7 @@ import (
 
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/metadata"
 )
 
 const usage = `usage:
@@ -97,6 +98,18 @@ func clusterKey() ([]byte, error) {
 	return []byte(k), nil
 }
 
+// connect reads the cluster key and opens the metadata store on etcd.
+func connect(etcdURLs string) (key []byte, store metadata.Store, closeEtcd func() error, err error) {
+	if key, err = clusterKey(); err != nil {
+		return nil, nil, nil, err
+	}
+	cli, err := daemon.EtcdClient(etcdURLs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, daemon.NewMetadataStore(cli), cli.Close, nil
+}
+
 func printEndpoint(url, user, pass string, defaulted bool) {
 	fmt.Printf("Sherd S3 endpoint: %s\n", url)
 	fmt.Printf("  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n", user, pass)
@@ -137,17 +150,13 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	if *etcdURLs == "" {
 		return fmt.Errorf("gateway: --etcd is required")
 	}
-	key, err := clusterKey()
+	key, store, closeEtcd, err := connect(*etcdURLs)
 	if err != nil {
 		return err
 	}
-	cli, err := daemon.EtcdClient(*etcdURLs)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
+	defer closeEtcd()
 	user, pass, def := credentials()
-	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: daemon.NewMetadataStore(cli),
+	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
 		Credentials: gateway.StaticCredentials{user: pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim})
 	if err != nil {
 		return err
@@ -169,17 +178,13 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	if *etcdURLs == "" || *data == "" {
 		return fmt.Errorf("node: --etcd and --data are required")
 	}
-	key, err := clusterKey()
+	key, store, closeEtcd, err := connect(*etcdURLs)
 	if err != nil {
 		return err
 	}
-	cli, err := daemon.EtcdClient(*etcdURLs)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
+	defer closeEtcd()
 	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
-		Key: key, Store: daemon.NewMetadataStore(cli), Log: log})
+		Key: key, Store: store, Log: log})
 	if err != nil {
 		return err
 	}
