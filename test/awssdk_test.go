@@ -113,7 +113,8 @@ func TestAWSSDK(t *testing.T) {
 			}
 			_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("new"), Body: strings.NewReader("y"), IfMatch: aws.String(`"wrong"`)})
 			wantErr(t, "If-Match wrong", err, "PreconditionFailed", 412)
-			head, _ := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("new")})
+			head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("new")})
+			noErr(t, err)
 			if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("new"), Body: strings.NewReader("y"), IfMatch: head.ETag}); err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +133,7 @@ func TestAWSSDK(t *testing.T) {
 			wantErr(t, "copy onto itself", err, "InvalidRequest", 400)
 			// Listing, paginated with encoding-type=url (this SDK leaves keys encoded).
 			for i := range 7 {
-				c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(fmt.Sprintf("list/%d é", i)), Body: strings.NewReader("")})
+				must(t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(fmt.Sprintf("list/%d é", i)), Body: strings.NewReader("")}))
 			}
 			var keys []string
 			p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("list/"), MaxKeys: aws.Int32(3), EncodingType: types.EncodingTypeUrl})
@@ -175,7 +176,8 @@ func TestAWSSDK(t *testing.T) {
 			_, err = bad.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("evil"), Body: strings.NewReader("x")})
 			wantErr(t, "wrong secret put", err, "SignatureDoesNotMatch", 403)
 			// Delete everything with DeleteObjects, then the bucket.
-			all, _ := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket})
+			all, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket})
+			noErr(t, err)
 			var ids []types.ObjectIdentifier
 			for _, o := range all.Contents {
 				ids = append(ids, types.ObjectIdentifier{Key: o.Key})

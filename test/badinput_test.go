@@ -121,7 +121,7 @@ func TestRestartKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, dir)
 	c := minioClient(t, s.Gateway.URL, false)
-	c.MakeBucket(ctx, "keep", minio.MakeBucketOptions{})
+	noErr(t, c.MakeBucket(ctx, "keep", minio.MakeBucketOptions{}))
 	data := randomBytes(1<<20+7, 11)
 	if _, err := c.PutObject(ctx, "keep", "obj", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ func TestPublicReadAndCORS(t *testing.T) {
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}); err != nil {
 		t.Fatal(err)
 	}
-	c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("index.html"), Body: strings.NewReader("<h1>hi</h1>"), ContentType: aws.String("text/html")})
+	must(t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("index.html"), Body: strings.NewReader("<h1>hi</h1>"), ContentType: aws.String("text/html")}))
 	anon := func(method, path string, hdr map[string]string) *http.Response {
 		req, _ := http.NewRequest(method, s.Gateway.URL+path, strings.NewReader(""))
 		for k, v := range hdr {

@@ -59,8 +59,8 @@ func TestDegraded(t *testing.T) {
 	// Every pair of nodes down: all objects read back.
 	for a := range 6 {
 		for b := a + 1; b < 6; b++ {
-			s.StopNode(a)
-			s.StopNode(b)
+			noErr(t, s.StopNode(a))
+			noErr(t, s.StopNode(b))
 			waitFor(t, "4 live nodes", 10*time.Second, liveNodes(4))
 			getAll(fmt.Sprintf("nodes %d,%d down", a+1, b+1))
 			if a == 0 && b == 1 {
@@ -73,13 +73,13 @@ func TestDegraded(t *testing.T) {
 					t.Fatalf("refused object visible: %v", err)
 				}
 			}
-			s.RestartNode(ctx, a)
-			s.RestartNode(ctx, b)
+			noErr(t, s.RestartNode(ctx, a))
+			noErr(t, s.RestartNode(ctx, b))
 			waitFor(t, "6 live nodes", 10*time.Second, liveNodes(6))
 		}
 	}
 	// One node down: PUT succeeds with 5 shards and queues the 6th.
-	s.StopNode(2)
+	noErr(t, s.StopNode(2))
 	waitFor(t, "5 live nodes", 10*time.Second, liveNodes(5))
 	data := randomBytes(2<<20, 9)
 	if _, err := c.PutObject(ctx, "deg", "five", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
@@ -101,22 +101,23 @@ func TestDegraded(t *testing.T) {
 	})
 	// Another node down on top: still readable (the new object has only
 	// one spare shard left).
-	s.StopNode(4)
+	noErr(t, s.StopNode(4))
 	waitFor(t, "4 live nodes", 10*time.Second, liveNodes(4))
 	getAll("nodes 3,5 down after a degraded write")
 	// A third node down: reads of objects that lost 3 shards fail cleanly.
-	s.StopNode(0)
+	noErr(t, s.StopNode(0))
 	waitFor(t, "3 live nodes", 10*time.Second, liveNodes(3))
 	_, err = c.StatObject(ctx, "deg", "five", minio.StatObjectOptions{})
 	if err != nil {
 		t.Fatalf("metadata must stay readable: %v", err)
 	}
-	o, _ := c.GetObject(ctx, "deg", "five", minio.GetObjectOptions{})
+	o, err := c.GetObject(ctx, "deg", "five", minio.GetObjectOptions{})
+	noErr(t, err)
 	if _, err := o.Read(make([]byte, 10)); minio.ToErrorResponse(err).StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("get with 3 of 6 down: %v", err)
 	}
 	for _, i := range []int{0, 2, 4} {
-		s.RestartNode(ctx, i)
+		noErr(t, s.RestartNode(ctx, i))
 	}
 	waitFor(t, "6 live nodes", 10*time.Second, liveNodes(6))
 	getAll("all back")
@@ -127,7 +128,7 @@ func TestDegraded(t *testing.T) {
 func TestCorruptShardReadAndQueued(t *testing.T) {
 	s := startServer(t, "")
 	c := minioClient(t, s.Gateway.URL, false)
-	c.MakeBucket(ctx, "rot", minio.MakeBucketOptions{})
+	noErr(t, c.MakeBucket(ctx, "rot", minio.MakeBucketOptions{}))
 	data := randomBytes(1<<20+100, 3)
 	if _, err := c.PutObject(ctx, "rot", "k", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)

@@ -105,3 +105,20 @@ func readAll(t testing.TB, r io.Reader) []byte {
 	}
 	return b
 }
+
+// noErr fails the test on err.
+func noErr(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// must fails the test when a call returning a value and an error fails:
+// must(t)(c.PutObject(…)).
+func must(t testing.TB) func(any, error) {
+	return func(_ any, err error) {
+		t.Helper()
+		noErr(t, err)
+	}
+}

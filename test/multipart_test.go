@@ -130,10 +130,10 @@ func TestMultipart(t *testing.T) {
 	wantErr(t, "small part not last", complete(parts(1, 5, 5), ""), "EntityTooSmall", 400)
 	wantErr(t, "full-object checksum mismatch", complete(parts(1, 2, 3, 4, 5), crc([]byte("nope"))), "BadDigest", 400)
 	// A conditional completion that fails leaves the upload in place.
-	c1.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: key, Body: bytes.NewReader([]byte("existing"))})
+	must(t)(c1.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: key, Body: bytes.NewReader([]byte("existing"))}))
 	_, err = c1.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId, MultipartUpload: parts(1, 2, 3, 4, 5), IfNoneMatch: aws.String("*")})
 	wantErr(t, "If-None-Match on complete", err, "PreconditionFailed", 412)
-	c1.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: key})
+	must(t)(c1.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: key}))
 	if err := complete(parts(1, 2, 3, 4, 5), crc(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +184,14 @@ func TestMultipart(t *testing.T) {
 	if res.ChecksumType != types.ChecksumTypeComposite || !bytes.HasSuffix([]byte(aws.ToString(res.ChecksumSHA256)), []byte("-2")) {
 		t.Fatalf("composite result %+v", res)
 	}
-	g, _ := c1.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("composite")})
+	g, err := c1.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("composite")})
+	noErr(t, err)
 	if !bytes.Equal(readAll(t, g.Body), append(append([]byte{}, src[50:partSize+50]...), "tail"...)) {
 		t.Fatal("composite object bytes")
 	}
 	// Abort.
-	up3, _ := c1.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("aborted")})
+	up3, err := c1.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("aborted")})
+	noErr(t, err)
 	if _, err := c1.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("aborted"), UploadId: up3.UploadId}); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +216,7 @@ func TestMultipartGarbage(t *testing.T) {
 	s := startServer(t, "")
 	c := awsClient(t, s.Gateway.URL, true, rootPass)
 	b := aws.String("garbage")
-	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b})
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}))
 	part := randomBytes(5<<20, 40)
 	upload := func(key string, parts ...int) (*string, []types.CompletedPart) {
 		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(key)})
@@ -233,7 +235,7 @@ func TestMultipartGarbage(t *testing.T) {
 	}
 	// Aborted: 2 parts.
 	id, _ := upload("aborted", 1, 2)
-	c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("aborted"), UploadId: id})
+	must(t)(c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("aborted"), UploadId: id}))
 	// Completed with parts 1 and 3 of 1, 2, 3, part 1 uploaded twice.
 	id, done := upload("kept", 1, 1, 2, 3)
 	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("kept"), UploadId: id,
@@ -242,7 +244,7 @@ func TestMultipartGarbage(t *testing.T) {
 	}
 	// A plain object, overwritten once.
 	for range 2 {
-		c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("plain"), Body: bytes.NewReader(part[:1000])})
+		must(t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("plain"), Body: bytes.NewReader(part[:1000])}))
 	}
 	if n := shardFiles(t, s); n != 8*6 {
 		t.Fatalf("%d shard files before gc, want %d", n, 8*6)
@@ -293,7 +295,7 @@ func TestTenThousandParts(t *testing.T) {
 	defer g.Close()
 	c := awsClient(t, g.URL, true, rootPass)
 	b, key := aws.String("tenk"), aws.String("many-parts")
-	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b})
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}))
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: key})
 	if err != nil {
 		t.Fatal(err)

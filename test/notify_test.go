@@ -71,7 +71,7 @@ func TestNotifications(t *testing.T) {
 	defer close(rv.block)
 	cfg, _ := json.Marshal(gateway.NotifyConfig{Webhooks: []gateway.Webhook{{ID: "app", URL: hook.URL, Events: []string{"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}, Prefix: "in/"}}})
 	c := awsClient(t, s.Gateway.URL, true, rootPass)
-	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("events")})
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("events")}))
 	if err := s.Store.UpdateBucket(ctx, "events", func(b *metadata.Bucket) error { b.Notify = string(cfg); return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -106,15 +106,17 @@ func TestNotifications(t *testing.T) {
 	c = awsClient(t, g2.URL, true, rootPass)
 	put("in/b")
 	put("out/ignored") // outside the webhook's prefix
-	c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("events"), Key: aws.String("in/copy"), CopySource: aws.String("events/in/b")})
-	up, _ := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("events"), Key: aws.String("in/mp")})
-	p, _ := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("events"), Key: aws.String("in/mp"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("part")})
+	must(t)(c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("events"), Key: aws.String("in/copy"), CopySource: aws.String("events/in/b")}))
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("events"), Key: aws.String("in/mp")})
+	noErr(t, err)
+	p, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("events"), Key: aws.String("in/mp"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("part")})
+	noErr(t, err)
 	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("events"), Key: aws.String("in/mp"), UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p.ETag}}}}); err != nil {
 		t.Fatal(err)
 	}
-	c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("events"), Key: aws.String("in/b")})
-	c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("events"), Key: aws.String("in/never-existed")})
+	must(t)(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("events"), Key: aws.String("in/b")}))
+	must(t)(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("events"), Key: aws.String("in/never-existed")}))
 	want := map[string]bool{
 		"ObjectCreated:Put events/in%2Fa": true, "ObjectCreated:Put events/in%2Fb": true, "ObjectCreated:Copy events/in%2Fcopy": true,
 		"ObjectCreated:CompleteMultipartUpload events/in%2Fmp": true, "ObjectRemoved:Delete events/in%2Fb": true,

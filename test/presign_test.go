@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
+
+	s3sig "github.com/sherdstore/sherd/gateway/s3"
 )
 
 func do(t *testing.T, method, u string, body io.Reader, hdr map[string]string) (*http.Response, []byte) {
@@ -42,7 +44,7 @@ func TestPresignEndpoint(t *testing.T) {
 	s := startServer(t, "")
 	u := s.Gateway.URL
 	c := awsClient(t, u, true, rootPass)
-	c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("pre")})
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("pre")}))
 	issue := func(q string) (string, int) {
 		r, b := signed(t, "GET", u+"/_sherd/presign?"+q, nil, nil)
 		var a struct{ URL string }
@@ -70,13 +72,19 @@ func TestPresignEndpoint(t *testing.T) {
 	if r, _ := do(t, "GET", strings.Replace(get, "X-Amz-Expires=3600", "X-Amz-Expires=7200", 1), nil, nil); r.StatusCode != 403 {
 		t.Fatalf("altered expiry: %d", r.StatusCode)
 	}
-	short, _ := issue("method=GET&bucket=pre&key=dir/file.txt&expires=1")
-	time.Sleep(1100 * time.Millisecond)
-	if r, b := do(t, "GET", short, nil, nil); r.StatusCode != 403 || !bytes.Contains(b, []byte("expired")) {
+	// Expiry: the endpoint signs the asked-for lifetime; a URL signed the
+	// same way an hour ago with a 60 s lifetime is refused.
+	if short, _ := issue("method=GET&bucket=pre&key=dir/file.txt&expires=1"); !strings.Contains(short, "X-Amz-Expires=1&") {
+		t.Fatalf("expires=1 not signed in: %s", short)
+	}
+	old, err := s3sig.Presign("GET", u, "/pre/dir/file.txt", nil, rootUser, rootPass, "us-east-1", time.Minute, time.Now().Add(-time.Hour))
+	noErr(t, err)
+	if r, b := do(t, "GET", old, nil, nil); r.StatusCode != 403 || !bytes.Contains(b, []byte("expired")) {
 		t.Fatalf("expired URL: %d %s", r.StatusCode, b)
 	}
 	// UploadPart URLs for a browser-driven multipart upload.
-	up, _ := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("pre"), Key: aws.String("mp")})
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("pre"), Key: aws.String("mp")})
+	noErr(t, err)
 	part, code := issue("method=PUT&bucket=pre&key=mp&uploadId=" + *up.UploadId + "&partNumber=1")
 	if code != 200 {
 		t.Fatalf("issue UploadPart: %d", code)
@@ -118,7 +126,7 @@ func postForm(t *testing.T, target string, fields map[string]string, file []byte
 func TestPostPolicy(t *testing.T) {
 	s := startServer(t, "")
 	mc := minioClient(t, s.Gateway.URL, false)
-	mc.MakeBucket(ctx, "forms", minio.MakeBucketOptions{})
+	noErr(t, mc.MakeBucket(ctx, "forms", minio.MakeBucketOptions{}))
 	mkPolicy := func(expires time.Time) (*url.URL, map[string]string) {
 		p := minio.NewPostPolicy()
 		p.SetBucket("forms")
@@ -177,7 +185,7 @@ func TestPostPolicy(t *testing.T) {
 		"no signature":            {withKey(map[string]string{"x-amz-signature": ""}), []byte("x"), u.String(), 403},
 	} {
 		if name == "other bucket" {
-			mc.MakeBucket(ctx, "forms2", minio.MakeBucketOptions{})
+			noErr(t, mc.MakeBucket(ctx, "forms2", minio.MakeBucketOptions{}))
 		}
 		r, b := postForm(t, tc.target, tc.fields, tc.file)
 		if r.StatusCode != tc.status {
