@@ -8,7 +8,8 @@ package gateway
 //     that, so a bad signature, digest or length never commits anything.
 //   - Shards of a segment whose commit failed definitively (precondition,
 //     bucket gone) are deleted; after an ambiguous failure (etcd timeout)
-//     they are left for anti-entropy, because the commit may have landed.
+//     they are left (for the anti-entropy sweep, not written yet), because
+//     the commit may have landed.
 //   - A GET answers its status line only once the first bytes are
 //     reconstructed, so "too few shards" is a clean 503; a failure later
 //     aborts the connection rather than ending a short body cleanly.

@@ -14,7 +14,8 @@ package gateway
 //     of shards are stored and their hashes match what was encoded. Shards
 //     that were not written are recorded as "" in ShardHashes and returned
 //     for the repair queue. Below quorum, the shards that were written are
-//     deleted (best effort; anti-entropy removes unindexed leftovers) and
+//     deleted (best effort; a failed delete leaves an unindexed shard for
+//     the anti-entropy sweep, not written yet) and
 //     the error wraps ErrUnavailable.
 //   - Reads take the k data shards of the stripes they need, verify every
 //     block hash and fall back to parity for missing, failing or corrupt
@@ -280,8 +281,9 @@ func (g *Gateway) readSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 	return err
 }
 
-// queueRepair records shards to rebuild, in the background: a failure
-// here only delays repair until anti-entropy finds the shards missing.
+// queueRepair records shards to rebuild, in the background. A failure is
+// logged; the Merkle comparison (not written yet) is meant to find such
+// shards missing anyway.
 func (g *Gateway) queueRepair(seg metadata.Segment, shards []int, reason string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
