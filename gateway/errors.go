@@ -24,6 +24,7 @@ var (
 	errPreconditionFailed    = &s3.Error{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold", Status: http.StatusPreconditionFailed}
 	errConditionalConflict   = &s3.Error{Code: "ConditionalRequestConflict", Message: "A conflicting operation occurred. If using PutObject you can retry the request.", Status: http.StatusConflict}
 	errServiceUnavailable    = &s3.Error{Code: "ServiceUnavailable", Message: "Not enough storage nodes are available. Please retry.", Status: http.StatusServiceUnavailable}
+	errCommitUnknown         = &s3.Error{Code: "ServiceUnavailable", Message: "The metadata store did not confirm the commit; it may have applied. Please retry.", Status: http.StatusServiceUnavailable}
 	errInvalidBucketName     = &s3.Error{Code: "InvalidBucketName", Message: "The specified bucket is not valid.", Status: http.StatusBadRequest}
 	errKeyTooLong            = &s3.Error{Code: "KeyTooLongError", Message: "Your key is too long", Status: http.StatusBadRequest}
 	errMetadataTooLarge      = &s3.Error{Code: "MetadataTooLarge", Message: "Your metadata headers exceed the maximum allowed metadata size.", Status: http.StatusBadRequest}
@@ -65,6 +66,8 @@ func toS3(err error) *s3.Error {
 		return errPreconditionFailed
 	case errors.Is(err, metadata.ErrConflict):
 		return errConditionalConflict
+	case errors.Is(err, metadata.ErrUnknownOutcome):
+		return errCommitUnknown
 	case errors.Is(err, metadata.ErrInvalid):
 		return errInvalidArgument
 	case errors.Is(err, ErrUnavailable), errors.Is(err, erasure.ErrTooFewShards), errors.Is(err, placement.ErrNotEnoughNodes):

@@ -18,6 +18,11 @@ var (
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrConflict           = errors.New("conflicting concurrent update")
 	ErrInvalid            = errors.New("invalid metadata argument")
+	// ErrUnknownOutcome: the store could not learn whether a commit
+	// applied (a timeout, a lost leader, a cancelled request after the
+	// transaction went out). It may have: the caller must not release
+	// anything the commit refers to, and may retry.
+	ErrUnknownOutcome = errors.New("commit outcome unknown")
 )
 
 // Version is the encoding version written in every value.
@@ -238,8 +243,9 @@ type Store interface {
 
 	// PutObject commits obj as the current version of its key, if the
 	// bucket exists and pre holds; the replaced version's segments go to
-	// gc. Errors: ErrNoSuchBucket, ErrPreconditionFailed.
-	// events are queued (notifications) in the same transaction.
+	// gc. Errors: ErrNoSuchBucket, ErrPreconditionFailed (nothing
+	// committed), ErrUnknownOutcome (obj may be committed: release none of
+	// its segments). events are queued (notifications) in the same transaction.
 	PutObject(ctx context.Context, obj Object, pre Precondition, events ...Event) error
 	// GetObject returns the current version with its segments.
 	GetObject(ctx context.Context, bucket, key string) (Object, error)
@@ -263,7 +269,8 @@ type Store interface {
 	// order), as the current version and ends the upload; parts not chosen
 	// go to gc. The commit's size does not grow with the number of parts.
 	// Errors: ErrNoSuchUpload, ErrNoSuchBucket, ErrPreconditionFailed,
-	// ErrConflict (a part was replaced meanwhile: retry).
+	// ErrConflict (a part was replaced meanwhile: retry); ErrUnknownOutcome
+	// (the upload may be complete: release none of its parts).
 	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) error
 
 	// ListEvents returns up to limit queued notification events, oldest first.

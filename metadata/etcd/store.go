@@ -17,6 +17,11 @@ package etcd
 //   - Releasing data never happens in place: the commit that unreferences
 //     segments writes one gc/ entry that names them (a segment, an objsegs
 //     list, or an upload's parts), so commits stay O(1) in the number of parts.
+//   - Cleanup after a failed commit happens only when the failure is
+//     definite (a compare failed, a precondition, no bucket). An error of
+//     the commit transaction itself is ambiguous: the key is re-read, and if
+//     the outcome stays unknown nothing is released (ErrUnknownOutcome);
+//     the pieces are the orphan sweep's.
 //   - Keys are data: bucket names never contain '/', and object keys are
 //     followed by NUL where another component follows them.
 
@@ -25,6 +30,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -332,7 +338,7 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 	if len(segs) > inlineSegments {
 		n, err := s.writeChunks(ctx, obj.VersionID, segs, true)
 		if err != nil {
-			s.releaseUncommitted(obj.VersionID, n)
+			s.releaseUncommitted(ctx, obj.VersionID, n) // the commit was never sent
 			return fmt.Errorf("put object %s/%s: segments: %w", obj.Bucket, obj.Key, err)
 		}
 		obj.Segments, obj.SegmentChunks = nil, n
@@ -344,25 +350,52 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 		}
 	}
 	err := s.commitObject(ctx, obj, pre, append(indexOps, s.eventOps(events)...), nil, nil)
-	if err != nil && obj.SegmentChunks > 0 {
-		s.releaseUncommitted(obj.VersionID, obj.SegmentChunks)
+	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) {
+		s.releaseUncommitted(ctx, obj.VersionID, obj.SegmentChunks)
 	}
 	return err
 }
 
+// cleanupTimeout bounds the best-effort cleanup after a failed commit; it
+// runs even when the request's context has ended.
+const cleanupTimeout = 10 * time.Second
+
 // releaseUncommitted sends out-of-line segments of a version whose commit
-// failed to gc (their segidx entries were written), best effort.
-func (s *Store) releaseUncommitted(vid string, chunks int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// definitely failed to gc (their segidx entries were written), best
+// effort: what a failed Put leaves is the orphan sweep's. Never call it
+// after ErrUnknownOutcome: the version may be committed.
+func (s *Store) releaseUncommitted(ctx context.Context, vid string, chunks int) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	e := metadata.GCEntry{V: metadata.Version, ID: vid, Kind: metadata.GCObjectSegments, Time: s.now(), VersionID: vid, Chunks: chunks}
 	s.kv.Put(ctx, s.gcKey(e.ID), mustJSON(e))
+}
+
+// resolveCommit is called when the commit transaction of obj returned an
+// error: the transaction may or may not have applied (a timeout, a leader
+// change, a context cancelled after it was sent). It re-reads the key, even
+// if ctx has ended: if the key holds obj's version the commit applied and
+// the answer is success. Otherwise the outcome stays unknown (the
+// transaction may still be in flight, or applied and already replaced) and
+// the error wraps metadata.ErrUnknownOutcome, so nobody releases what obj
+// refers to.
+func (s *Store) resolveCommit(ctx context.Context, obj metadata.Object, txnErr error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	var cur metadata.Object
+	_, found, err := s.getJSON(rctx, s.objKey(obj.Bucket, obj.Key), &cur)
+	if err == nil && found && cur.VersionID == obj.VersionID {
+		return nil
+	}
+	return fmt.Errorf("put object %s/%s: %w: %w", obj.Bucket, obj.Key, metadata.ErrUnknownOutcome, txnErr)
 }
 
 // commitObject is the commit transaction of a version: bucket exists,
 // precondition holds (as a ModRevision compare on what was read), the key
 // points at obj, the replaced version goes to gc, plus extra compares and
 // operations (segidx entries, ending an upload). It retries on races.
+// Every error it returns is definite (nothing was committed) except one
+// wrapping metadata.ErrUnknownOutcome (see resolveCommit).
 func (s *Store) commitObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, extra []clientv3.Op, extraCmp []clientv3.Cmp, onFail func(*clientv3.TxnResponse) error) error {
 	k, bk := s.objKey(obj.Bucket, obj.Key), s.bucketKey(obj.Bucket)
 	for range maxRetries {
@@ -387,7 +420,7 @@ func (s *Store) commitObject(ctx context.Context, obj metadata.Object, pre metad
 		cmps := append([]clientv3.Cmp{exists(bk), modRev(k, rev)}, extraCmp...)
 		resp, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
 		if err != nil {
-			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
+			return s.resolveCommit(ctx, obj, err)
 		}
 		if resp.Succeeded {
 			return nil

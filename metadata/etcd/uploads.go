@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -241,8 +242,11 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 		return nil
 	}
 	err = s.commitObject(ctx, obj, pre, extra, []clientv3.Cmp{modRev(uk, urev)}, uploadGone)
-	if err != nil && obj.SegmentChunks > 0 {
-		s.kv.Delete(context.Background(), s.prefix+"objsegs/"+obj.VersionID+"/", clientv3.WithPrefix())
+	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) {
+		// Definitely not committed: nothing refers to the chunks.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		s.kv.Delete(cctx, s.prefix+"objsegs/"+obj.VersionID+"/", clientv3.WithPrefix())
 	}
 	return err
 }
