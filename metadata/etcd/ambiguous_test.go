@@ -46,7 +46,7 @@ type ambiguousTxn struct {
 	commit bool
 }
 
-func (t *ambiguousTxn) If(c ...clientv3.Cmp) clientv3.Txn { t.Txn = t.Txn.If(c...); return t }
+func (t *ambiguousTxn) If(c ...clientv3.Cmp) clientv3.Txn  { t.Txn = t.Txn.If(c...); return t }
 func (t *ambiguousTxn) Else(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(o...); return t }
 func (t *ambiguousTxn) Then(ops ...clientv3.Op) clientv3.Txn {
 	for _, op := range ops {
