@@ -94,7 +94,11 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	msg := se.Message
-	body, _ := xml.Marshal(s3.ErrorResponse{Code: se.Code, Message: msg, Resource: r.URL.Path, RequestID: w.Header().Get("X-Amz-Request-Id")})
+	resp := s3.ErrorResponse{Code: se.Code, Message: msg, Resource: r.URL.Path, RequestID: w.Header().Get("X-Amz-Request-Id")}
+	if uh := (*s3.UnsignedHeadersError)(nil); errors.As(err, &uh) {
+		resp.HeadersNotSigned = uh.Headers
+	}
+	body, _ := xml.Marshal(resp)
 	w.Header().Set("Content-Type", "application/xml")
 	w.Header().Del("Content-Length")
 	w.Header().Del("ETag")

@@ -3,7 +3,9 @@ package gateway
 import (
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -15,10 +17,41 @@ import (
 	"github.com/sherdstore/sherd/metadata"
 )
 
+// Limits of a POST form before its file part, as AWS applies them: the
+// whole of it (part headers, field names and values alike) is read
+// through a budget, so an anonymous client cannot make the gateway read or
+// keep more than this before the policy signature is checked.
 const (
-	maxFormField  = 64 << 10
-	maxFormFields = 1 << 20
+	maxPostPreData = 20 << 10 // bytes of the form preceding the file
+	maxFormFields  = 100      // fields preceding the file
 )
+
+var errMaxPostPreData = &s3.Error{Code: "MaxPostPreDataLengthExceeded", Message: "Your POST request fields preceding the upload file were too large.", Status: http.StatusBadRequest}
+
+// preDataBudget passes at most n bytes of a form body until lift is
+// called (the file part has begun), then everything.
+type preDataBudget struct {
+	r      io.Reader
+	n      int64
+	lifted bool
+}
+
+func (b *preDataBudget) Read(p []byte) (int, error) {
+	if b.lifted {
+		return b.r.Read(p)
+	}
+	if b.n <= 0 {
+		return 0, errMaxPostPreData
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	return n, err
+}
+
+func (b *preDataBudget) lift() { b.lifted = true }
 
 // isForm matches a browser form upload.
 func isForm(r *http.Request) bool {
@@ -47,33 +80,38 @@ func (s *sizeRange) Read(p []byte) (int, error) {
 // postObject is a browser form upload (POST policy).
 func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 	bucket := reqOf(r).bucket
-	mr, err := r.MultipartReader()
-	if err != nil {
-		g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "%v", err))
+	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || params["boundary"] == "" {
+		g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "no multipart boundary"))
 		return
 	}
+	budget := &preDataBudget{r: r.Body, n: maxPostPreData}
+	mr := multipart.NewReader(budget, params["boundary"])
 	fields := map[string]string{}
 	header := http.Header{}
 	var file *multipart.Part
-	total := 0
-	for {
+	for count := 0; ; count++ {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "%v", err))
+			g.writeError(w, r, postFormError(err))
 			return
 		}
 		name := strings.ToLower(part.FormName())
 		if name == "file" {
+			budget.lift()
 			file = part // the file is the last field that counts
 			break
 		}
-		v, err := io.ReadAll(io.LimitReader(part, maxFormField+1))
-		total += len(v)
-		if err != nil || len(v) > maxFormField || total > maxFormFields {
-			g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "form field %s too large", name))
+		if count >= maxFormFields {
+			g.writeError(w, r, s3.Errorf(errMaxPostPreData, "more than %d fields precede the file", maxFormFields))
+			return
+		}
+		v, err := io.ReadAll(part) // bounded by the budget
+		if err != nil {
+			g.writeError(w, r, postFormError(err))
 			return
 		}
 		fields[name] = string(v)
@@ -155,6 +193,14 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// postFormError is the S3 error for a form that could not be read.
+func postFormError(err error) error {
+	if errors.Is(err, errMaxPostPreData) {
+		return err
+	}
+	return s3.Errorf(s3.ErrMalformedPolicy, "%v", err)
 }
 
 // presignPath is the gateway's own endpoint that issues presigned URLs

@@ -19,6 +19,18 @@ import (
 // signed sends a request signed with SigV4 (payload hash of body).
 func signed(t *testing.T, method, url string, body []byte, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
+	return sendSigned(t, method, url, body, hdr, nil)
+}
+
+// signedThenAdd signs a request without a body, then adds headers the
+// signer never saw.
+func signedThenAdd(t *testing.T, method, url string, unsigned map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	return sendSigned(t, method, url, nil, nil, unsigned)
+}
+
+func sendSigned(t *testing.T, method, url string, body []byte, hdr, unsigned map[string]string) (*http.Response, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -29,6 +41,9 @@ func signed(t *testing.T, method, url string, body []byte, hdr map[string]string
 	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 	if err := signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: rootUser, SecretAccessKey: rootPass}, req, ph, "s3", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range unsigned {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -23,6 +23,7 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 var (
 	ErrAccessDenied          = &Error{"AccessDenied", "Access Denied.", http.StatusForbidden}
 	ErrExpiredPresign        = &Error{"AccessDenied", "Request has expired.", http.StatusForbidden}
+	ErrHeadersNotSigned      = &Error{"AccessDenied", "There were headers present in the request which were not signed", http.StatusForbidden}
 	ErrSignatureDoesNotMatch = &Error{"SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.", http.StatusForbidden}
 	ErrInvalidAccessKeyID    = &Error{"InvalidAccessKeyId", "The AWS access key Id you provided does not exist in our records.", http.StatusForbidden}
 	ErrRequestTimeTooSkewed  = &Error{"RequestTimeTooSkewed", "The difference between the request time and the server's time is too large.", http.StatusForbidden}
@@ -51,4 +52,6 @@ type ErrorResponse struct {
 	Message   string   `xml:"Message"`
 	Resource  string   `xml:"Resource,omitempty"`
 	RequestID string   `xml:"RequestId,omitempty"`
+	// HeadersNotSigned lists the unsigned x-amz-* headers of a refused request.
+	HeadersNotSigned string `xml:"HeadersNotSigned,omitempty"`
 }

@@ -284,6 +284,45 @@ func TestSDKSignedRequests(t *testing.T) {
 			p, _ := http.NewRequest("GET", u, nil)
 			return p
 		}, wantErr: "AccessDenied"},
+		"aws-sdk x-amz header added after signing": {req: func() *http.Request {
+			r := newReq("PUT", key, nil)
+			r.Header.Set("X-Amz-Content-Sha256", EmptySHA256)
+			s3Signer().SignHTTP(ctx, awsCreds, r, EmptySHA256, "s3", "us-east-1", time.Now())
+			r.Header.Set("X-Amz-Copy-Source", "private/db-backup.tar")
+			return r
+		}, wantErr: "AccessDenied"},
+		"aws-sdk presigned with an unsigned x-amz header": {req: func() *http.Request {
+			r := newReq("PUT", key+"?X-Amz-Expires=300", nil)
+			u, _, _ := s3Signer().PresignHTTP(ctx, awsCreds, r, UnsignedPayload, "s3", "us-east-1", time.Now())
+			p, _ := http.NewRequest("PUT", u, nil)
+			p.Header.Set("X-Amz-Copy-Source", "private/db-backup.tar")
+			return p
+		}, wantErr: "AccessDenied"},
+		"aws-sdk presigned with unsigned x-amz-content-sha256": {req: func() *http.Request {
+			r := newReq("PUT", key+"?X-Amz-Expires=300", nil)
+			u, _, _ := s3Signer().PresignHTTP(ctx, awsCreds, r, UnsignedPayload, "s3", "us-east-1", time.Now())
+			p, _ := http.NewRequest("PUT", u, bytes.NewReader(data))
+			p.Header.Set("X-Amz-Content-Sha256", UnsignedPayload)
+			return p
+		}, body: want},
+		"aws-sdk presigned with a signed x-amz header": {req: func() *http.Request {
+			r := newReq("PUT", key+"?X-Amz-Expires=300", nil)
+			r.Header.Set("X-Amz-Meta-Owner", "alice")
+			u, hdr, _ := s3Signer().PresignHTTP(ctx, awsCreds, r, UnsignedPayload, "s3", "us-east-1", time.Now())
+			p, _ := http.NewRequest("PUT", u, nil)
+			for k, v := range hdr {
+				if k != "Host" {
+					p.Header[k] = v
+				}
+			}
+			return p
+		}, body: EmptySHA256},
+		"minio-go PreSignV4 with an unsigned x-amz header": {req: func() *http.Request {
+			r := newReq("GET", key, nil)
+			p := signer.PreSignV4(*r, "sherdkey", "sherd/secret+key", "", "us-east-1", 600)
+			p.Header.Set("X-Amz-Meta-Owner", "mallory")
+			return p
+		}, wantErr: "AccessDenied"},
 		"minio-go SignV4": {req: func() *http.Request {
 			r := newReq("PUT", key, data)
 			r.Header.Set("X-Amz-Content-Sha256", want)
