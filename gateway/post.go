@@ -156,7 +156,7 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 		meta.contentType = file.Header.Get("Content-Type")
 	}
 	body := &sizeRange{r: &countingReader{r: file, want: -1, max: maxPutSize}, min: policy.MinSize, max: policy.MaxSize}
-	bv, err := s3.NewBodyVerifier(body, http.Header{}, nil, s3.CRC64NVME)
+	bv, err := s3.NewBodyVerifier(body, header, nil, s3.CRC64NVME) // checksum fields are verified too
 	if err != nil {
 		g.writeError(w, r, err)
 		return

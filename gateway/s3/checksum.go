@@ -14,6 +14,7 @@ import (
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"hash"
 	"hash/crc32"
@@ -22,15 +23,24 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/zeebo/xxh3"
 )
 
-// Checksum algorithms, as S3 names them.
+// Checksum algorithms, as S3 names them: every value of the
+// ChecksumAlgorithm enum of the current AWS SDKs.
 const (
 	CRC32     = "CRC32"
 	CRC32C    = "CRC32C"
 	CRC64NVME = "CRC64NVME"
 	SHA1      = "SHA1"
 	SHA256    = "SHA256"
+	SHA512    = "SHA512"
+	MD5       = "MD5"
+	XXHASH64  = "XXHASH64"
+	XXHASH3   = "XXHASH3"   // XXH3, 64 bits
+	XXHASH128 = "XXHASH128" // XXH3, 128 bits
 )
 
 // Checksum types.
@@ -39,8 +49,9 @@ const (
 	ChecksumFullObject = "FULL_OBJECT"
 )
 
-// ChecksumAlgorithms lists the supported algorithms.
-var ChecksumAlgorithms = []string{CRC32, CRC32C, CRC64NVME, SHA1, SHA256}
+// ChecksumAlgorithms lists the supported algorithms. A value is the
+// algorithm's digest (seed 0 for the xxHashes), big-endian, in base64.
+var ChecksumAlgorithms = []string{CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5, XXHASH64, XXHASH3, XXHASH128}
 
 // crc64NVMETable is the CRC-64/NVME polynomial in reversed form.
 var crc64NVMETable = crc64.MakeTable(0x9a6c9329ac4bc9b5)
@@ -49,6 +60,8 @@ var crc64NVMETable = crc64.MakeTable(0x9a6c9329ac4bc9b5)
 var (
 	ErrBadDigest     = &Error{"BadDigest", "The Content-MD5 or checksum you specified did not match what we received.", http.StatusBadRequest}
 	ErrInvalidDigest = &Error{"InvalidDigest", "The Content-MD5 or checksum you specified is not valid.", http.StatusBadRequest}
+	// ErrInvalidChecksumRequest: a checksum algorithm this server does not know.
+	ErrInvalidChecksumRequest = &Error{"InvalidRequest", "The checksum algorithm provided is not supported.", http.StatusBadRequest}
 )
 
 // NewChecksum returns a hash for algo (one of ChecksumAlgorithms), or nil.
@@ -64,6 +77,16 @@ func NewChecksum(algo string) hash.Hash {
 		return sha1.New()
 	case SHA256:
 		return sha256.New()
+	case SHA512:
+		return sha512.New()
+	case MD5:
+		return md5.New()
+	case XXHASH64:
+		return xxhash.New()
+	case XXHASH3:
+		return xxh3.New()
+	case XXHASH128:
+		return xxh3.New128()
 	}
 	return nil
 }
@@ -103,6 +126,9 @@ func NewBodyVerifier(body io.Reader, h http.Header, trailers func() http.Header,
 		}
 		v.wantMD5 = b
 	}
+	if err := knownChecksumHeaders(h); err != nil {
+		return nil, err
+	}
 	for _, algo := range ChecksumAlgorithms {
 		if val := h.Get(ChecksumHeader(algo)); val != "" {
 			if _, err := base64.StdEncoding.DecodeString(val); err != nil {
@@ -120,7 +146,7 @@ func NewBodyVerifier(body io.Reader, h http.Header, trailers func() http.Header,
 		algo, ok := strings.CutPrefix(name, "x-amz-checksum-")
 		algo = strings.ToUpper(algo)
 		if !ok || !slices.Contains(ChecksumAlgorithms, algo) {
-			return nil, Errorf(ErrInvalidArgument, "unsupported x-amz-trailer %q", t)
+			return nil, Errorf(ErrInvalidChecksumRequest, "unsupported x-amz-trailer %q", t)
 		}
 		v.trailer = algo
 		v.sums[algo] = NewChecksum(algo)
@@ -128,7 +154,7 @@ func NewBodyVerifier(body io.Reader, h http.Header, trailers func() http.Header,
 	if a := h.Get("X-Amz-Sdk-Checksum-Algorithm"); a != "" {
 		algo := strings.ToUpper(a)
 		if !slices.Contains(ChecksumAlgorithms, algo) {
-			return nil, Errorf(ErrInvalidArgument, "unsupported x-amz-sdk-checksum-algorithm %q", a)
+			return nil, Errorf(ErrInvalidChecksumRequest, "unsupported x-amz-sdk-checksum-algorithm %q", a)
 		}
 		if v.sums[algo] == nil {
 			v.sums[algo] = NewChecksum(algo)
@@ -138,6 +164,29 @@ func NewBodyVerifier(body io.Reader, h http.Header, trailers func() http.Header,
 		v.sums[alwaysAlgo] = NewChecksum(alwaysAlgo)
 	}
 	return v, nil
+}
+
+// checksumHeaderParams are the x-amz-checksum-* headers that carry no
+// value to verify.
+var checksumHeaderParams = []string{"type", "algorithm", "mode"}
+
+// knownChecksumHeaders refuses an x-amz-checksum-* header of an algorithm
+// this package does not compute: its value could not be verified, and an
+// unverified checksum is never stored.
+func knownChecksumHeaders(h http.Header) error {
+	for name := range h {
+		suffix, ok := strings.CutPrefix(strings.ToLower(name), "x-amz-checksum-")
+		if !ok || slices.Contains(checksumHeaderParams, suffix) {
+			continue
+		}
+		if !slices.Contains(ChecksumAlgorithms, strings.ToUpper(suffix)) {
+			return Errorf(ErrInvalidChecksumRequest, "unsupported checksum header %s", strings.ToLower(name))
+		}
+	}
+	if a := h.Get("X-Amz-Checksum-Algorithm"); a != "" && !slices.Contains(ChecksumAlgorithms, strings.ToUpper(a)) {
+		return Errorf(ErrInvalidChecksumRequest, "unsupported x-amz-checksum-algorithm %q", a)
+	}
+	return nil
 }
 
 // Read implements io.Reader; at the end of the body it returns a BadDigest
