@@ -23,16 +23,13 @@ const usage = `usage:
   sherd node    --etcd URLS --data DIR [--address 127.0.0.1:0] [--advertise URL] [--id ID] [--zone Z]
 
 Environment:
-  SHERD_ROOT_USER, SHERD_ROOT_PASSWORD  root credentials (defaults printed at start)
-  SHERD_CLUSTER_KEY                     shared secret of gateways and nodes (gateway, node)
+  SHERD_ROOT_USER, SHERD_ROOT_PASSWORD  root credentials: required by gateway; server uses
+                                        printed defaults on loopback, else generates them
+                                        once into DIR/root-credentials
+  SHERD_CLUSTER_KEY                     shared secret of gateways and nodes (required by
+                                        gateway and node; server keeps one in DIR/cluster.key)
   SHERD_LOG_LEVEL                       debug | info | warn | error (default info)
 `
-
-// Default root credentials, printed when the environment does not set them.
-const (
-	defaultUser     = "sherdadmin"
-	defaultPassword = "sherdadmin-secret"
-)
 
 func main() {
 	if len(os.Args) < 2 {
@@ -71,15 +68,6 @@ func newLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
-// credentials reads the root credentials from the environment.
-func credentials() (user, pass string, defaulted bool) {
-	user, pass = os.Getenv("SHERD_ROOT_USER"), os.Getenv("SHERD_ROOT_PASSWORD")
-	if user == "" || pass == "" {
-		return defaultUser, defaultPassword, true
-	}
-	return user, pass, false
-}
-
 func domains(d string) []string {
 	var out []string
 	for _, s := range strings.Split(d, ",") {
@@ -110,15 +98,6 @@ func connect(etcdURLs string) (key []byte, store metadata.Store, closeEtcd func(
 	return key, daemon.NewMetadataStore(cli), cli.Close, nil
 }
 
-func printEndpoint(url, user, pass string, defaulted bool) {
-	fmt.Printf("Sherd S3 endpoint: %s\n", url)
-	fmt.Printf("  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n", user, pass)
-	if defaulted {
-		fmt.Println("  (default credentials: set SHERD_ROOT_USER and SHERD_ROOT_PASSWORD to choose your own)")
-	}
-	fmt.Printf("  try: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 ls\n", user, pass, url)
-}
-
 func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	data := fs.String("data", "./data", "data directory")
@@ -127,13 +106,19 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
 	etcdAddr := fs.String("etcd-address", "", "embedded etcd client address (default: a free loopback port)")
 	fs.Parse(args)
-	user, pass, def := credentials()
+	if fs.NArg() > 0 {
+		return fmt.Errorf("server: unexpected argument %q", fs.Arg(0))
+	}
+	creds, err := serverCredentials(os.Getenv, *addr, *data)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
-		Credentials: gateway.StaticCredentials{user: pass}, Domains: domains(*domain), Log: log})
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log})
 	if err != nil {
 		return err
 	}
-	printEndpoint(s.Gateway.URL, user, pass, def)
+	printEndpoint(os.Stdout, s.Gateway.URL, creds)
 	fmt.Printf("  embedded etcd: %s, %d storage nodes under %s\n", s.EtcdURL(), len(s.Nodes), *data)
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -147,21 +132,27 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
 	claim := fs.Duration("notify-claim", 30*time.Second, "how long a notification being delivered is left to this gateway before others retry it")
 	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
+	}
 	if *etcdURLs == "" {
 		return fmt.Errorf("gateway: --etcd is required")
+	}
+	creds, err := gatewayCredentials(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
 	}
 	key, store, closeEtcd, err := connect(*etcdURLs)
 	if err != nil {
 		return err
 	}
 	defer closeEtcd()
-	user, pass, def := credentials()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
-		Credentials: gateway.StaticCredentials{user: pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim})
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim})
 	if err != nil {
 		return err
 	}
-	printEndpoint(g.URL, user, pass, def)
+	printEndpoint(os.Stdout, g.URL, creds)
 	<-ctx.Done()
 	return g.Close()
 }
@@ -175,6 +166,9 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	id := fs.String("id", "", "node id (default: generated once and kept in the data directory)")
 	zone := fs.String("zone", "", "failure domain")
 	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("node: unexpected argument %q", fs.Arg(0))
+	}
 	if *etcdURLs == "" || *data == "" {
 		return fmt.Errorf("node: --etcd and --data are required")
 	}
