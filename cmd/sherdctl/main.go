@@ -1,11 +1,12 @@
-// Command sherdctl is Sherd's operator CLI: cluster status from etcd, presigned URLs.
+// Command sherdctl is Sherd's operator CLI: cluster status from etcd, presigned URLs, webhooks.
 package main
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -16,69 +17,173 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/spf13/cobra"
 
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
 )
 
-const usage = `usage:
-  sherdctl status  --etcd URLS
-  sherdctl presign s3://BUCKET/KEY [--method GET|PUT] [--expires 1h] [--endpoint http://127.0.0.1:9000]
-  sherdctl notify  --etcd URLS set BUCKET --url URL [--id ID] [--events s3:ObjectCreated:*,s3:ObjectRemoved:*] [--prefix P] [--suffix S]
-  sherdctl notify  --etcd URLS show BUCKET
-  sherdctl notify  --etcd URLS clear BUCKET [--id ID]
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-Credentials for presign: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else
-SHERD_ROOT_USER / SHERD_ROOT_PASSWORD.
-`
+// usageError is a command line that cannot be carried out as written: a
+// flag or argument that is unknown, missing, misplaced or left over.
+type usageError struct{ err error }
 
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// run executes one command line and returns the exit code: 0, 1 for a
+// failure, 2 for a usage error. Flags may stand anywhere on the line
+// (before, between or after the arguments); anything the command does not
+// take is refused, never ignored.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
 	}
-	var err error
-	switch os.Args[1] {
-	case "status":
-		err = status(os.Args[2:])
-	case "presign":
-		err = presign(os.Args[2:])
-	case "notify":
-		err = notify(os.Args[2:])
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+	fmt.Fprintln(stderr, "sherdctl:", err)
+	var u usageError
+	if errors.As(err, &u) {
+		fmt.Fprintln(stderr, "Run 'sherdctl --help' for usage.")
+		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sherdctl:", err)
-		os.Exit(1)
+	return 1
+}
+
+// args validators that answer usage errors.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("want %s, got %d argument(s): %q", names, len(args), args)
+		}
+		return nil
 	}
 }
 
-func status(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ExitOnError)
-	etcdURLs := fs.String("etcd", os.Getenv("SHERD_ETCD"), "etcd client URLs (or SHERD_ETCD)")
-	fs.Parse(args)
-	if *etcdURLs == "" {
-		return fmt.Errorf("status: --etcd is required")
+// needSubcommand runs for a command line that names no (known) subcommand.
+func needSubcommand(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unknown command %q for %q", args[0], c.CommandPath())
 	}
-	cli, err := daemon.EtcdClient(*etcdURLs)
+	return usagef("%s needs a command: %s", c.CommandPath(), strings.Join(subcommandNames(c), ", "))
+}
+
+func subcommandNames(c *cobra.Command) []string {
+	var out []string
+	for _, sc := range c.Commands() {
+		if sc.IsAvailableCommand() {
+			out = append(out, sc.Name())
+		}
+	}
+	return out
+}
+
+func newRoot(stdout io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sherdctl",
+		Short:         "Sherd's operator CLI: cluster status, presigned URLs, webhooks",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+	}
+	root.RunE = needSubcommand
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(statusCmd(stdout), presignCmd(stdout), notifyCmd(stdout))
+	return root
+}
+
+func etcdFlag(c *cobra.Command, persistent bool) *string {
+	fs := c.Flags()
+	if persistent {
+		fs = c.PersistentFlags()
+	}
+	return fs.String("etcd", os.Getenv("SHERD_ETCD"), "etcd client URLs, comma-separated (or SHERD_ETCD)")
+}
+
+func statusCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{Use: "status", Short: "nodes (live or down) and the repair, gc and notification queues", Args: exactArgs(0, "no arguments")}
+	etcdURLs := etcdFlag(c, false)
+	c.RunE = func(*cobra.Command, []string) error { return status(stdout, *etcdURLs) }
+	return c
+}
+
+func presignCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{Use: "presign s3://BUCKET/KEY", Short: "a presigned GET or PUT URL, signed locally", Args: exactArgs(1, "s3://BUCKET/KEY")}
+	method := c.Flags().String("method", "GET", "GET or PUT")
+	expires := c.Flags().Duration("expires", time.Hour, "validity (at most 168h)")
+	endpoint := c.Flags().String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
+	region := c.Flags().String("region", "us-east-1", "region")
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		return presign(stdout, args[0], *method, *expires, *endpoint, *region)
+	}
+	return c
+}
+
+// notifyCmd configures a bucket's webhooks (stored with the bucket in
+// etcd; every gateway delivers from the etcd queue).
+func notifyCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{Use: "notify", Short: "a bucket's webhooks: set, show, clear", Args: cobra.ArbitraryArgs, RunE: needSubcommand}
+	etcdURLs := etcdFlag(c, true)
+	set := &cobra.Command{Use: "set BUCKET --url URL", Short: "add or replace a webhook", Args: exactArgs(1, "BUCKET")}
+	hookURL := set.Flags().String("url", "", "webhook URL (http or https), required")
+	setID := set.Flags().String("id", "webhook", "configuration id")
+	events := set.Flags().String("events", "s3:ObjectCreated:*,s3:ObjectRemoved:*", "event types, comma-separated")
+	prefix := set.Flags().String("prefix", "", "only keys with this prefix")
+	suffix := set.Flags().String("suffix", "", "only keys with this suffix")
+	set.RunE = func(_ *cobra.Command, args []string) error {
+		if *hookURL == "" {
+			return usagef("notify set: --url is required")
+		}
+		return updateWebhooks(*etcdURLs, args[0], func(cfg *gateway.NotifyConfig) {
+			cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w gateway.Webhook) bool { return w.ID == *setID })
+			cfg.Webhooks = append(cfg.Webhooks, gateway.Webhook{ID: *setID, URL: *hookURL, Events: strings.Split(*events, ","), Prefix: *prefix, Suffix: *suffix})
+		})
+	}
+	show := &cobra.Command{Use: "show BUCKET", Short: "print the webhooks as JSON", Args: exactArgs(1, "BUCKET")}
+	show.RunE = func(_ *cobra.Command, args []string) error { return showWebhooks(stdout, *etcdURLs, args[0]) }
+	clr := &cobra.Command{Use: "clear BUCKET [--id ID]", Short: "remove one webhook (--id) or all", Args: exactArgs(1, "BUCKET")}
+	clearID := clr.Flags().String("id", "", "configuration id (default: all)")
+	clr.RunE = func(_ *cobra.Command, args []string) error {
+		return updateWebhooks(*etcdURLs, args[0], func(cfg *gateway.NotifyConfig) {
+			cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w gateway.Webhook) bool { return *clearID == "" || w.ID == *clearID })
+		})
+	}
+	c.AddCommand(set, show, clr)
+	return c
+}
+
+// openStore connects to etcd; the caller calls closeFn.
+func openStore(etcdURLs string) (metadata.Store, func() error, error) {
+	if etcdURLs == "" {
+		return nil, nil, usagef("--etcd (or SHERD_ETCD) is required")
+	}
+	cli, err := daemon.EtcdClient(etcdURLs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return daemon.NewMetadataStore(cli), cli.Close, nil
+}
+
+func status(stdout io.Writer, etcdURLs string) error {
+	store, closeFn, err := openStore(etcdURLs)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	store := daemon.NewMetadataStore(cli)
+	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nodes, err := store.ListNodes(ctx)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tLIVE\tADDRESS\tZONE\tSTARTED")
 	live := 0
 	for _, n := range nodes {
@@ -110,65 +215,48 @@ func status(args []string) error {
 			failing++
 		}
 	}
-	fmt.Printf("\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
+	fmt.Fprintf(stdout, "\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
 		live, len(nodes), len(repairs), shards, len(gc), len(events), failing)
 	return nil
 }
 
-// notify configures a bucket's webhooks (stored with the bucket in etcd;
-// every gateway delivers from the etcd queue).
-func notify(args []string) error {
-	fs := flag.NewFlagSet("notify", flag.ExitOnError)
-	etcdURLs := fs.String("etcd", os.Getenv("SHERD_ETCD"), "etcd client URLs (or SHERD_ETCD)")
-	fs.Parse(args)
-	rest := fs.Args()
-	if *etcdURLs == "" || len(rest) < 2 {
-		return fmt.Errorf("notify: want --etcd URLS set|show|clear BUCKET [options]")
-	}
-	verb, bucket := rest[0], rest[1]
-	opts := flag.NewFlagSet("notify "+verb, flag.ExitOnError)
-	url := opts.String("url", "", "webhook URL (http or https)")
-	id := opts.String("id", "webhook", "configuration id")
-	events := opts.String("events", "s3:ObjectCreated:*,s3:ObjectRemoved:*", "event types, comma-separated")
-	prefix := opts.String("prefix", "", "only keys with this prefix")
-	suffix := opts.String("suffix", "", "only keys with this suffix")
-	opts.Parse(rest[2:])
-	cli, err := daemon.EtcdClient(*etcdURLs)
+func showWebhooks(stdout io.Writer, etcdURLs, bucket string) error {
+	store, closeFn, err := openStore(etcdURLs)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	store := daemon.NewMetadataStore(cli)
+	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	switch verb {
-	case "show":
-		b, err := store.GetBucket(ctx, bucket)
-		if err != nil {
-			return err
-		}
-		cfg, err := gateway.ParseNotifyConfig(b.Notify)
-		if err != nil {
-			return err
-		}
-		out, _ := json.MarshalIndent(cfg, "", "  ")
-		fmt.Println(string(out))
-		return nil
-	case "set", "clear":
-	default:
-		return fmt.Errorf("notify: unknown verb %q", verb)
+	b, err := store.GetBucket(ctx, bucket)
+	if err != nil {
+		return err
 	}
+	cfg, err := gateway.ParseNotifyConfig(b.Notify)
+	if err != nil {
+		return err
+	}
+	out, _ := json.MarshalIndent(cfg, "", "  ")
+	fmt.Fprintln(stdout, string(out))
+	return nil
+}
+
+// updateWebhooks applies change to a bucket's webhook configuration and
+// stores it if it is still valid.
+func updateWebhooks(etcdURLs, bucket string, change func(*gateway.NotifyConfig)) error {
+	store, closeFn, err := openStore(etcdURLs)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	return store.UpdateBucket(ctx, bucket, func(b *metadata.Bucket) error {
 		cfg, err := gateway.ParseNotifyConfig(b.Notify)
 		if err != nil {
 			return err
 		}
-		cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w gateway.Webhook) bool {
-			return verb == "clear" && (*id == "webhook" || w.ID == *id) || w.ID == *id
-		})
-		if verb == "set" {
-			cfg.Webhooks = append(cfg.Webhooks, gateway.Webhook{ID: *id, URL: *url, Events: strings.Split(*events, ","), Prefix: *prefix, Suffix: *suffix})
-		}
+		change(&cfg)
 		out, _ := json.Marshal(cfg)
 		if _, err := gateway.ParseNotifyConfig(string(out)); err != nil {
 			return err
@@ -181,27 +269,17 @@ func notify(args []string) error {
 	})
 }
 
-func presign(args []string) error {
-	fs := flag.NewFlagSet("presign", flag.ExitOnError)
-	method := fs.String("method", "GET", "GET or PUT")
-	expires := fs.Duration("expires", time.Hour, "validity (at most 168h)")
-	endpoint := fs.String("endpoint", "http://127.0.0.1:9000", "S3 endpoint")
-	region := fs.String("region", "us-east-1", "region")
-	// Accept the target before or after the flags.
-	var target string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		target, args = args[0], args[1:]
-	}
-	fs.Parse(args)
-	if target == "" && fs.NArg() > 0 {
-		target = fs.Arg(0)
-	}
+func presign(stdout io.Writer, target, method string, expires time.Duration, endpoint, region string) error {
 	bucket, key, ok := strings.Cut(strings.TrimPrefix(target, "s3://"), "/")
 	if !strings.HasPrefix(target, "s3://") || !ok || bucket == "" || key == "" {
-		return fmt.Errorf("presign: want s3://BUCKET/KEY, got %q", target)
+		return usagef("presign: want s3://BUCKET/KEY, got %q", target)
 	}
-	if *expires <= 0 || *expires > 7*24*time.Hour {
-		return fmt.Errorf("presign: --expires must be between 1s and 168h")
+	if expires < time.Second || expires > 7*24*time.Hour {
+		return usagef("presign: --expires must be between 1s and 168h")
+	}
+	method = strings.ToUpper(method)
+	if method != http.MethodGet && method != http.MethodPut {
+		return usagef("presign: --method must be GET or PUT")
 	}
 	ak, sk := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	if ak == "" || sk == "" {
@@ -210,12 +288,12 @@ func presign(args []string) error {
 	if ak == "" || sk == "" {
 		return fmt.Errorf("presign: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or SHERD_ROOT_USER/SHERD_ROOT_PASSWORD")
 	}
-	c := s3.New(s3.Options{Region: *region, BaseEndpoint: aws.String(*endpoint), UsePathStyle: true,
+	c := s3.New(s3.Options{Region: region, BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
-	pc := s3.NewPresignClient(c, s3.WithPresignExpires(*expires))
+	pc := s3.NewPresignClient(c, s3.WithPresignExpires(expires))
 	ctx := context.Background()
 	var url string
-	switch strings.ToUpper(*method) {
+	switch method {
 	case http.MethodGet:
 		r, err := pc.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 		if err != nil {
@@ -228,9 +306,7 @@ func presign(args []string) error {
 			return err
 		}
 		url = r.URL
-	default:
-		return fmt.Errorf("presign: --method must be GET or PUT")
 	}
-	fmt.Println(url)
+	fmt.Fprintln(stdout, url)
 	return nil
 }
