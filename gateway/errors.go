@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway/s3"
 	"github.com/sherdstore/sherd/metadata"
@@ -70,7 +71,7 @@ func toS3(err error) *s3.Error {
 		return errCommitUnknown
 	case errors.Is(err, metadata.ErrInvalid):
 		return errInvalidArgument
-	case errors.Is(err, ErrUnavailable), errors.Is(err, erasure.ErrTooFewShards), errors.Is(err, placement.ErrNotEnoughNodes):
+	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, erasure.ErrTooFewShards), errors.Is(err, placement.ErrNotEnoughNodes):
 		return errServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return errServiceUnavailable

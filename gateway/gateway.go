@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway/s3"
 	"github.com/sherdstore/sherd/metadata"
@@ -23,7 +24,7 @@ import (
 // Config configures a Gateway.
 type Config struct {
 	Store       metadata.Store
-	Cluster     *Cluster
+	Cluster     *cluster.Cluster // the data plane; the caller owns (and closes) it
 	Credentials s3.Credentials
 	// Region is the region the gateway reports (default us-east-1).
 	Region string
@@ -32,8 +33,6 @@ type Config struct {
 	Domains []string
 	// Profile is the EC profile of new buckets (default 4+2, 1 MiB).
 	Profile erasure.Profile
-	// WriteQuorum is the shards a PUT must store (default k+1, never below k).
-	WriteQuorum int
 	// MinPartSize is the smallest multipart part but the last (default
 	// 5 MiB, as AWS); tests lower it to build 10,000-part objects quickly.
 	MinPartSize int64
@@ -46,11 +45,10 @@ type Config struct {
 type Gateway struct {
 	cfg      Config
 	store    metadata.Store
-	cluster  *Cluster
+	cluster  *cluster.Cluster
 	verifier *s3.Verifier
 	log      *slog.Logger
 	now      func() time.Time
-	codecs   codecs
 	router   *mux.Router
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/internal/etcdserver"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
@@ -91,7 +92,8 @@ func newFixture(t *testing.T) *fixture {
 		byAddr[addr] = fs
 		nodes = append(nodes, metadata.Node{ID: fmt.Sprintf("n%d", i), Address: addr, State: metadata.NodeActive, Live: true})
 	}
-	cl := NewCluster(func(n metadata.Node) storagenode.ShardStore { return byAddr[n.Address] })
+	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return byAddr[n.Address] }, Repairs: f.meta})
+	t.Cleanup(func() { cl.Close() })
 	cl.Update(nodes)
 	gw, err := New(Config{Store: f.meta, Cluster: cl, Credentials: StaticCredentials{"ak": "secret-key"}})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/gateway/s3"
 	"github.com/sherdstore/sherd/metadata"
 )
@@ -73,7 +74,7 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "x-amz-checksum-type"))
 		return
 	}
-	u := metadata.Upload{Bucket: b.Name, Key: key, UploadID: newSegmentID(), Initiated: g.now().UTC(),
+	u := metadata.Upload{Bucket: b.Name, Key: key, UploadID: cluster.NewID(), Initiated: g.now().UTC(),
 		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ChecksumAlgo: algo, ChecksumType: ctype}
 	if err := g.store.CreateUpload(r.Context(), u); err != nil {
 		g.writeError(w, r, err)
@@ -124,7 +125,7 @@ func partAlgo(u metadata.Upload) string {
 
 // storePart writes the part read through bv and records it.
 func (g *Gateway) storePart(r *http.Request, b metadata.Bucket, u metadata.Upload, num int, bv *s3.BodyVerifier) (metadata.Part, error) {
-	seg, missing, ok, err := g.writeSegment(r.Context(), bv, toProfile(b.Profile))
+	seg, missing, ok, err := g.cluster.WriteSegment(r.Context(), bv, cluster.Profile(b.Profile))
 	if err != nil {
 		return metadata.Part{}, err
 	}
@@ -135,12 +136,12 @@ func (g *Gateway) storePart(r *http.Request, b metadata.Bucket, u metadata.Uploa
 	p := metadata.Part{Number: num, Size: bv.Size(), ETag: seg.MD5, Checksums: bv.Checksums(), Modified: g.now().UTC(), Segment: seg}
 	if err := g.store.PutPart(r.Context(), u, p); err != nil {
 		if ok && errors.Is(err, metadata.ErrNoSuchUpload) {
-			g.discardSegment(seg)
+			g.cluster.DiscardSegment(seg)
 		}
 		return p, err
 	}
 	if len(missing) > 0 {
-		g.queueRepair(seg, missing, "put")
+		g.cluster.QueueRepair(seg, missing, "put")
 	}
 	return p, nil
 }
@@ -355,7 +356,7 @@ func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Up
 		ctype = s3.ChecksumFullObject
 	}
 	obj := metadata.Object{
-		Bucket: b.Name, Key: u.Key, VersionID: newSegmentID(), Size: size,
+		Bucket: b.Name, Key: u.Key, VersionID: cluster.NewID(), Size: size,
 		ETag:        fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(parts)),
 		ContentType: u.ContentType, Headers: u.Headers, UserMeta: u.UserMeta,
 		Checksums: map[string]string{algo: value}, ChecksumType: ctype, ModTime: g.now().UTC(),

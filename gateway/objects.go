@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/gateway/s3"
 	"github.com/sherdstore/sherd/metadata"
 )
@@ -211,7 +212,7 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 // event names the notification (ObjectCreated:Put, :Copy, :Post).
 func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv *s3.BodyVerifier, meta objectMeta, pre metadata.Precondition, event string) (metadata.Object, error) {
 	ctx := r.Context()
-	seg, missing, ok, err := g.writeSegment(ctx, bv, toProfile(b.Profile))
+	seg, missing, ok, err := g.cluster.WriteSegment(ctx, bv, cluster.Profile(b.Profile))
 	if err != nil {
 		return metadata.Object{}, err
 	}
@@ -221,7 +222,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	md5 := bv.MD5() // writeSegment read the body to its verified end
 	seg.MD5 = hex.EncodeToString(md5)
 	obj := metadata.Object{
-		Bucket: b.Name, Key: key, VersionID: newSegmentID(), Size: bv.Size(), ETag: hex.EncodeToString(md5),
+		Bucket: b.Name, Key: key, VersionID: cluster.NewID(), Size: bv.Size(), ETag: hex.EncodeToString(md5),
 		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta,
 		Checksums: bv.Checksums(), ChecksumType: s3.ChecksumFullObject, ModTime: g.now().UTC(),
 	}
@@ -230,18 +231,14 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	}
 	if err := g.store.PutObject(ctx, obj, pre, g.events(r, b, event, key, obj.Size, obj.ETag)...); err != nil {
 		if ok && (errors.Is(err, metadata.ErrPreconditionFailed) || errors.Is(err, metadata.ErrNoSuchBucket) || errors.Is(err, metadata.ErrInvalid)) {
-			g.discardSegment(seg)
+			g.cluster.DiscardSegment(seg)
 		}
 		return metadata.Object{}, err
 	}
 	if len(missing) > 0 {
-		g.queueRepair(seg, missing, "put")
+		g.cluster.QueueRepair(seg, missing, "put")
 	}
 	return obj, nil
-}
-
-func (g *Gateway) discardSegment(seg metadata.Segment) {
-	g.discard(seg.ID, seg.Nodes, func(i int) bool { return seg.ShardHashes[i] != "" })
 }
 
 // checksumAlgo is the algorithm of the object's stored checksum ("" if none).
@@ -389,7 +386,7 @@ func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
 		lw.start()
 		return
 	}
-	if err := g.readObject(r.Context(), lw, obj, off, length); err != nil {
+	if err := g.cluster.ReadObject(r.Context(), lw, obj, off, length); err != nil {
 		if !lw.started {
 			g.writeError(w, r, err)
 			return
@@ -566,7 +563,7 @@ func (g *Gateway) copySourceObject(r *http.Request) (metadata.Object, error) {
 // done.
 func (g *Gateway) sourceReader(r *http.Request, src metadata.Object, off, length int64, algo string) (bv *s3.BodyVerifier, done func(), err error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(g.readObject(r.Context(), pw, src, off, length)) }()
+	go func() { pw.CloseWithError(g.cluster.ReadObject(r.Context(), pw, src, off, length)) }()
 	bv, err = s3.NewBodyVerifier(pr, http.Header{}, nil, algo)
 	if err != nil {
 		pr.Close()

@@ -25,12 +25,15 @@ var allowed = map[string][]string{
 	"storagenode/client":      {"storagenode", "internal/merkle"},
 	"storagenode/storetest":   {"storagenode", "erasure", "internal/merkle"},
 	"storagenode/antientropy": {"storagenode", "storagenode/client", "metadata", "metadata/placement", "erasure", "internal/merkle"},
-	"gateway":                 {"gateway/s3", "metadata", "metadata/placement", "storagenode", "storagenode/client", "erasure", "internal/merkle"},
-	"internal/daemon":         {"gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "erasure"},
-	"test":                    {"*"},
-	"cmd/sherd":               {"*"},
-	"cmd/sherdctl":            {"*"},
-	"cmd/sherd-bench":         {"*"},
+	// The data plane: never the gateway.
+	"cluster": {"erasure", "metadata", "metadata/placement", "storagenode", "storagenode/client", "internal/merkle"},
+	// The gateway speaks S3 and leaves shard I/O to the data plane.
+	"gateway":         {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure"},
+	"internal/daemon": {"cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "erasure"},
+	"test":            {"*"},
+	"cmd/sherd":       {"*"},
+	"cmd/sherdctl":    {"*"},
+	"cmd/sherd-bench": {"*"},
 }
 
 func TestImportRules(t *testing.T) {

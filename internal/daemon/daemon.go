@@ -13,11 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/metadata"
@@ -167,9 +169,10 @@ type GatewayConfig struct {
 // Gateway is a running S3 gateway.
 type Gateway struct {
 	URL     string
-	Cluster *gateway.Cluster
+	Cluster *cluster.Cluster
 	srv     *http.Server
 	cancel  context.CancelFunc
+	loops   sync.WaitGroup // the collector and the notifier
 }
 
 // NodeHTTPClient is the HTTP client gateways use to reach nodes.
@@ -193,27 +196,32 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		c.Addr = "127.0.0.1:9000"
 	}
 	hc := NodeHTTPClient()
-	cluster := gateway.NewCluster(func(n metadata.Node) storagenode.ShardStore {
+	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
 		return client.New(n.Address, c.Key, hc, nil)
-	})
-	wctx, cancel := context.WithCancel(context.Background())
-	if err := cluster.Watch(wctx, c.Store); err != nil {
-		cancel()
+	}, Repairs: c.Store, Log: c.Log})
+	if err := cl.Watch(c.Store); err != nil {
+		cl.Close()
 		return nil, err
 	}
-	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cluster, Credentials: c.Credentials,
+	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cl, Credentials: c.Credentials,
 		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize})
 	if err != nil {
-		cancel()
+		cl.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
-		cancel()
+		cl.Close()
 		return nil, err
 	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
-	go srv.Serve(ln)
+	wctx, cancel := context.WithCancel(context.Background())
+	gw := &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cl, cancel: cancel}
+	gw.srv = &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	gw.loops.Add(1)
+	go func() {
+		defer gw.loops.Done()
+		gw.srv.Serve(ln) // returns at Shutdown
+	}()
 	if c.GCInterval >= 0 {
 		if c.GCGrace == 0 {
 			c.GCGrace = 5 * time.Minute
@@ -223,26 +231,36 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		}
 		// Every gateway collects; passes are idempotent, so several
 		// gateways only repeat each other's (cheap) deletes.
-		gc := &antientropy.Collector{Meta: c.Store, Nodes: cluster, Grace: c.GCGrace, Log: c.Log}
-		go gc.Run(wctx, c.GCInterval)
+		gc := &antientropy.Collector{Meta: c.Store, Nodes: cl, Grace: c.GCGrace, Log: c.Log}
+		gw.loops.Add(1)
+		go func() {
+			defer gw.loops.Done()
+			gc.Run(wctx, c.GCInterval)
+		}()
 	}
 	if c.NotifyInterval >= 0 {
 		if c.NotifyInterval == 0 {
 			c.NotifyInterval = 500 * time.Millisecond
 		}
 		n := &gateway.Notifier{Store: c.Store, Region: c.Region, Log: c.Log, ClaimFor: c.NotifyClaim}
-		go n.Run(wctx, c.NotifyInterval)
+		gw.loops.Add(1)
+		go func() {
+			defer gw.loops.Done()
+			n.Run(wctx, c.NotifyInterval)
+		}()
 	}
-	return &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cluster, srv: srv, cancel: cancel}, nil
+	return gw, nil
 }
 
-// Close stops the gateway, letting requests in flight finish for a while.
+// Close stops the gateway, letting requests in flight finish for a while,
+// then its loops and its data plane, and waits for all of them.
 func (g *Gateway) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := g.srv.Shutdown(ctx)
 	g.cancel()
-	return err
+	g.loops.Wait()
+	return errors.Join(err, g.Cluster.Close())
 }
 
 // NewMetadataStore returns the etcd metadata store.

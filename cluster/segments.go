@@ -1,4 +1,4 @@
-package gateway
+package cluster
 
 // The segment write and read paths (DESIGN.md §5).
 //
@@ -9,7 +9,7 @@ package gateway
 //   - A node commits a shard only when its request body ends cleanly. If
 //     the client's body fails (I/O error, bad signature, bad digest) every
 //     shard stream is aborted, so no node commits.
-//   - The caller commits metadata only for a segment writeSegment returned
+//   - The caller commits metadata only for a segment WriteSegment returned
 //     without error: at least the write quorum (default k+1, never below k)
 //     of shards are stored and their hashes match what was encoded. Shards
 //     that were not written are recorded as "" in ShardHashes and returned
@@ -37,19 +37,18 @@ import (
 	"github.com/sherdstore/sherd/storagenode"
 )
 
-// ErrUnavailable means too few storage nodes answered for the operation.
-var ErrUnavailable = errors.New("not enough storage nodes available")
-
 // hashAlgoXXH3 is the segment's bitrot hash id (metadata.Segment.HashAlgo).
 const hashAlgoXXH3 = 1
 
-func newSegmentID() string {
+// NewID returns 128 random bits in hex: segment, version and upload ids.
+func NewID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-func toProfile(p metadata.ECProfile) erasure.Profile {
+// Profile is the erasure profile of a metadata EC profile.
+func Profile(p metadata.ECProfile) erasure.Profile {
 	return erasure.Profile{K: p.K, M: p.M, BlockSize: p.BlockSize}
 }
 
@@ -77,42 +76,42 @@ func (c *codecs) get(p erasure.Profile) (*erasure.Codec, error) {
 }
 
 // quorum is the write quorum of a profile.
-func (g *Gateway) quorum(p erasure.Profile) int {
+func (c *Cluster) quorum(p erasure.Profile) int {
 	q := p.K + 1
-	if g.cfg.WriteQuorum > 0 {
-		q = g.cfg.WriteQuorum
+	if c.cfg.WriteQuorum > 0 {
+		q = c.cfg.WriteQuorum
 	}
 	return min(max(q, p.K), p.Shards())
 }
 
-// writeSegment erasure-codes r into a new segment; when it returns
+// WriteSegment erasure-codes r into a new segment; when it returns
 // without error, r has been read to EOF (so a verifying reader has checked
 // the whole body). It
 // returns ok=false and no error for an empty body (no segment is needed),
 // and the indexes of shards that were not stored. r's errors are returned
 // wrapped, unchanged in kind.
-func (g *Gateway) writeSegment(ctx context.Context, r io.Reader, prof erasure.Profile) (seg metadata.Segment, missing []int, ok bool, err error) {
+func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Profile) (seg metadata.Segment, missing []int, ok bool, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if _, err := br.Peek(1); err == io.EOF {
 		return seg, nil, false, nil
 	} else if err != nil {
 		return seg, nil, false, err
 	}
-	codec, err := g.codecs.get(prof)
+	codec, err := c.codecs.get(prof)
 	if err != nil {
 		return seg, nil, false, err
 	}
 	n := prof.Shards()
-	id := newSegmentID()
-	nodes, err := g.cluster.Place(id, n)
+	id := NewID()
+	nodes, err := c.Place(id, n)
 	if err != nil {
 		return seg, nil, false, fmt.Errorf("place %s: %w: %w", id, ErrUnavailable, err)
 	}
-	quorum := g.quorum(prof)
+	quorum := c.quorum(prof)
 	stores := make([]storagenode.ShardStore, n)
 	live := 0
 	for i, nid := range nodes {
-		if st, isLive := g.cluster.Store(nid); isLive && st != nil {
+		if st, isLive := c.Store(nid); isLive && st != nil {
 			stores[i] = st
 			live++
 		}
@@ -158,7 +157,7 @@ func (g *Gateway) writeSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 		}
 		cancel()
 		wg.Wait()
-		g.discard(id, nodes, func(i int) bool { return putErrs[i] == nil })
+		c.discard(id, nodes, func(i int) bool { return putErrs[i] == nil })
 		if errors.Is(encErr, erasure.ErrTooFewShards) {
 			return seg, nil, false, fmt.Errorf("write %s: %w: %w", id, ErrUnavailable, encErr)
 		}
@@ -184,12 +183,12 @@ func (g *Gateway) writeSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 			continue
 		}
 		if putErrs[i] == nil && infos[i].Hash != want {
-			g.log.Warn("shard stored with unexpected hash", "shard", storagenode.ShardID{Segment: id, Index: i}, "node", nodes[i])
+			c.log.Warn("shard stored with unexpected hash", "shard", storagenode.ShardID{Segment: id, Index: i}, "node", nodes[i])
 		}
 		missing = append(missing, i)
 	}
 	if stored < quorum {
-		g.discard(id, nodes, func(i int) bool { return putErrs[i] == nil })
+		c.discard(id, nodes, func(i int) bool { return putErrs[i] == nil })
 		return metadata.Segment{}, nil, false, fmt.Errorf("write %s: %d of %d shards stored, quorum %d: %w", id, stored, n, quorum, ErrUnavailable)
 	}
 	return seg, missing, true, nil
@@ -202,29 +201,36 @@ func errOr(err, def error) error {
 	return def
 }
 
+// DiscardSegment deletes the shards of a segment that was never
+// committed (a refused write), in the background.
+func (c *Cluster) DiscardSegment(seg metadata.Segment) {
+	c.discard(seg.ID, seg.Nodes, func(i int) bool { return seg.ShardHashes[i] != "" })
+}
+
 // discard deletes the shards of an uncommitted segment that stored(i)
-// says a node may hold, in the background.
-func (g *Gateway) discard(id string, nodes []string, stored func(i int) bool) {
+// says a node may hold, in the background (best effort: what it misses
+// is the orphan sweep's).
+func (c *Cluster) discard(id string, nodes []string, stored func(i int) bool) {
 	for i, nid := range nodes {
 		if !stored(i) {
 			continue
 		}
-		st, _ := g.cluster.Store(nid)
+		st, _ := c.Store(nid)
 		if st == nil {
 			continue
 		}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c.background("discard shard", func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			if err := st.Delete(ctx, storagenode.ShardID{Segment: id, Index: i}); err != nil && !errors.Is(err, storagenode.ErrNotFound) {
-				g.log.Warn("discard shard", "segment", id, "shard", i, "err", err)
+				c.log.Warn("discard shard", "segment", id, "shard", i, "err", err)
 			}
-		}()
+		})
 	}
 }
 
-// readObject writes length bytes of obj starting at off to w.
-func (g *Gateway) readObject(ctx context.Context, w io.Writer, obj metadata.Object, off, length int64) error {
+// ReadObject writes length bytes of obj starting at off to w.
+func (c *Cluster) ReadObject(ctx context.Context, w io.Writer, obj metadata.Object, off, length int64) error {
 	for _, seg := range obj.Segments {
 		if length <= 0 {
 			break
@@ -234,7 +240,7 @@ func (g *Gateway) readObject(ctx context.Context, w io.Writer, obj metadata.Obje
 			continue
 		}
 		n := min(length, seg.Size-off)
-		if err := g.readSegment(ctx, w, seg, off, n); err != nil {
+		if err := c.ReadSegment(ctx, w, seg, off, n); err != nil {
 			return err
 		}
 		length -= n
@@ -246,8 +252,12 @@ func (g *Gateway) readObject(ctx context.Context, w io.Writer, obj metadata.Obje
 	return nil
 }
 
-func (g *Gateway) readSegment(ctx context.Context, w io.Writer, seg metadata.Segment, off, n int64) error {
-	codec, err := g.codecs.get(toProfile(seg.Profile))
+// ReadSegment writes n bytes of seg starting at off to w, from any k
+// healthy shards; missing, failing and corrupt shards on live nodes are
+// reported to the repair queue. Errors wrap ErrUnavailable when fewer than
+// k shards could be read.
+func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Segment, off, n int64) error {
+	codec, err := c.codecs.get(Profile(seg.Profile))
 	if err != nil {
 		return err
 	}
@@ -255,7 +265,7 @@ func (g *Gateway) readSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 		if i >= len(seg.Nodes) || seg.ShardHashes[i] == "" {
 			return nil, fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
 		}
-		st, live := g.cluster.Store(seg.Nodes[i])
+		st, live := c.Store(seg.Nodes[i])
 		if st == nil || !live {
 			return nil, fmt.Errorf("shard %d: node %s: %w", i, seg.Nodes[i], ErrUnavailable)
 		}
@@ -267,13 +277,13 @@ func (g *Gateway) readSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 	var repair []int
 	for _, i := range bad {
 		if i < len(seg.Nodes) {
-			if _, live := g.cluster.Store(seg.Nodes[i]); live || seg.ShardHashes[i] == "" {
+			if _, live := c.Store(seg.Nodes[i]); live || seg.ShardHashes[i] == "" {
 				repair = append(repair, i)
 			}
 		}
 	}
 	if len(repair) > 0 {
-		g.queueRepair(seg, repair, "read")
+		c.QueueRepair(seg, repair, "read")
 	}
 	if errors.Is(err, erasure.ErrTooFewShards) {
 		return fmt.Errorf("read segment %s: %w: %w", seg.ID, ErrUnavailable, err)
@@ -281,15 +291,18 @@ func (g *Gateway) readSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 	return err
 }
 
-// queueRepair records shards to rebuild, in the background. A failure is
-// logged; the Merkle comparison (not written yet) is meant to find such
-// shards missing anyway.
-func (g *Gateway) queueRepair(seg metadata.Segment, shards []int, reason string) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// QueueRepair records shards to rebuild, in the background. A failure is
+// logged; anti-entropy finds such shards missing anyway.
+func (c *Cluster) QueueRepair(seg metadata.Segment, shards []int, reason string) {
+	if c.cfg.Repairs == nil {
+		return
+	}
+	e := metadata.RepairEntry{Segment: seg, Shards: shards, Reason: reason, Time: c.now()}
+	c.background("queue repair", func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err := g.store.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: shards, Reason: reason, Time: g.now()}); err != nil {
-			g.log.Warn("queue repair", "segment", seg.ID, "shards", shards, "err", err)
+		if err := c.cfg.Repairs.QueueRepair(ctx, e); err != nil {
+			c.log.Warn("queue repair", "segment", seg.ID, "shards", shards, "err", err)
 		}
-	}()
+	})
 }

@@ -1,0 +1,214 @@
+// Package cluster is the data plane: node membership, placement, and segment write (quorum), read (degraded, reconstruct) and rebuild over the storage nodes; the gateway, the repairer and sherdctl share it.
+package cluster
+
+// Ownership: a Cluster owns its background work (the membership watch and
+// a bounded pool for best-effort tasks: deleting the shards of refused
+// writes, reporting bad shards to the repair queue). Close stops it and
+// waits for it; nothing it starts outlives Close.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/metadata/placement"
+	"github.com/sherdstore/sherd/storagenode"
+)
+
+// ErrUnavailable means too few storage nodes answered for the operation.
+var ErrUnavailable = errors.New("not enough storage nodes available")
+
+// Dialer returns the shard store of a node (an HTTP client in production).
+type Dialer func(n metadata.Node) storagenode.ShardStore
+
+// RepairQueue is where bad shards are reported (the metadata store).
+type RepairQueue interface {
+	QueueRepair(ctx context.Context, e metadata.RepairEntry) error
+}
+
+// Config configures a Cluster.
+type Config struct {
+	Dial Dialer // required
+	// Repairs receives the shards a write left unstored or a read found
+	// missing or corrupt; nil: not reported.
+	Repairs RepairQueue
+	// WriteQuorum is the shards a write must store (default k+1, never below k).
+	WriteQuorum int
+	// Workers bounds the background tasks run at once (default 8); at most
+	// 64 times as many wait, the rest are dropped and logged (what they
+	// would have done is the orphan sweep's and anti-entropy's).
+	Workers int
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// Cluster is a view of the storage nodes (who is a member, who is live,
+// the placement ring over the active members) and the segment I/O over
+// them. It is safe for concurrent use.
+type Cluster struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	codecs codecs
+
+	mu     sync.RWMutex
+	nodes  map[string]metadata.Node
+	stores map[string]storagenode.ShardStore
+	addrs  map[string]string
+	ring   *placement.Ring
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	tasks  chan func(context.Context)
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// New returns a Cluster with an empty view (Update or Watch fill it) and
+// starts its background workers; the caller calls Close.
+func New(cfg Config) *Cluster {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cluster{cfg: cfg, log: cfg.Log, now: cfg.Now, nodes: map[string]metadata.Node{},
+		stores: map[string]storagenode.ShardStore{}, addrs: map[string]string{},
+		ctx: ctx, cancel: cancel, tasks: make(chan func(context.Context), 64*cfg.Workers)}
+	for range cfg.Workers {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case task := <-c.tasks:
+					task(ctx)
+				}
+			}
+		}()
+	}
+	return c
+}
+
+// Close stops the watch and the background workers and waits for them.
+// Tasks still queued are dropped.
+func (c *Cluster) Close() error {
+	c.closed.Do(func() {
+		c.cancel()
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// background runs task on a worker, or drops it (logged) when the queue
+// is full or the Cluster is closed. task gets a context that ends at Close.
+func (c *Cluster) background(what string, task func(context.Context)) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	select {
+	case c.tasks <- task:
+	default:
+		c.log.Warn("background queue full, task dropped", "task", what)
+	}
+}
+
+// Watch follows the node list of store until Close. It returns once the
+// first list has been applied.
+func (c *Cluster) Watch(store metadata.Store) error {
+	ch, err := store.WatchNodes(c.ctx)
+	if err != nil {
+		return fmt.Errorf("watch nodes: %w", err)
+	}
+	select {
+	case ns, ok := <-ch:
+		if !ok {
+			return fmt.Errorf("watch nodes: %w", errors.Join(context.Cause(c.ctx), errors.New("watch ended")))
+		}
+		c.Update(ns)
+	case <-c.ctx.Done():
+		return fmt.Errorf("watch nodes: %w", c.ctx.Err())
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for ns := range ch { // closed when c.ctx ends
+			c.Update(ns)
+		}
+	}()
+	return nil
+}
+
+// Update replaces the view with nodes. Members keep their place in the
+// ring whether live or not (their missing shards are repaired); draining
+// members take no new shards.
+func (c *Cluster) Update(nodes []metadata.Node) {
+	var members []placement.Member
+	byID := map[string]metadata.Node{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+		if n.State == metadata.NodeActive || n.State == "" {
+			w := 1.0
+			if n.Capacity > 0 {
+				w = float64(n.Capacity) / (1 << 40)
+			}
+			members = append(members, placement.Member{ID: n.ID, Zone: n.Zone, Weight: w})
+		}
+	}
+	ring, err := placement.New(members, 0)
+	if err != nil {
+		ring = nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes = byID
+	c.ring = ring
+	for id, n := range byID {
+		if c.addrs[id] != n.Address {
+			c.stores[id] = c.cfg.Dial(n)
+			c.addrs[id] = n.Address
+		}
+	}
+}
+
+// Place returns the nodes for the k+m shards of a new segment.
+// Errors: placement.ErrNotEnoughNodes.
+func (c *Cluster) Place(segmentID string, n int) ([]string, error) {
+	c.mu.RLock()
+	ring := c.ring
+	c.mu.RUnlock()
+	if ring == nil {
+		return nil, placement.ErrNotEnoughNodes
+	}
+	return ring.Place(segmentID, n)
+}
+
+// Store returns node id's shard store and whether the node is live. A
+// node that is not live is not called at all: its shards count as missing.
+func (c *Cluster) Store(id string) (storagenode.ShardStore, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.stores[id], c.nodes[id].Live
+}
+
+// Nodes returns the current members.
+func (c *Cluster) Nodes() []metadata.Node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]metadata.Node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	return out
+}
