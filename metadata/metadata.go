@@ -15,6 +15,7 @@ var (
 	ErrBucketNotEmpty     = errors.New("bucket not empty")
 	ErrNoSuchKey          = errors.New("no such key")
 	ErrNoSuchUpload       = errors.New("no such upload")
+	ErrNoSuchSegment      = errors.New("no such segment")
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrConflict           = errors.New("conflicting concurrent update")
 	ErrInvalid            = errors.New("invalid metadata argument")
@@ -222,6 +223,9 @@ type RepairEntry struct {
 	Shards  []int     `json:"shards"` // shard indexes to rebuild
 	Reason  string    `json:"reason,omitempty"`
 	Time    time.Time `json:"time"`
+	// Rev is the entry's revision when read (not stored): DoneRepair
+	// acknowledges exactly what was read.
+	Rev int64 `json:"-"`
 }
 
 // Registration keeps a node registered until closed.
@@ -282,6 +286,17 @@ type Store interface {
 	// DeleteEvent removes a delivered event (if unchanged since read).
 	DeleteEvent(ctx context.Context, e Event) error
 
+	// GetSegment returns the segment record of segment id, the one
+	// authoritative copy of its placement and shard hashes (copies in
+	// object and part values are hints), and its revision for
+	// UpdateSegment. Errors: ErrNoSuchSegment (never committed, or
+	// collected).
+	GetSegment(ctx context.Context, id string) (Segment, int64, error)
+	// UpdateSegment replaces the record of seg.ID with seg if it has not
+	// changed since revision rev (compare-and-swap: repair and drain).
+	// Errors: ErrConflict (changed or removed meanwhile: re-read).
+	UpdateSegment(ctx context.Context, seg Segment, rev int64) error
+
 	// PartitionSegments lists the segments indexed in a partition (0..4095):
 	// every segment whose shards should exist, including those waiting in gc.
 	PartitionSegments(ctx context.Context, partition uint32) ([]Segment, error)
@@ -298,10 +313,12 @@ type Store interface {
 	// QueueRepair records that shards of a segment need rebuilding,
 	// merging with an entry already queued for the segment.
 	QueueRepair(ctx context.Context, e RepairEntry) error
-	// ListRepairs returns up to limit queued repairs.
+	// ListRepairs returns up to limit queued repairs, each with its Rev.
 	ListRepairs(ctx context.Context, limit int) ([]RepairEntry, error)
-	// DoneRepair removes a segment's repair entry.
-	DoneRepair(ctx context.Context, segmentID string) error
+	// DoneRepair removes a repair entry if it is unchanged since it was
+	// listed (its Rev): shards merged into it meanwhile stay queued.
+	// Returns false when it changed or is gone.
+	DoneRepair(ctx context.Context, e RepairEntry) (bool, error)
 
 	// RegisterNode records n as a cluster member (persistently) and marks
 	// it live under a lease of ttl, kept alive (and re-established after

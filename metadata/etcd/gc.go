@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -38,7 +39,19 @@ func (s *Store) GCSegments(ctx context.Context, e metadata.GCEntry) ([]metadata.
 	default:
 		return nil, fmt.Errorf("gc %s: kind %q: %w", e.ID, e.Kind, metadata.ErrInvalid)
 	}
-	return slices.DeleteFunc(segs, func(seg metadata.Segment) bool { return seg.ID == "" }), nil
+	segs = slices.DeleteFunc(segs, func(seg metadata.Segment) bool { return seg.ID == "" })
+	// The segment record, not the copy in the entry, says where the shards
+	// are now (repair and drain move them).
+	for i, seg := range segs {
+		rec, _, err := s.GetSegment(ctx, seg.ID)
+		switch {
+		case err == nil:
+			segs[i] = rec
+		case !errors.Is(err, metadata.ErrNoSuchSegment):
+			return nil, fmt.Errorf("gc %s: %w", e.ID, err)
+		}
+	}
+	return segs, nil
 }
 
 // FinishGC implements metadata.Store.

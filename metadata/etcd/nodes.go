@@ -273,15 +273,19 @@ func (s *Store) ListRepairs(ctx context.Context, limit int) ([]metadata.RepairEn
 		if err := json.Unmarshal(kv.Value, &e); err != nil {
 			return nil, fmt.Errorf("list repairs: %w", err)
 		}
+		e.Rev = kv.ModRevision
 		out = append(out, e)
 	}
 	return out, nil
 }
 
-// DoneRepair implements metadata.Store.
-func (s *Store) DoneRepair(ctx context.Context, segmentID string) error {
-	if _, err := s.kv.Delete(ctx, s.repairKey(segmentID)); err != nil {
-		return fmt.Errorf("done repair %s: %w", segmentID, err)
+// DoneRepair implements metadata.Store: a delete compared on the revision
+// the entry was read at.
+func (s *Store) DoneRepair(ctx context.Context, e metadata.RepairEntry) (bool, error) {
+	key := s.repairKey(e.Segment.ID)
+	resp, err := s.kv.Txn(ctx).If(modRev(key, e.Rev)).Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return false, fmt.Errorf("done repair %s: %w", e.Segment.ID, err)
 	}
-	return nil
+	return resp.Succeeded, nil
 }
