@@ -77,7 +77,13 @@ func TestBodyVerifier(t *testing.T) {
 		{name: "trailer ok", hdr: map[string]string{"x-amz-trailer": "x-amz-checksum-crc64nvme"}, trailers: trailer(CRC64NVME, sumB64(CRC64NVME, body)), algo: CRC64NVME},
 		{name: "trailer wrong", hdr: map[string]string{"x-amz-trailer": "x-amz-checksum-crc32"}, trailers: trailer(CRC32, sumB64(CRC32, "x")), want: ErrBadDigest},
 		{name: "trailer missing", hdr: map[string]string{"x-amz-trailer": "x-amz-checksum-crc32"}, trailers: func() http.Header { return nil }, want: ErrInvalidChunk},
-		{name: "trailer unknown", hdr: map[string]string{"x-amz-trailer": "x-amz-checksum-md4"}, newErr: ErrInvalidArgument},
+		{name: "trailer unknown", hdr: map[string]string{"x-amz-trailer": "x-amz-checksum-md4"}, newErr: ErrInvalidChecksumRequest},
+		{name: "header unknown", hdr: map[string]string{"x-amz-checksum-md4": "AAAA"}, newErr: ErrInvalidChecksumRequest},
+		{name: "sdk algorithm unknown", hdr: map[string]string{"x-amz-sdk-checksum-algorithm": "md4"}, newErr: ErrInvalidChecksumRequest},
+		{name: "type and mode are no algorithms", hdr: map[string]string{"x-amz-checksum-type": "FULL_OBJECT", "x-amz-checksum-mode": "ENABLED"}, algo: CRC64NVME},
+		{name: "md5 header ok", hdr: map[string]string{"x-amz-checksum-md5": sumB64(MD5, body)}, algo: MD5},
+		{name: "sha512 header wrong", hdr: map[string]string{"x-amz-checksum-sha512": sumB64(SHA512, "x")}, want: ErrBadDigest},
+		{name: "xxhash128 trailer ok", hdr: map[string]string{"x-amz-trailer": "x-amz-checksum-xxhash128"}, trailers: trailer(XXHASH128, sumB64(XXHASH128, body)), algo: XXHASH128},
 		{name: "sdk algorithm", hdr: map[string]string{"x-amz-sdk-checksum-algorithm": "crc32c"}, algo: CRC32C},
 	}
 	for _, c := range cases {
