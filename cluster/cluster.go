@@ -30,9 +30,18 @@ type RepairQueue interface {
 	QueueRepair(ctx context.Context, e metadata.RepairEntry) error
 }
 
+// Records reads segment records (the metadata store).
+type Records interface {
+	GetSegment(ctx context.Context, id string) (metadata.Segment, int64, error)
+}
+
 // Config configures a Cluster.
 type Config struct {
 	Dial Dialer // required
+	// Records is asked where a segment's shards are when the copy a reader
+	// holds lacks some (a write that stored fewer than k+m, since
+	// repaired); nil: the copy is used as is.
+	Records Records
 	// Repairs receives the shards a write left unstored or a read found
 	// missing or corrupt; nil: not reported.
 	Repairs RepairQueue

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -260,6 +261,13 @@ func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 	codec, err := c.codecs.get(Profile(seg.Profile))
 	if err != nil {
 		return err
+	}
+	// The copy in an object or part value is a hint: one that lacks a
+	// shard may be older than the repair that rebuilt it. The record says.
+	if c.cfg.Records != nil && slices.Contains(seg.ShardHashes, "") {
+		if rec, _, err := c.cfg.Records.GetSegment(ctx, seg.ID); err == nil && len(rec.Nodes) == len(seg.Nodes) {
+			seg = rec
+		}
 	}
 	open := func(ctx context.Context, i int, off, n int64) (io.ReadCloser, error) {
 		if i >= len(seg.Nodes) || seg.ShardHashes[i] == "" {

@@ -92,7 +92,7 @@ func newFixture(t *testing.T) *fixture {
 		byAddr[addr] = fs
 		nodes = append(nodes, metadata.Node{ID: fmt.Sprintf("n%d", i), Address: addr, State: metadata.NodeActive, Live: true})
 	}
-	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return byAddr[n.Address] }, Repairs: f.meta})
+	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return byAddr[n.Address] }, Repairs: f.meta, Records: f.meta})
 	t.Cleanup(func() { cl.Close() })
 	cl.Update(nodes)
 	gw, err := New(Config{Store: f.meta, Cluster: cl, Credentials: StaticCredentials{"ak": "secret-key"}})

@@ -198,7 +198,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	hc := NodeHTTPClient()
 	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
 		return client.New(n.Address, c.Key, hc, nil)
-	}, Repairs: c.Store, Log: c.Log})
+	}, Repairs: c.Store, Records: c.Store, Log: c.Log})
 	if err := cl.Watch(c.Store); err != nil {
 		cl.Close()
 		return nil, err
