@@ -228,6 +228,19 @@ type RepairEntry struct {
 	Rev int64 `json:"-"`
 }
 
+// Claimer takes exclusive, named claims held under the claimer's lease: a
+// claimer that crashes loses its claims when its lease runs out, as etcd
+// measures it, not by the wall clock of any process. Safe for concurrent
+// use.
+type Claimer interface {
+	// Claim takes name if nobody holds it and reports whether it did.
+	Claim(ctx context.Context, name string) (bool, error)
+	// Release gives name up if this claimer holds it.
+	Release(ctx context.Context, name string) error
+	// Close gives up every claim at once (the lease is revoked).
+	Close() error
+}
+
 // Registration keeps a node registered until closed.
 type Registration interface {
 	// Close revokes the registration; the node disappears at once.

@@ -664,3 +664,66 @@ func TestSegmentRecordCAS(t *testing.T) {
 		t.Fatalf("gc segments %+v %v", segs, err)
 	}
 }
+
+// TestClaims: a claim is exclusive, re-entrant for its holder, given up
+// by Release and Close, and lost when the holder's lease runs out (a
+// crashed holder: its client is gone without revoking anything).
+func TestClaims(t *testing.T) {
+	s, _, _ := newStore(t)
+	a, err := s.NewClaimer(ctx, "a", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := s.NewClaimer(ctx, "b", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	claim := func(c metadata.Claimer, name string, want bool) {
+		t.Helper()
+		if got, err := c.Claim(ctx, name); err != nil || got != want {
+			t.Fatalf("claim %s: %v %v, want %v", name, got, err, want)
+		}
+	}
+	claim(a, "x", true)
+	claim(b, "x", false)
+	claim(a, "x", true) // re-entrant
+	if err := b.Release(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	claim(b, "x", false) // b's release of a's claim is a no-op
+	if err := a.Release(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	claim(b, "x", true)
+	b.Close()
+	claim(a, "x", true)
+
+	// A holder that dies without a word: its own client, closed abruptly.
+	cli2, err := clientv3.New(clientv3.Config{Endpoints: cli.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "/test/" + t.Name() + "/"
+	s2 := etcd.New(cli2, etcd.Options{Prefix: prefix})
+	c2, err := s2.NewClaimer(ctx, "crashing", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c2.Claim(ctx, "y"); !ok || err != nil {
+		t.Fatalf("claim y: %v %v", ok, err)
+	}
+	cli2.Close() // no revoke: the lease runs out on etcd's clock
+	claim(a, "y", false)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if ok, _ := a.Claim(ctx, "y"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a crashed holder's claim never expired")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
