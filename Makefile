@@ -2,7 +2,7 @@
 GO ?= go
 # Concurrent packages run under the race detector (DESIGN.md §2); the
 # integration tests in test/ drive the gateway, daemon, nodes and etcd store.
-RACE_PKGS := ./storagenode/... ./metadata/... ./gateway ./internal/daemon ./test/...
+RACE_PKGS := ./storagenode/... ./metadata/... ./cluster/... ./repair/... ./gateway ./internal/daemon ./test/...
 
 .PHONY: test run build vet bench fuzz e2e
 

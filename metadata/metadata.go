@@ -198,6 +198,9 @@ type NodeState string
 const (
 	NodeActive   NodeState = "active"
 	NodeDraining NodeState = "draining"
+	// NodeRemoved: the node is gone for good (an operator said so); its
+	// shards are rebuilt elsewhere.
+	NodeRemoved NodeState = "removed"
 )
 
 // Node is a registered storage node.

@@ -31,6 +31,19 @@ var ctx = context.Background()
 // temporary directory; it stops with the test.
 func startServer(t testing.TB, dir string) *daemon.Server {
 	t.Helper()
+	// The repairer stays off in tests that look at the repair queue
+	// itself; startRepairingServer runs it.
+	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval = -1 })
+}
+
+// startRepairingServer runs the repairer every 100 ms.
+func startRepairingServer(t testing.TB, dir string) *daemon.Server {
+	t.Helper()
+	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval = 100 * time.Millisecond })
+}
+
+func startServerWith(t testing.TB, dir string, opt func(*daemon.ServerConfig)) *daemon.Server {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -38,8 +51,10 @@ func startServer(t testing.TB, dir string) *daemon.Server {
 	if os.Getenv("SHERD_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: dir, Addr: "127.0.0.1:0",
-		Credentials: gateway.StaticCredentials{rootUser: rootPass}, Domains: []string{"localhost"}, Log: log})
+	cfg := daemon.ServerConfig{Data: dir, Addr: "127.0.0.1:0",
+		Credentials: gateway.StaticCredentials{rootUser: rootPass}, Domains: []string{"localhost"}, Log: log}
+	opt(&cfg)
+	s, err := daemon.StartServer(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

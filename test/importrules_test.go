@@ -28,8 +28,10 @@ var allowed = map[string][]string{
 	// The data plane: never the gateway.
 	"cluster": {"erasure", "metadata", "metadata/placement", "storagenode", "storagenode/client", "internal/merkle"},
 	// The gateway speaks S3 and leaves shard I/O to the data plane.
-	"gateway":         {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure"},
-	"internal/daemon": {"cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "erasure"},
+	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure"},
+	// Anti-entropy's driver: on the data plane, never the gateway.
+	"repair":          {"cluster", "metadata", "storagenode"},
+	"internal/daemon": {"repair", "cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},
 	"cmd/sherdctl":    {"*"},

@@ -24,6 +24,7 @@ import (
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
+	"github.com/sherdstore/sherd/repair"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/antientropy"
 	"github.com/sherdstore/sherd/storagenode/client"
@@ -162,17 +163,23 @@ type GatewayConfig struct {
 	// (default 500 ms; negative: this gateway delivers none).
 	NotifyInterval time.Duration
 	NotifyClaim    time.Duration // see gateway.Notifier.ClaimFor
-	MinPartSize    int64         // see gateway.Config.MinPartSize
+	// RepairInterval is the pause between passes of the repairer over the
+	// repair queue (default 10 s; negative: this gateway repairs nothing).
+	// Gateways share the work: a segment is claimed by one at a time.
+	RepairInterval time.Duration
+	RepairRate     float64 // rebuild bytes per second; default repair.DefaultRate
+	MinPartSize    int64   // see gateway.Config.MinPartSize
 	Log            *slog.Logger
 }
 
 // Gateway is a running S3 gateway.
 type Gateway struct {
-	URL     string
-	Cluster *cluster.Cluster
-	srv     *http.Server
-	cancel  context.CancelFunc
-	loops   sync.WaitGroup // the collector and the notifier
+	URL      string
+	Cluster  *cluster.Cluster
+	Repairer *repair.Repairer // nil when it runs none
+	srv      *http.Server
+	cancel   context.CancelFunc
+	loops    sync.WaitGroup // the collector and the notifier
 }
 
 // NodeHTTPClient is the HTTP client gateways use to reach nodes.
@@ -238,6 +245,12 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			gc.Run(wctx, c.GCInterval)
 		}()
 	}
+	if c.RepairInterval >= 0 {
+		if err := gw.startRepairer(wctx, c, cl); err != nil {
+			gw.Close()
+			return nil, err
+		}
+	}
 	if c.NotifyInterval >= 0 {
 		if c.NotifyInterval == 0 {
 			c.NotifyInterval = 500 * time.Millisecond
@@ -250,6 +263,40 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		}()
 	}
 	return gw, nil
+}
+
+// claimerFactory is the optional capability of a metadata store to hand
+// out lease-held claims (the etcd store has it).
+type claimerFactory interface {
+	NewClaimer(ctx context.Context, owner string, ttl time.Duration) (metadata.Claimer, error)
+}
+
+// startRepairer runs a repairer over the repair queue until ctx ends.
+func (g *Gateway) startRepairer(ctx context.Context, c GatewayConfig, cl *cluster.Cluster) error {
+	cf, ok := c.Store.(claimerFactory)
+	if !ok {
+		return errors.New("gateway: the metadata store cannot hold claims; set RepairInterval < 0")
+	}
+	if c.RepairInterval == 0 {
+		c.RepairInterval = 10 * time.Second
+	}
+	claims, err := cf.NewClaimer(ctx, "gateway "+g.URL, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	r, err := repair.New(repair.Config{Meta: c.Store, Cluster: cl, Claims: claims, Rate: c.RepairRate, Log: c.Log})
+	if err != nil {
+		claims.Close()
+		return err
+	}
+	g.Repairer = r
+	g.loops.Add(1)
+	go func() {
+		defer g.loops.Done()
+		defer claims.Close()
+		r.Run(ctx, c.RepairInterval)
+	}()
+	return nil
 }
 
 // Close stops the gateway, letting requests in flight finish for a while,

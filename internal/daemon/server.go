@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -28,6 +29,9 @@ type ServerConfig struct {
 	Credentials gateway.StaticCredentials
 	Domains     []string
 	Log         *slog.Logger
+	// RepairInterval, RepairRate: see GatewayConfig.
+	RepairInterval time.Duration
+	RepairRate     float64
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
@@ -93,7 +97,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 		s.Nodes = append(s.Nodes, n)
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
-		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log})
+		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, RepairInterval: c.RepairInterval, RepairRate: c.RepairRate})
 	if err != nil {
 		return nil, err
 	}

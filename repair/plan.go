@@ -1,0 +1,112 @@
+// Package repair is anti-entropy's driver: it finds the shards of segments that are missing or corrupt and rebuilds them from the others, most-at-risk first (DESIGN.md §7).
+package repair
+
+import (
+	"slices"
+
+	"github.com/sherdstore/sherd/metadata"
+)
+
+// ShardState is what is known of one shard of a segment.
+type ShardState int
+
+// Shard states.
+const (
+	Unknown ShardState = iota // its node is down or did not answer
+	Healthy                   // present with the recorded hash
+	Missing                   // its node answered: not there
+	Corrupt                   // present with another hash than the record's
+)
+
+func (s ShardState) String() string {
+	return [...]string{"unknown", "healthy", "missing", "corrupt"}[s]
+}
+
+// Plan is what to do about one segment.
+type Plan struct {
+	Segment metadata.Segment
+	Healthy int            // shards known healthy
+	Rebuild map[int]string // shard index → node to write it to
+	Wait    []int          // bad shards that cannot be rebuilt now (their node is down, no spare node, too few healthy shards)
+}
+
+// Done says whether nothing is left to do for the segment.
+func (p Plan) Done() bool { return len(p.Rebuild) == 0 && len(p.Wait) == 0 }
+
+// PlanSegment decides, from the record and the state of each shard, which
+// shards to rebuild where. A bad shard goes back to the node that should
+// hold it while that node is a live, active member; a shard whose node was
+// removed (or is no member any more) goes to the first node of order (the
+// segment's ring order) that is live, active and holds no other shard of
+// the segment. A shard whose node is merely down waits: the node may come
+// back with it; so does a reported shard (in reported, or recorded with no
+// hash) whose state is unknown. A reported shard that its node calls
+// healthy is rebuilt all the same. Nothing is rebuilt from fewer than k
+// healthy shards. Pure.
+func PlanSegment(seg metadata.Segment, states []ShardState, reported []int, nodes map[string]metadata.Node, order []string) Plan {
+	p := Plan{Segment: seg, Rebuild: map[int]string{}}
+	// A reported shard its node calls healthy is still suspect: a reader
+	// found its content bad, which the node's index cannot see (until its
+	// scrubber does). Rebuilding is idempotent: rebuild it.
+	states = slices.Clone(states)
+	for _, i := range reported {
+		if i >= 0 && i < len(states) && states[i] == Healthy {
+			states[i] = Corrupt
+		}
+	}
+	for _, s := range states {
+		if s == Healthy {
+			p.Healthy++
+		}
+	}
+	used := map[string]bool{}
+	for _, id := range seg.Nodes {
+		used[id] = true
+	}
+	usable := func(n metadata.Node, ok bool) bool {
+		return ok && n.Live && (n.State == metadata.NodeActive || n.State == "")
+	}
+	for i, s := range states {
+		if s == Unknown && (slices.Contains(reported, i) || seg.ShardHashes[i] == "") {
+			p.Wait = append(p.Wait, i)
+			continue
+		}
+		if s != Missing && s != Corrupt {
+			continue
+		}
+		if p.Healthy < seg.Profile.K {
+			p.Wait = append(p.Wait, i)
+			continue
+		}
+		home, member := nodes[seg.Nodes[i]]
+		switch {
+		case usable(home, member):
+			p.Rebuild[i] = home.ID
+		case member && home.State != metadata.NodeRemoved:
+			p.Wait = append(p.Wait, i) // down, or draining (drain moves it)
+		default:
+			j := slices.IndexFunc(order, func(id string) bool {
+				n, ok := nodes[id]
+				return !used[id] && usable(n, ok)
+			})
+			if j < 0 {
+				p.Wait = append(p.Wait, i)
+				continue
+			}
+			used[order[j]] = true
+			p.Rebuild[i] = order[j]
+		}
+	}
+	return p
+}
+
+// ByRisk orders plans most-at-risk first: fewest healthy shards, then the
+// most shards to rebuild.
+func ByRisk(plans []Plan) {
+	slices.SortStableFunc(plans, func(a, b Plan) int {
+		if a.Healthy != b.Healthy {
+			return a.Healthy - b.Healthy
+		}
+		return len(b.Rebuild) - len(a.Rebuild)
+	})
+}

@@ -1,0 +1,92 @@
+package repair
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/sherdstore/sherd/metadata"
+)
+
+func TestPlanSegment(t *testing.T) {
+	seg := metadata.Segment{ID: "s", Profile: metadata.ECProfile{K: 4, M: 2},
+		Nodes:       []string{"a", "b", "c", "d", "e", "f"},
+		ShardHashes: []string{"h0", "h1", "h2", "h3", "h4", "h5"}}
+	node := func(id string, live bool, st metadata.NodeState) metadata.Node {
+		return metadata.Node{ID: id, Live: live, State: st}
+	}
+	allUp := func() map[string]metadata.Node {
+		m := map[string]metadata.Node{}
+		for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+			m[id] = node(id, true, metadata.NodeActive)
+		}
+		return m
+	}
+	with := func(m map[string]metadata.Node, n metadata.Node) map[string]metadata.Node {
+		m[n.ID] = n
+		return m
+	}
+	without := func(m map[string]metadata.Node, id string) map[string]metadata.Node {
+		delete(m, id)
+		return m
+	}
+	H, M, C, U := Healthy, Missing, Corrupt, Unknown
+	order := []string{"c", "g", "a", "h", "b", "d", "e", "f"}
+	noHash := seg
+	noHash.ShardHashes = []string{"h0", "", "h2", "h3", "h4", "h5"}
+	for _, tc := range []struct {
+		name     string
+		seg      metadata.Segment
+		states   []ShardState
+		reported []int
+		nodes    map[string]metadata.Node
+		rebuild  map[int]string
+		wait     []int
+		healthy  int
+	}{
+		{"all healthy", seg, []ShardState{H, H, H, H, H, H}, nil, allUp(), map[int]string{}, nil, 6},
+		{"missing on a live home", seg, []ShardState{H, M, H, H, H, H}, nil, allUp(), map[int]string{1: "b"}, nil, 5},
+		{"corrupt on a live home", seg, []ShardState{H, H, H, C, H, H}, nil, allUp(), map[int]string{3: "d"}, nil, 5},
+		{"home down: wait for it", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", false, metadata.NodeActive)), map[int]string{}, []int{1}, 5},
+		{"home removed: first spare in ring order", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", true, metadata.NodeRemoved)), map[int]string{1: "g"}, nil, 5},
+		{"home gone from the members", seg, []ShardState{H, M, H, H, H, H}, nil, without(allUp(), "b"), map[int]string{1: "g"}, nil, 5},
+		{"two removed: distinct spares", seg, []ShardState{M, M, H, H, H, H}, nil,
+			with(with(allUp(), node("a", true, metadata.NodeRemoved)), node("b", true, metadata.NodeRemoved)), map[int]string{0: "g", 1: "h"}, nil, 4},
+		{"spare down or draining is skipped", seg, []ShardState{H, M, H, H, H, H}, nil,
+			with(with(with(allUp(), node("b", true, metadata.NodeRemoved)), node("g", false, metadata.NodeActive)), node("h", true, metadata.NodeDraining)), map[int]string{}, []int{1}, 5},
+		{"draining home: drain moves it", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", true, metadata.NodeDraining)), map[int]string{}, []int{1}, 5},
+		{"fewer than k healthy: nothing to rebuild from", seg, []ShardState{M, M, C, H, H, H}, nil, allUp(), map[int]string{}, []int{0, 1, 2}, 3},
+		{"exactly k healthy", seg, []ShardState{M, C, H, H, H, H}, nil, allUp(), map[int]string{0: "a", 1: "b"}, nil, 4},
+		{"reported shard on a down node waits", seg, []ShardState{H, U, H, H, H, H}, []int{1}, allUp(), map[int]string{}, []int{1}, 5},
+		{"reported but healthy on its node: rebuilt (the node cannot see rot)", seg, []ShardState{H, H, H, H, H, H}, []int{0}, allUp(), map[int]string{0: "a"}, nil, 5},
+		{"unreported unknown is not our business", seg, []ShardState{H, U, H, H, H, H}, nil, allUp(), map[int]string{}, nil, 5},
+		{"never written and unknown waits", noHash, []ShardState{H, U, H, H, H, H}, nil, allUp(), map[int]string{}, []int{1}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := PlanSegment(tc.seg, tc.states, tc.reported, tc.nodes, order)
+			if !maps.Equal(p.Rebuild, tc.rebuild) || !slices.Equal(p.Wait, tc.wait) || p.Healthy != tc.healthy {
+				t.Fatalf("got rebuild %v wait %v healthy %d, want %v %v %d", p.Rebuild, p.Wait, p.Healthy, tc.rebuild, tc.wait, tc.healthy)
+			}
+			if p.Done() != (len(tc.rebuild) == 0 && len(tc.wait) == 0) {
+				t.Fatal("Done disagrees")
+			}
+		})
+	}
+}
+
+func TestByRisk(t *testing.T) {
+	plans := []Plan{
+		{Segment: metadata.Segment{ID: "5a"}, Healthy: 5, Rebuild: map[int]string{1: "x"}},
+		{Segment: metadata.Segment{ID: "4a"}, Healthy: 4, Rebuild: map[int]string{1: "x"}},
+		{Segment: metadata.Segment{ID: "4b"}, Healthy: 4, Rebuild: map[int]string{1: "x", 2: "y"}},
+		{Segment: metadata.Segment{ID: "6"}, Healthy: 6},
+	}
+	ByRisk(plans)
+	var got []string
+	for _, p := range plans {
+		got = append(got, p.Segment.ID)
+	}
+	if want := []string{"4b", "4a", "5a", "6"}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}

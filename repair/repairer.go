@@ -1,0 +1,284 @@
+package repair
+
+// The repair driver.
+//
+// Invariants:
+//   - A pass reads the queue, learns the state of every shard of each
+//     queued segment from its node (Stat: no data is read), plans with
+//     PlanSegment and rebuilds most-at-risk first.
+//   - A segment is worked on by one repairer at a time: it claims
+//     repair/<segment> first (a claim under its etcd lease, lost if it
+//     crashes, so another repairer resumes).
+//   - The segment record changes only by compare-and-swap after the
+//     rebuilt shards are stored; a lost race leaves the entry for the next
+//     pass, which sees the shards already rebuilt (rebuilding is
+//     idempotent: a rebuilt shard is byte-for-byte the original).
+//   - An entry is acknowledged by revision, and only when its segment
+//     needs nothing more: shards reported meanwhile stay queued.
+//   - Rebuild reads are throttled to Config.Rate bytes per second.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/sherdstore/sherd/cluster"
+	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/storagenode"
+)
+
+// DefaultRate is the default rebuild read rate (bytes per second).
+const DefaultRate = 128 << 20
+
+// Meta is what the repairer needs of the metadata store.
+type Meta interface {
+	ListRepairs(ctx context.Context, limit int) ([]metadata.RepairEntry, error)
+	DoneRepair(ctx context.Context, e metadata.RepairEntry) (bool, error)
+	GetSegment(ctx context.Context, id string) (metadata.Segment, int64, error)
+	UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64) error
+}
+
+// Config configures a Repairer.
+type Config struct {
+	Meta    Meta             // required
+	Cluster *cluster.Cluster // required
+	Claims  metadata.Claimer // required: one repairer per segment at a time
+	Rate    float64          // rebuild read bytes per second; default DefaultRate
+	Batch   int              // queue entries per pass; default 256
+	Log     *slog.Logger
+}
+
+// Stats counts what repairers did; safe for concurrent use.
+type Stats struct {
+	mu            sync.Mutex
+	Passes        int
+	Segments      int   // segments whose repair completed
+	ShardsRebuilt int   // shards written
+	BytesRead     int64 // segment bytes read to rebuild them
+	Waiting       int   // shards the last pass could not rebuild yet
+	LastPass      time.Time
+	LastError     string
+}
+
+// Snapshot returns a copy.
+func (s *Stats) Snapshot() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Passes: s.Passes, Segments: s.Segments, ShardsRebuilt: s.ShardsRebuilt, BytesRead: s.BytesRead,
+		Waiting: s.Waiting, LastPass: s.LastPass, LastError: s.LastError}
+}
+
+// Repairer consumes the repair queue.
+type Repairer struct {
+	cfg     Config
+	log     *slog.Logger
+	limiter *rate.Limiter
+	Stats   Stats
+}
+
+// New returns a Repairer.
+func New(cfg Config) (*Repairer, error) {
+	if cfg.Meta == nil || cfg.Cluster == nil || cfg.Claims == nil {
+		return nil, errors.New("repair: Meta, Cluster and Claims are required")
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = DefaultRate
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 256
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	burst := max(int(cfg.Rate/10), 1<<20)
+	return &Repairer{cfg: cfg, log: cfg.Log, limiter: rate.NewLimiter(rate.Limit(cfg.Rate), burst)}, nil
+}
+
+// Run makes a pass every interval until ctx ends.
+func (r *Repairer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("repair pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// assessed is a queue entry with its plan.
+type assessed struct {
+	entry metadata.RepairEntry
+	rev   int64 // the record's revision
+	plan  Plan
+}
+
+// RunOnce makes one pass over (up to Batch entries of) the queue and
+// returns how many shards it rebuilt.
+func (r *Repairer) RunOnce(ctx context.Context) (int, error) {
+	entries, err := r.cfg.Meta.ListRepairs(ctx, r.cfg.Batch)
+	if err != nil {
+		return 0, err
+	}
+	nodes := map[string]metadata.Node{}
+	active := 0
+	for _, n := range r.cfg.Cluster.Nodes() {
+		nodes[n.ID] = n
+		if n.State == metadata.NodeActive || n.State == "" {
+			active++
+		}
+	}
+	var work []assessed
+	var errs []error
+	for _, e := range entries {
+		a, done, err := r.assess(ctx, e, nodes, active)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case done:
+			if _, err := r.cfg.Meta.DoneRepair(ctx, e); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			work = append(work, a)
+		}
+	}
+	plans := make([]Plan, len(work))
+	for i := range work {
+		plans[i] = work[i].plan
+	}
+	ByRisk(plans)
+	byID := map[string]assessed{}
+	for _, a := range work {
+		byID[a.entry.Segment.ID] = a
+	}
+	rebuilt, waiting := 0, 0
+	for _, p := range plans {
+		if ctx.Err() != nil {
+			break
+		}
+		a := byID[p.Segment.ID]
+		n, err := r.repair(ctx, a)
+		rebuilt += n
+		waiting += len(p.Wait)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	err = errors.Join(errs...)
+	r.Stats.mu.Lock()
+	r.Stats.Passes++
+	r.Stats.Waiting = waiting
+	r.Stats.LastPass = time.Now()
+	r.Stats.LastError = ""
+	if err != nil {
+		r.Stats.LastError = err.Error()
+	}
+	r.Stats.mu.Unlock()
+	return rebuilt, err
+}
+
+// assess reads the segment record and asks each live node about its shard.
+// done: nothing to do (all healthy, or the segment was collected).
+func (r *Repairer) assess(ctx context.Context, e metadata.RepairEntry, nodes map[string]metadata.Node, active int) (assessed, bool, error) {
+	rec, rev, err := r.cfg.Meta.GetSegment(ctx, e.Segment.ID)
+	if errors.Is(err, metadata.ErrNoSuchSegment) {
+		return assessed{}, true, nil // collected: nothing to keep
+	}
+	if err != nil {
+		return assessed{}, false, err
+	}
+	states := r.states(ctx, rec)
+	order, _ := r.cfg.Cluster.Place(rec.ID, active)
+	plan := PlanSegment(rec, states, e.Shards, nodes, order)
+	return assessed{entry: e, rev: rev, plan: plan}, plan.Done(), nil
+}
+
+// states asks every live node holding a shard of seg about it (Stat).
+func (r *Repairer) states(ctx context.Context, seg metadata.Segment) []ShardState {
+	out := make([]ShardState, len(seg.Nodes))
+	var wg sync.WaitGroup
+	for i, node := range seg.Nodes {
+		st, live := r.cfg.Cluster.Store(node)
+		if st == nil || !live {
+			continue // Unknown
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			info, err := st.Stat(sctx, storagenode.ShardID{Segment: seg.ID, Index: i})
+			switch {
+			case errors.Is(err, storagenode.ErrNotFound):
+				out[i] = Missing
+			case err != nil:
+				out[i] = Unknown
+			case seg.ShardHashes[i] == "" || info.Hash != seg.ShardHashes[i]:
+				out[i] = Corrupt
+			default:
+				out[i] = Healthy
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// repair rebuilds one segment's shards under its claim, records them, and
+// acknowledges the entry when nothing is left.
+func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
+	seg := a.plan.Segment
+	name := "repair/" + seg.ID
+	ok, err := r.cfg.Claims.Claim(ctx, name)
+	if err != nil || !ok {
+		return 0, err // another repairer has it
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		r.cfg.Claims.Release(rctx, name)
+	}()
+	rebuilt := 0
+	if len(a.plan.Rebuild) > 0 {
+		throttle := func(ctx context.Context, n int) error { return r.limiter.WaitN(ctx, n) }
+		hashes, err := r.cfg.Cluster.RebuildShards(ctx, seg, a.plan.Rebuild, throttle)
+		if err != nil {
+			return 0, fmt.Errorf("repair %s: %w", seg.ID, err)
+		}
+		next := seg
+		next.Nodes = append([]string(nil), seg.Nodes...)
+		next.ShardHashes = append([]string(nil), seg.ShardHashes...)
+		for i, node := range a.plan.Rebuild {
+			next.Nodes[i], next.ShardHashes[i] = node, hashes[i]
+		}
+		if err := r.cfg.Meta.UpdateSegment(ctx, next, a.rev); err != nil {
+			return 0, fmt.Errorf("repair %s: record: %w", seg.ID, err) // next pass re-reads
+		}
+		rebuilt = len(hashes)
+		r.Stats.mu.Lock()
+		r.Stats.ShardsRebuilt += rebuilt
+		r.Stats.BytesRead += seg.Size
+		r.Stats.mu.Unlock()
+		r.log.Info("repaired", "segment", seg.ID, "shards", len(hashes), "healthy_before", a.plan.Healthy)
+	}
+	if len(a.plan.Wait) == 0 {
+		if ok, err := r.cfg.Meta.DoneRepair(ctx, a.entry); err != nil {
+			return rebuilt, err
+		} else if ok {
+			r.Stats.mu.Lock()
+			r.Stats.Segments++
+			r.Stats.mu.Unlock()
+		}
+	}
+	return rebuilt, nil
+}
