@@ -12,7 +12,7 @@ SLOW_TESTS := TestTenThousandParts
 test: vet
 	$(GO) test -race -skip '$(SLOW_TESTS)' $(RACE_PKGS)
 	$(GO) test -run '$(SLOW_TESTS)' ./test/
-	$(GO) test $$($(GO) list ./... | grep -v -e /storagenode -e /metadata -e '/gateway$$' -e /internal/daemon -e /test)
+	$(GO) test $$($(GO) list ./... | grep -v -e /storagenode -e /metadata -e /cluster -e /repair -e '/gateway$$' -e /internal/daemon -e /test)
 
 vet:
 	$(GO) vet ./...
