@@ -217,6 +217,13 @@ type Node struct {
 	Live bool `json:"-"`
 }
 
+// ShardRef names shard Index of segment Segment on node Node.
+type ShardRef struct {
+	Node    string `json:"node"`
+	Segment string `json:"seg"`
+	Index   int    `json:"i"`
+}
+
 // RepairEntry asks for shards of a segment to be rebuilt: written by the
 // gateway when a PUT left shards unwritten or a GET found them missing or
 // corrupt, consumed by anti-entropy.
@@ -325,6 +332,18 @@ type Store interface {
 	// entry released (objsegs chunks, part records) and the entry itself,
 	// last, so an interrupted collection is simply done again.
 	FinishGC(ctx context.Context, e GCEntry, segs []Segment) error
+
+	// DeferDeletes records shards to delete from nodes that were down when
+	// their segment was collected (gcnode/<node>/<shard>), so the entry
+	// that released them can finish. Idempotent.
+	DeferDeletes(ctx context.Context, refs []ShardRef) error
+	// ListDeferredDeletes returns up to limit deferred deletes of node.
+	ListDeferredDeletes(ctx context.Context, node string, limit int) ([]ShardRef, error)
+	// DeferredDeleteNodes lists the nodes that have deferred deletes.
+	DeferredDeleteNodes(ctx context.Context) ([]string, error)
+	// DropDeferredDeletes forgets deferred deletes (done, or their node
+	// was removed).
+	DropDeferredDeletes(ctx context.Context, refs []ShardRef) error
 
 	// QueueRepair records that shards of a segment need rebuilding,
 	// merging with an entry already queued for the segment.

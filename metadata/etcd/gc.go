@@ -2,9 +2,11 @@ package etcd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -77,6 +79,86 @@ func (s *Store) FinishGC(ctx context.Context, e metadata.GCEntry, segs []metadat
 	}
 	if _, err := s.kv.Delete(ctx, s.gcKey(e.ID)); err != nil {
 		return fmt.Errorf("finish gc %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// Deferred deletes: gcnode/<node>/<segment>.<index>.
+
+func (s *Store) gcnodePrefix(node string) string { return s.prefix + "gcnode/" + node + "/" }
+func (s *Store) gcnodeKey(r metadata.ShardRef) string {
+	return fmt.Sprintf("%s%s.%d", s.gcnodePrefix(r.Node), r.Segment, r.Index)
+}
+
+func validRef(r metadata.ShardRef) bool {
+	return r.Node != "" && r.Segment != "" && !strings.ContainsAny(r.Node, "/\x00") && !strings.ContainsAny(r.Segment, "/\x00.") && r.Index >= 0
+}
+
+// DeferDeletes implements metadata.Store.
+func (s *Store) DeferDeletes(ctx context.Context, refs []metadata.ShardRef) error {
+	for a := 0; a < len(refs); a += maxTxnOps {
+		var ops []clientv3.Op
+		for _, r := range refs[a:min(a+maxTxnOps, len(refs))] {
+			if !validRef(r) {
+				return fmt.Errorf("defer delete %+v: %w", r, metadata.ErrInvalid)
+			}
+			ops = append(ops, clientv3.OpPut(s.gcnodeKey(r), mustJSON(r)))
+		}
+		if _, err := s.kv.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("defer deletes: %w", err)
+		}
+	}
+	return nil
+}
+
+// ListDeferredDeletes implements metadata.Store.
+func (s *Store) ListDeferredDeletes(ctx context.Context, node string, limit int) ([]metadata.ShardRef, error) {
+	resp, err := s.kv.Get(ctx, s.gcnodePrefix(node), clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("list deferred deletes of %s: %w", node, err)
+	}
+	out := make([]metadata.ShardRef, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var r metadata.ShardRef
+		if err := json.Unmarshal(kv.Value, &r); err != nil {
+			return nil, fmt.Errorf("list deferred deletes of %s: %w", node, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// DeferredDeleteNodes implements metadata.Store: one key-only range read
+// per node found, each skipping past that node's keys.
+func (s *Store) DeferredDeleteNodes(ctx context.Context) ([]string, error) {
+	base := s.prefix + "gcnode/"
+	end := clientv3.GetPrefixRangeEnd(base)
+	var nodes []string
+	for start := base; start < end; {
+		resp, err := s.kv.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(1), clientv3.WithKeysOnly())
+		if err != nil {
+			return nil, fmt.Errorf("deferred delete nodes: %w", err)
+		}
+		if len(resp.Kvs) == 0 {
+			break
+		}
+		node, _, _ := strings.Cut(strings.TrimPrefix(string(resp.Kvs[0].Key), base), "/")
+		nodes = append(nodes, node)
+		start = clientv3.GetPrefixRangeEnd(s.gcnodePrefix(node))
+	}
+	return nodes, nil
+}
+
+// DropDeferredDeletes implements metadata.Store.
+func (s *Store) DropDeferredDeletes(ctx context.Context, refs []metadata.ShardRef) error {
+	for a := 0; a < len(refs); a += maxTxnOps {
+		var ops []clientv3.Op
+		for _, r := range refs[a:min(a+maxTxnOps, len(refs))] {
+			ops = append(ops, clientv3.OpDelete(s.gcnodeKey(r)))
+		}
+		if _, err := s.kv.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("drop deferred deletes: %w", err)
+		}
 	}
 	return nil
 }

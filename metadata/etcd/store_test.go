@@ -727,3 +727,42 @@ func TestClaims(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestDeferredDeletes: parked shards per node; the node list skips each
+// node's keys.
+func TestDeferredDeletes(t *testing.T) {
+	s, kv, _ := newStore(t)
+	var refs []metadata.ShardRef
+	for _, node := range []string{"node-a", "node-b", "node-c"} {
+		for i := range 150 { // more than one transaction's worth
+			refs = append(refs, metadata.ShardRef{Node: node, Segment: fmt.Sprintf("%032x", i), Index: i % 6})
+		}
+	}
+	if err := s.DeferDeletes(ctx, refs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeferDeletes(ctx, refs[:10]); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	before := kv.gets.Load()
+	nodes, err := s.DeferredDeleteNodes(ctx)
+	if err != nil || !slices.Equal(nodes, []string{"node-a", "node-b", "node-c"}) {
+		t.Fatalf("nodes %v %v", nodes, err)
+	}
+	if reads := kv.gets.Load() - before; reads != 4 {
+		t.Errorf("%d range reads for 3 nodes, want 4", reads)
+	}
+	got, err := s.ListDeferredDeletes(ctx, "node-b", 1000)
+	if err != nil || len(got) != 150 || got[0].Node != "node-b" {
+		t.Fatalf("node-b: %d %v", len(got), err)
+	}
+	if err := s.DropDeferredDeletes(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if nodes, _ := s.DeferredDeleteNodes(ctx); !slices.Equal(nodes, []string{"node-a", "node-c"}) {
+		t.Fatalf("after drop: %v", nodes)
+	}
+	if err := s.DeferDeletes(ctx, []metadata.ShardRef{{Node: "a/b", Segment: "x", Index: 1}}); !errors.Is(err, metadata.ErrInvalid) {
+		t.Fatalf("bad node id: %v", err)
+	}
+}

@@ -5,9 +5,12 @@ package antientropy
 //
 // Invariants:
 //   - A gc entry is collected only after its grace period (reads that
-//     began before the release keep working) and only when every node
-//     holding one of its shards is live: a shard on a node that is down is
-//     deleted on a later pass, never forgotten.
+//     began before the release keep working).
+//   - A node that is down does not stop collection: the shards on live
+//     nodes are deleted, those on down nodes are recorded one by one as
+//     deferred deletes of their node (before the entry is finished), and
+//     deleted when the node is live again, or forgotten when it is
+//     removed. A shard is never forgotten while its node may come back.
 //   - Shards are deleted before the metadata that names them (FinishGC
 //     removes the entry last), so a crash at any point leaves an entry that
 //     the next pass completes; deleting an absent shard is not an error.
@@ -23,9 +26,11 @@ import (
 	"github.com/sherdstore/sherd/storagenode"
 )
 
-// Nodes gives the shard store of a node and whether it is live.
+// Nodes gives the shard store of a node and whether it is live, and the
+// members (cluster.Cluster).
 type Nodes interface {
 	Store(id string) (storagenode.ShardStore, bool)
+	Nodes() []metadata.Node
 }
 
 // Collector deletes released shards and their metadata.
@@ -41,7 +46,9 @@ type Collector struct {
 type GCStats struct {
 	Entries  int // entries finished
 	Shards   int // shard files deleted
-	Deferred int // entries left for later (grace, a node down, an error)
+	Deferred int // entries left for later (grace, an error)
+	Parked   int // shards on down nodes recorded for later
+	Late     int // earlier parked shards deleted (or forgotten: node removed)
 }
 
 // due says whether an entry's grace period is over (a pure decision).
@@ -65,8 +72,9 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 			st.Deferred++
 			continue
 		}
-		n, err := c.collect(ctx, e)
+		n, parked, err := c.collect(ctx, e)
 		st.Shards += n
+		st.Parked += parked
 		if err != nil {
 			st.Deferred++
 			c.log().Debug("gc entry deferred", "entry", e.ID, "err", err)
@@ -74,18 +82,20 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 		}
 		st.Entries++
 	}
-	return st, nil
+	late, err := c.collectParked(ctx)
+	st.Late = late
+	return st, err
 }
 
-var errNodeDown = errors.New("node not live")
-
-func (c *Collector) collect(ctx context.Context, e metadata.GCEntry) (int, error) {
+// collect deletes an entry's shards on live nodes, parks those on down
+// nodes, and finishes the entry.
+func (c *Collector) collect(ctx context.Context, e metadata.GCEntry) (deleted, parked int, err error) {
 	segs, err := c.Meta.GCSegments(ctx, e)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	deleted := 0
 	var errs []error
+	var later []metadata.ShardRef
 	for _, seg := range segs {
 		for i, node := range seg.Nodes {
 			if i < len(seg.ShardHashes) && seg.ShardHashes[i] == "" {
@@ -93,7 +103,7 @@ func (c *Collector) collect(ctx context.Context, e metadata.GCEntry) (int, error
 			}
 			store, live := c.Nodes.Store(node)
 			if store == nil || !live {
-				errs = append(errs, fmt.Errorf("segment %s shard %d: %s: %w", seg.ID, i, node, errNodeDown))
+				later = append(later, metadata.ShardRef{Node: node, Segment: seg.ID, Index: i})
 				continue
 			}
 			err := store.Delete(ctx, storagenode.ShardID{Segment: seg.ID, Index: i})
@@ -107,9 +117,59 @@ func (c *Collector) collect(ctx context.Context, e metadata.GCEntry) (int, error
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return deleted, err
+		return deleted, 0, err
 	}
-	return deleted, c.Meta.FinishGC(ctx, e, segs)
+	if len(later) > 0 {
+		if err := c.Meta.DeferDeletes(ctx, later); err != nil {
+			return deleted, 0, err
+		}
+	}
+	return deleted, len(later), c.Meta.FinishGC(ctx, e, segs)
+}
+
+// collectParked deletes the parked shards of nodes that are live again and
+// forgets those of nodes that were removed.
+func (c *Collector) collectParked(ctx context.Context) (int, error) {
+	nodes, err := c.Meta.DeferredDeleteNodes(ctx)
+	if err != nil || len(nodes) == 0 {
+		return 0, err
+	}
+	members := map[string]metadata.Node{}
+	for _, n := range c.Nodes.Nodes() {
+		members[n.ID] = n
+	}
+	done := 0
+	var errs []error
+	for _, id := range nodes {
+		m, member := members[id]
+		removed := !member || m.State == metadata.NodeRemoved
+		store, live := c.Nodes.Store(id)
+		if !removed && (store == nil || !live) {
+			continue // still down: later
+		}
+		refs, err := c.Meta.ListDeferredDeletes(ctx, id, 1000)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var gone []metadata.ShardRef
+		for _, r := range refs {
+			if !removed {
+				err := store.Delete(ctx, storagenode.ShardID{Segment: r.Segment, Index: r.Index})
+				if err != nil && !errors.Is(err, storagenode.ErrNotFound) {
+					errs = append(errs, fmt.Errorf("parked %s.%d on %s: %w", r.Segment, r.Index, id, err))
+					continue
+				}
+			}
+			gone = append(gone, r)
+		}
+		if err := c.Meta.DropDeferredDeletes(ctx, gone); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done += len(gone)
+	}
+	return done, errors.Join(errs...)
 }
 
 // Run collects every interval until ctx ends.
@@ -119,8 +179,8 @@ func (c *Collector) Run(ctx context.Context, interval time.Duration) {
 	for {
 		if st, err := c.RunOnce(ctx); err != nil {
 			c.log().Warn("gc pass failed", "err", err)
-		} else if st.Entries > 0 || st.Shards > 0 {
-			c.log().Info("gc pass", "entries", st.Entries, "shards", st.Shards, "deferred", st.Deferred)
+		} else if st.Entries > 0 || st.Shards > 0 || st.Late > 0 {
+			c.log().Info("gc pass", "entries", st.Entries, "shards", st.Shards, "deferred", st.Deferred, "parked", st.Parked, "late", st.Late)
 		}
 		select {
 		case <-ctx.Done():

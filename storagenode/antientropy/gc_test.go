@@ -3,6 +3,7 @@ package antientropy
 import (
 	"context"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ type fakeMeta struct {
 	metadata.Store
 	entries  []metadata.GCEntry
 	finished []string
+	parked   []metadata.ShardRef
 }
 
 func (f *fakeMeta) ListGC(context.Context, int) ([]metadata.GCEntry, error) { return f.entries, nil }
@@ -23,6 +25,32 @@ func (f *fakeMeta) GCSegments(_ context.Context, e metadata.GCEntry) ([]metadata
 }
 func (f *fakeMeta) FinishGC(_ context.Context, e metadata.GCEntry, _ []metadata.Segment) error {
 	f.finished = append(f.finished, e.ID)
+	return nil
+}
+func (f *fakeMeta) DeferDeletes(_ context.Context, refs []metadata.ShardRef) error {
+	f.parked = append(f.parked, refs...)
+	return nil
+}
+func (f *fakeMeta) DeferredDeleteNodes(context.Context) ([]string, error) {
+	var out []string
+	for _, r := range f.parked {
+		if !slices.Contains(out, r.Node) {
+			out = append(out, r.Node)
+		}
+	}
+	return out, nil
+}
+func (f *fakeMeta) ListDeferredDeletes(_ context.Context, node string, _ int) ([]metadata.ShardRef, error) {
+	var out []metadata.ShardRef
+	for _, r := range f.parked {
+		if r.Node == node {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+func (f *fakeMeta) DropDeferredDeletes(_ context.Context, refs []metadata.ShardRef) error {
+	f.parked = slices.DeleteFunc(f.parked, func(r metadata.ShardRef) bool { return slices.Contains(refs, r) })
 	return nil
 }
 
@@ -50,6 +78,15 @@ func (f fakeNodes) Store(id string) (storagenode.ShardStore, bool) {
 	return s, true
 }
 
+// Nodes: every store is a live member, and so is "down" (down, not removed).
+func (f fakeNodes) Nodes() []metadata.Node {
+	out := []metadata.Node{{ID: "down", State: metadata.NodeActive}}
+	for id := range f {
+		out = append(out, metadata.Node{ID: id, State: metadata.NodeActive, Live: true})
+	}
+	return out
+}
+
 func TestCollector(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	seg := func(id string, nodes ...string) *metadata.Segment {
@@ -67,15 +104,28 @@ func TestCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	// "old": shards 0 and 2 deleted (1 was never written); "young" waits
-	// for its grace; "node-down" keeps its entry until the node is back.
-	if st.Entries != 1 || st.Deferred != 2 || len(meta.finished) != 1 || meta.finished[0] != "old" {
+	// for its grace; "node-down" finishes, its shard on the down node
+	// parked for later.
+	if st.Entries != 2 || st.Deferred != 1 || st.Parked != 1 || !slices.Equal(meta.finished, []string{"old", "node-down"}) {
 		t.Fatalf("stats %+v finished %v", st, meta.finished)
+	}
+	if want := []metadata.ShardRef{{Node: "down", Segment: "cc", Index: 2}}; !slices.Equal(meta.parked, want) {
+		t.Fatalf("parked %v", meta.parked)
 	}
 	if d := nodes["n1"].deleted; len(d) != 2 || d[0] != "aa.0" {
 		t.Fatalf("n1 deleted %v", d)
 	}
 	if d := nodes["n3"].deleted; len(d) != 1 || d[0] != "aa.2" {
 		t.Fatalf("n3 deleted %v", d)
+	}
+	// The node is back: the parked shard goes.
+	nodes["down"] = &fakeStore{}
+	meta.entries = nil
+	if st, err := c.RunOnce(context.Background()); err != nil || st.Late != 1 || len(meta.parked) != 0 {
+		t.Fatalf("node back: %+v %v, parked %v", st, err, meta.parked)
+	}
+	if d := nodes["down"].deleted; len(d) != 1 || d[0] != "cc.2" {
+		t.Fatalf("down deleted %v", d)
 	}
 }
 
