@@ -31,15 +31,16 @@ var ctx = context.Background()
 // temporary directory; it stops with the test.
 func startServer(t testing.TB, dir string) *daemon.Server {
 	t.Helper()
-	// The repairer stays off in tests that look at the repair queue
-	// itself; startRepairingServer runs it.
-	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval = -1 })
+	// The repairer and the scrubbers stay off in tests that look at the
+	// repair queue or corrupt shards themselves; startRepairingServer and
+	// startServerWith turn them on.
+	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval, c.ScrubInterval = -1, -1 })
 }
 
-// startRepairingServer runs the repairer every 100 ms.
+// startRepairingServer runs the repairer every 100 ms (no scrubber).
 func startRepairingServer(t testing.TB, dir string) *daemon.Server {
 	t.Helper()
-	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval = 100 * time.Millisecond })
+	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval, c.ScrubInterval = 100*time.Millisecond, -1 })
 }
 
 func startServerWith(t testing.TB, dir string, opt func(*daemon.ServerConfig)) *daemon.Server {

@@ -19,8 +19,9 @@ import (
 
 const usage = `usage:
   sherd server  --data DIR [--address 127.0.0.1:9000] [--nodes 6] [--domain D]
-  sherd gateway --etcd URLS [--address 127.0.0.1:9000] [--domain D]
+  sherd gateway --etcd URLS [--address 127.0.0.1:9000] [--domain D] [--repair-interval 10s] [--repair-rate 128]
   sherd node    --etcd URLS --data DIR [--address 127.0.0.1:0] [--advertise URL] [--id ID] [--zone Z]
+                [--scrub-interval 24h] [--scrub-rate 64]
 
 Environment:
   SHERD_ROOT_USER, SHERD_ROOT_PASSWORD  root credentials: required by gateway; server uses
@@ -131,6 +132,8 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	addr := fs.String("address", "127.0.0.1:9000", "S3 listen address")
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
 	claim := fs.Duration("notify-claim", 30*time.Second, "how long a notification being delivered is left to this gateway before others retry it")
+	repairEvery := fs.Duration("repair-interval", 10*time.Second, "pause between repair passes over the repair queue (negative: this gateway repairs nothing)")
+	repairRate := fs.Float64("repair-rate", 128, "rebuild read rate, MiB/s")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
@@ -148,7 +151,8 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer closeEtcd()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
-		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim})
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim,
+		RepairInterval: *repairEvery, RepairRate: *repairRate * (1 << 20)})
 	if err != nil {
 		return err
 	}
@@ -165,6 +169,8 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	advert := fs.String("advertise", "", "base URL gateways use (default http://<listen address>)")
 	id := fs.String("id", "", "node id (default: generated once and kept in the data directory)")
 	zone := fs.String("zone", "", "failure domain")
+	scrubEvery := fs.Duration("scrub-interval", 24*time.Hour, "pause between scrub passes (negative: no scrubber)")
+	scrubRate := fs.Float64("scrub-rate", 64, "scrub read rate, MiB/s")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("node: unexpected argument %q", fs.Arg(0))
@@ -178,7 +184,7 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer closeEtcd()
 	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
-		Key: key, Store: store, Log: log})
+		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20)})
 	if err != nil {
 		return err
 	}

@@ -62,15 +62,22 @@ type NodeConfig struct {
 	Store   metadata.Store
 	Log     *slog.Logger
 	Timeout time.Duration // lease TTL; default NodeTTL
+	// ScrubInterval is the pause between scrub passes (default 24 h;
+	// negative: no scrubber); ScrubRate its read rate (default 64 MiB/s).
+	ScrubInterval time.Duration
+	ScrubRate     float64
 }
 
 // Node is a running storage node.
 type Node struct {
-	ID    string
-	URL   string
-	store *storagenode.Store
-	srv   *http.Server
-	reg   metadata.Registration
+	ID       string
+	URL      string
+	Scrubber *storagenode.Scrubber // nil when it runs none
+	store    *storagenode.Store
+	srv      *http.Server
+	reg      metadata.Registration
+	cancel   context.CancelFunc
+	loops    sync.WaitGroup // the server and the scrubber
 }
 
 // nodeID reads or creates dir/node-id.
@@ -122,27 +129,56 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		c.Advert = "http://" + ln.Addr().String()
 	}
 	log := c.Log.With("node", c.ID)
-	srv := &http.Server{Handler: storagenode.NewServer(st, c.Key, nil, log), ReadHeaderTimeout: 30 * time.Second}
-	go srv.Serve(ln)
+	lctx, cancel := context.WithCancel(context.Background())
+	n := &Node{ID: c.ID, URL: c.Advert, store: st, cancel: cancel}
+	n.srv = &http.Server{Handler: storagenode.NewServer(st, c.Key, nil, log), ReadHeaderTimeout: 30 * time.Second}
+	n.loops.Add(1)
+	go func() {
+		defer n.loops.Done()
+		n.srv.Serve(ln) // returns at Shutdown
+	}()
 	reg, err := c.Store.RegisterNode(ctx, metadata.Node{ID: c.ID, Address: c.Advert, Zone: c.Zone, Started: time.Now().UTC()}, c.Timeout)
 	if err != nil {
-		srv.Close()
+		n.srv.Close()
+		cancel()
+		n.loops.Wait()
 		st.Close()
 		return nil, err
 	}
+	n.reg = reg
+	if c.ScrubInterval >= 0 {
+		// A shard that rots is quarantined and queued for repair at once.
+		queue := func(ctx context.Context, id storagenode.ShardID) {
+			qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
+			defer qcancel()
+			e := metadata.RepairEntry{Segment: metadata.Segment{ID: id.Segment}, Shards: []int{id.Index}, Reason: "scrub " + c.ID}
+			if err := c.Store.QueueRepair(qctx, e); err != nil {
+				log.Warn("scrub: queue repair", "shard", id, "err", err)
+			}
+		}
+		n.Scrubber = storagenode.NewScrubber(st, storagenode.ScrubConfig{Rate: c.ScrubRate, Interval: c.ScrubInterval, OnCorrupt: queue, Log: log})
+		n.loops.Add(1)
+		go func() {
+			defer n.loops.Done()
+			n.Scrubber.Run(lctx)
+		}()
+	}
 	log.Info("storage node up", "url", c.Advert, "dir", c.Dir)
-	return &Node{ID: c.ID, URL: c.Advert, store: st, srv: srv, reg: reg}, nil
+	return n, nil
 }
 
 // Shards is the node's shard store (for tests and tools).
 func (n *Node) Shards() *storagenode.Store { return n.store }
 
-// Close deregisters the node, stops serving and closes the store.
+// Close deregisters the node, stops serving and scrubbing, waits for
+// both, and closes the store.
 func (n *Node) Close() error {
 	err := n.reg.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n.srv.Shutdown(ctx)
+	n.cancel()
+	n.loops.Wait()
 	return errors.Join(err, n.store.Close())
 }
 

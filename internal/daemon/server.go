@@ -32,6 +32,9 @@ type ServerConfig struct {
 	// RepairInterval, RepairRate: see GatewayConfig.
 	RepairInterval time.Duration
 	RepairRate     float64
+	// ScrubInterval, ScrubRate: see NodeConfig.
+	ScrubInterval time.Duration
+	ScrubRate     float64
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
@@ -106,7 +109,8 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 
 func (s *Server) startNode(ctx context.Context, i int) (*Node, error) {
 	id := fmt.Sprintf("node-%d", i+1)
-	return StartNode(ctx, NodeConfig{ID: id, Dir: filepath.Join(s.cfg.Data, id), Key: s.Key, Store: s.Store, Log: s.cfg.Log})
+	return StartNode(ctx, NodeConfig{ID: id, Dir: filepath.Join(s.cfg.Data, id), Key: s.Key, Store: s.Store, Log: s.cfg.Log,
+		ScrubInterval: s.cfg.ScrubInterval, ScrubRate: s.cfg.ScrubRate})
 }
 
 // EtcdURL is the embedded etcd's client URL.
