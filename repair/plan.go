@@ -110,3 +110,16 @@ func ByRisk(plans []Plan) {
 		return len(b.Rebuild) - len(a.Rebuild)
 	})
 }
+
+// RecordedHealthy counts the shards of seg that are recorded (written
+// with a hash) and on a node live says is up: what metadata alone says of
+// the segment's health, without asking any node. Pure.
+func RecordedHealthy(seg metadata.Segment, live func(node string) bool) int {
+	n := 0
+	for i, node := range seg.Nodes {
+		if i < len(seg.ShardHashes) && seg.ShardHashes[i] != "" && live(node) {
+			n++
+		}
+	}
+	return n
+}

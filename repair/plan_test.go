@@ -90,3 +90,18 @@ func TestByRisk(t *testing.T) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
 }
+
+func TestRecordedHealthy(t *testing.T) {
+	seg := metadata.Segment{Nodes: []string{"a", "b", "c", "d", "e", "f"}, ShardHashes: []string{"h", "", "h", "h", "h", "h"}}
+	up := func(down ...string) func(string) bool {
+		return func(n string) bool { return !slices.Contains(down, n) }
+	}
+	for _, tc := range []struct {
+		live func(string) bool
+		want int
+	}{{up(), 5}, {up("b"), 5}, {up("a"), 4}, {up("a", "c", "d"), 2}} {
+		if got := RecordedHealthy(seg, tc.live); got != tc.want {
+			t.Errorf("got %d, want %d", got, tc.want)
+		}
+	}
+}

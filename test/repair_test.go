@@ -3,6 +3,9 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,5 +259,47 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 	}
 	if got := s.Gateway.Repairer.Stats.Snapshot().ShardsRebuilt; got < flipped {
 		t.Fatalf("%d shards rebuilt, want at least %d", got, flipped)
+	}
+}
+
+// TestStatusShowsSegmentHealth: sherdctl status counts segments by healthy
+// shards from metadata: 6/6 when written with every node up, 5/6 for those
+// written with one node down, 4/6 when a second node goes down.
+func TestStatusShowsSegmentHealth(t *testing.T) {
+	bin := buildSherd(t, t.TempDir())
+	ctl := filepath.Join(filepath.Dir(bin), "sherdctl")
+	s := startServer(t, "")
+	c := minioClient(t, s.Gateway.URL, false)
+	noErr(t, c.MakeBucket(ctx, "stat", minio.MakeBucketOptions{}))
+	put := func(key string) {
+		b := randomBytes(10_000, 1)
+		must(t)(c.PutObject(ctx, "stat", key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}))
+	}
+	status := func() string {
+		out, err := exec.Command(ctl, "status", "--etcd", s.EtcdURL()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sherdctl status: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	put("a")
+	put("b")
+	noErr(t, s.StopNode(5))
+	waitFor(t, "5 live nodes", 10*time.Second, func() bool { return liveCount(s) == 5 })
+	put("c")
+	// node-6 is down: a and b have 5 recorded shards on live nodes, and so
+	// has c (written without it).
+	if out := status(); !strings.Contains(out, "3 in all; 5/6: 3") {
+		t.Fatalf("status with node-6 down:\n%s", out)
+	}
+	noErr(t, s.RestartNode(ctx, 5))
+	waitFor(t, "6 live nodes", 10*time.Second, func() bool { return liveCount(s) == 6 })
+	if out := status(); !strings.Contains(out, "3 in all; 6/6: 2; 5/6: 1") {
+		t.Fatalf("status with every node up:\n%s", out)
+	}
+	noErr(t, s.StopNode(0))
+	waitFor(t, "5 live nodes", 10*time.Second, func() bool { return liveCount(s) == 5 })
+	if out := status(); !strings.Contains(out, "5/6: 2; 4/6 (no redundancy left): 1") {
+		t.Fatalf("status with node-1 down:\n%s", out)
 	}
 }

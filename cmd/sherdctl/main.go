@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/repair"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -215,7 +217,40 @@ func status(stdout io.Writer, etcdURLs string) error {
 			failing++
 		}
 	}
-	fmt.Fprintf(stdout, "\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
+	// Segments by healthy shards, from metadata alone: recorded shards on
+	// live nodes (a scan of every partition's segment records).
+	liveNode := map[string]bool{}
+	for _, n := range nodes {
+		liveNode[n.ID] = n.Live
+	}
+	type class struct{ healthy, k, n int }
+	byHealth := map[class]int{}
+	total := 0
+	for p := range uint32(4096) {
+		segs, err := store.PartitionSegments(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, seg := range segs {
+			h := repair.RecordedHealthy(seg, func(id string) bool { return liveNode[id] })
+			byHealth[class{h, seg.Profile.K, seg.Profile.K + seg.Profile.M}]++
+			total++
+		}
+	}
+	classes := slices.Collect(maps.Keys(byHealth))
+	slices.SortFunc(classes, func(a, b class) int { return b.healthy - a.healthy })
+	fmt.Fprintf(stdout, "\nsegments by healthy shards (recorded, on live nodes): %d in all", total)
+	for _, c := range classes {
+		note := ""
+		if c.healthy < c.k {
+			note = " (UNREADABLE)"
+		} else if c.healthy == c.k {
+			note = " (no redundancy left)"
+		}
+		fmt.Fprintf(stdout, "; %d/%d%s: %d", c.healthy, c.n, note, byHealth[c])
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
 		live, len(nodes), len(repairs), shards, len(gc), len(events), failing)
 	return nil
 }
