@@ -110,33 +110,17 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	}
 
 	// Re-encode; only the rebuilt shards go anywhere.
-	writers := make([]io.Writer, n)
-	pipes := make([]*io.PipeWriter, n)
-	infos := make([]storagenode.ShardInfo, n)
-	putErrs := make([]error, n)
+	streams := openShardStreams(ctx, seg.ID, prof.FullShardBlock(), stores)
 	for i := range n {
 		if stores[i] == nil {
-			writers[i] = io.Discard
-			continue
+			streams.writers[i] = io.Discard
 		}
-		pr, pw := io.Pipe()
-		pipes[i], writers[i] = pw, pw
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			infos[i], putErrs[i] = stores[i].Put(ctx, storagenode.ShardID{Segment: seg.ID, Index: i}, prof.FullShardBlock(), pr)
-			pr.CloseWithError(fmt.Errorf("shard %d: %w", i, errOr(putErrs[i], errors.New("node ended the request"))))
-		}()
 	}
-	res, encErr := codec.Encode(src, writers, n-len(targets))
+	res, encErr := codec.Encode(src, streams.writers, n-len(targets))
 	if encErr == nil && res.Size != seg.Size {
 		encErr = fmt.Errorf("rebuild %s: read %d of %d bytes: %w", seg.ID, res.Size, seg.Size, erasure.ErrCorrupt)
 	}
-	for _, pw := range pipes {
-		if pw != nil {
-			pw.CloseWithError(encErr) // nil: the shard ends here
-		}
-	}
+	infos, putErrs := streams.finish(encErr)
 	if encErr != nil {
 		cancel()
 	}

@@ -121,55 +121,22 @@ func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 		return seg, nil, false, fmt.Errorf("write %s: %d of %d nodes live, quorum %d: %w", id, live, n, quorum, ErrUnavailable)
 	}
 
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	writers := make([]io.Writer, n)
-	pipes := make([]*io.PipeWriter, n)
-	infos := make([]storagenode.ShardInfo, n)
-	putErrs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		if stores[i] == nil {
-			putErrs[i] = errors.New("node not live")
-			continue
-		}
-		pr, pw := io.Pipe()
-		pipes[i], writers[i] = pw, pw
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			infos[i], putErrs[i] = stores[i].Put(pctx, storagenode.ShardID{Segment: id, Index: i}, prof.FullShardBlock(), pr)
-			// Unblock the encoder if the node stopped reading early.
-			pr.CloseWithError(fmt.Errorf("shard %d: %w", i, errOr(putErrs[i], errors.New("node ended the request"))))
-		}()
-	}
-	res, encErr := codec.Encode(br, writers, quorum)
+	streams := openShardStreams(ctx, id, prof.FullShardBlock(), stores)
+	res, encErr := codec.Encode(br, streams.writers, quorum)
 	if encErr == nil {
 		// Encode stops at the first EOF; make the promise explicit (a
 		// verifying reader reports a bad digest in place of EOF).
 		_, encErr = io.Copy(io.Discard, br)
 	}
+	// On error every stream is aborted, so no node commits a shard.
+	infos, putErrs := streams.finish(encErr)
 	if encErr != nil {
-		// Abort every stream so no node commits a shard of this segment.
-		for _, pw := range pipes {
-			if pw != nil {
-				pw.CloseWithError(encErr)
-			}
-		}
-		cancel()
-		wg.Wait()
 		c.discard(id, nodes, func(i int) bool { return putErrs[i] == nil })
 		if errors.Is(encErr, erasure.ErrTooFewShards) {
 			return seg, nil, false, fmt.Errorf("write %s: %w: %w", id, ErrUnavailable, encErr)
 		}
 		return seg, nil, false, encErr
 	}
-	for _, pw := range pipes {
-		if pw != nil {
-			pw.Close()
-		}
-	}
-	wg.Wait()
 
 	seg = metadata.Segment{
 		ID: id, Size: res.Size, HashAlgo: hashAlgoXXH3, Nodes: nodes, ShardHashes: make([]string, n),
@@ -193,6 +160,60 @@ func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 		return metadata.Segment{}, nil, false, fmt.Errorf("write %s: %d of %d shards stored, quorum %d: %w", id, stored, n, quorum, ErrUnavailable)
 	}
 	return seg, missing, true, nil
+}
+
+// shardStreams are Put streams of one segment's shards, one per store
+// given; writers[i] is nil where there is no store.
+type shardStreams struct {
+	writers []io.Writer
+	pipes   []*io.PipeWriter
+	infos   []storagenode.ShardInfo
+	errs    []error
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// openShardStreams starts a Put of shard i of segment id to stores[i]
+// for every non-nil store; the caller writes the shard files to writers
+// and calls finish.
+func openShardStreams(ctx context.Context, id string, blockLen int, stores []storagenode.ShardStore) *shardStreams {
+	n := len(stores)
+	ctx, cancel := context.WithCancel(ctx)
+	s := &shardStreams{writers: make([]io.Writer, n), pipes: make([]*io.PipeWriter, n),
+		infos: make([]storagenode.ShardInfo, n), errs: make([]error, n), cancel: cancel}
+	for i, st := range stores {
+		if st == nil {
+			s.errs[i] = errors.New("node not live")
+			continue
+		}
+		pr, pw := io.Pipe()
+		s.pipes[i], s.writers[i] = pw, pw
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.infos[i], s.errs[i] = st.Put(ctx, storagenode.ShardID{Segment: id, Index: i}, blockLen, pr)
+			// Unblock the writer if the node stopped reading early.
+			pr.CloseWithError(fmt.Errorf("shard %d: %w", i, errOr(s.errs[i], errors.New("node ended the request"))))
+		}()
+	}
+	return s
+}
+
+// finish ends every stream: cleanly when err is nil (the nodes commit
+// their shards), else aborted with err (no node commits). It waits for
+// the Puts and returns what each answered.
+func (s *shardStreams) finish(err error) ([]storagenode.ShardInfo, []error) {
+	for _, pw := range s.pipes {
+		if pw != nil {
+			pw.CloseWithError(err) // nil: a clean end
+		}
+	}
+	if err != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	s.cancel()
+	return s.infos, s.errs
 }
 
 func errOr(err, def error) error {

@@ -161,26 +161,27 @@ func notifyCmd(stdout io.Writer) *cobra.Command {
 	return c
 }
 
-// openStore connects to etcd; the caller calls closeFn.
-func openStore(etcdURLs string) (metadata.Store, func() error, error) {
+// withStore connects to etcd and runs f with the metadata store and a
+// context of 30 s (every etcd call has that deadline).
+func withStore(etcdURLs string, f func(ctx context.Context, store metadata.Store) error) error {
 	if etcdURLs == "" {
-		return nil, nil, usagef("--etcd (or SHERD_ETCD) is required")
+		return usagef("--etcd (or SHERD_ETCD) is required")
 	}
 	cli, err := daemon.EtcdClient(etcdURLs)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return daemon.NewMetadataStore(cli), cli.Close, nil
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return f(ctx, daemon.NewMetadataStore(cli))
 }
 
 func status(stdout io.Writer, etcdURLs string) error {
-	store, closeFn, err := openStore(etcdURLs)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	return withStore(etcdURLs, func(ctx context.Context, store metadata.Store) error { return printStatus(ctx, stdout, store) })
+}
+
+func printStatus(ctx context.Context, stdout io.Writer, store metadata.Store) error {
 	nodes, err := store.ListNodes(ctx)
 	if err != nil {
 		return err
@@ -256,13 +257,12 @@ func status(stdout io.Writer, etcdURLs string) error {
 }
 
 func showWebhooks(stdout io.Writer, etcdURLs, bucket string) error {
-	store, closeFn, err := openStore(etcdURLs)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	return withStore(etcdURLs, func(ctx context.Context, store metadata.Store) error {
+		return printWebhooks(ctx, stdout, store, bucket)
+	})
+}
+
+func printWebhooks(ctx context.Context, stdout io.Writer, store metadata.Store, bucket string) error {
 	b, err := store.GetBucket(ctx, bucket)
 	if err != nil {
 		return err
@@ -279,28 +279,23 @@ func showWebhooks(stdout io.Writer, etcdURLs, bucket string) error {
 // updateWebhooks applies change to a bucket's webhook configuration and
 // stores it if it is still valid.
 func updateWebhooks(etcdURLs, bucket string, change func(*gateway.NotifyConfig)) error {
-	store, closeFn, err := openStore(etcdURLs)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return store.UpdateBucket(ctx, bucket, func(b *metadata.Bucket) error {
-		cfg, err := gateway.ParseNotifyConfig(b.Notify)
-		if err != nil {
-			return err
-		}
-		change(&cfg)
-		out, _ := json.Marshal(cfg)
-		if _, err := gateway.ParseNotifyConfig(string(out)); err != nil {
-			return err
-		}
-		if len(cfg.Webhooks) == 0 {
-			out = nil
-		}
-		b.Notify = string(out)
-		return nil
+	return withStore(etcdURLs, func(ctx context.Context, store metadata.Store) error {
+		return store.UpdateBucket(ctx, bucket, func(b *metadata.Bucket) error {
+			cfg, err := gateway.ParseNotifyConfig(b.Notify)
+			if err != nil {
+				return err
+			}
+			change(&cfg)
+			out, _ := json.Marshal(cfg)
+			if _, err := gateway.ParseNotifyConfig(string(out)); err != nil {
+				return err
+			}
+			if len(cfg.Webhooks) == 0 {
+				out = nil
+			}
+			b.Notify = string(out)
+			return nil
+		})
 	})
 }
 
