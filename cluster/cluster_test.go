@@ -22,17 +22,14 @@ import (
 var etcdCli *clientv3.Client
 
 func TestMain(m *testing.M) {
-	dir, _ := os.MkdirTemp("", "cluster-etcd")
-	srv, err := etcdserver.Start(etcdserver.Options{Dir: dir})
-	if err != nil {
+	var stop func()
+	var err error
+	if etcdCli, stop, err = etcdserver.ForTests(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	etcdCli, _ = srv.Client()
 	code := m.Run()
-	etcdCli.Close()
-	srv.Close()
-	os.RemoveAll(dir)
+	stop()
 	os.Exit(code)
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -96,4 +97,29 @@ func freeAddr() string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// ForTests starts a server in a new temporary directory for a test binary
+// (its TestMain) and returns a client; stop closes the client and the
+// server and removes the directory.
+func ForTests() (cli *clientv3.Client, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "sherd-etcd-test")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := Start(Options{Dir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	if cli, err = srv.Client(); err != nil {
+		srv.Close()
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return cli, func() {
+		cli.Close()
+		srv.Close()
+		os.RemoveAll(dir)
+	}, nil
 }
