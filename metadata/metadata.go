@@ -238,6 +238,41 @@ type RepairEntry struct {
 	Rev int64 `json:"-"`
 }
 
+// ProcessStatus is what a process reports of its background work, for
+// sherdctl status (status/<kind>/<name>): a node its scrubber, a gateway
+// its repairer. Time says how fresh it is.
+type ProcessStatus struct {
+	V      int           `json:"v"`
+	Kind   string        `json:"kind"` // "node" or "repairer"
+	Name   string        `json:"name"`
+	Time   time.Time     `json:"time"`
+	Scrub  *ScrubReport  `json:"scrub,omitempty"`
+	Repair *RepairReport `json:"repair,omitempty"`
+}
+
+// ScrubReport is a node's scrubber progress.
+type ScrubReport struct {
+	Running     bool          `json:"running"`
+	Fraction    float64       `json:"fraction"` // of the current pass
+	Passes      int           `json:"passes"`
+	LastPass    time.Time     `json:"last_pass"`
+	LastTook    time.Duration `json:"last_took"`
+	LastShards  int           `json:"last_shards"`
+	LastCorrupt int           `json:"last_corrupt"`
+}
+
+// RepairReport is a repairer's progress.
+type RepairReport struct {
+	Passes        int       `json:"passes"`
+	Segments      int       `json:"segments"`
+	ShardsRebuilt int       `json:"shards"`
+	BytesRead     int64     `json:"bytes"`
+	Rate          float64   `json:"rate"` // bytes per second since the last report
+	Waiting       int       `json:"waiting"`
+	LastPass      time.Time `json:"last_pass"`
+	LastError     string    `json:"last_error,omitempty"`
+}
+
 // Claimer takes exclusive, named claims held under the claimer's lease: a
 // claimer that crashes loses its claims when its lease runs out, as etcd
 // measures it, not by the wall clock of any process. Safe for concurrent
@@ -344,6 +379,11 @@ type Store interface {
 	// DropDeferredDeletes forgets deferred deletes (done, or their node
 	// was removed).
 	DropDeferredDeletes(ctx context.Context, refs []ShardRef) error
+
+	// PutStatus stores a process's status report (replacing its last).
+	PutStatus(ctx context.Context, st ProcessStatus) error
+	// ListStatus returns every process's last report.
+	ListStatus(ctx context.Context) ([]ProcessStatus, error)
 
 	// QueueRepair records that shards of a segment need rebuilding,
 	// merging with an entry already queued for the segment.

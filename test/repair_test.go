@@ -174,7 +174,7 @@ func TestRepairRebuildsCorruptShard(t *testing.T) {
 // clean.
 func TestScrubAndRepairHealRot(t *testing.T) {
 	s := startServerWith(t, "", func(c *daemon.ServerConfig) {
-		c.RepairInterval, c.ScrubInterval = 100*time.Millisecond, time.Hour
+		c.RepairInterval, c.ScrubInterval, c.StatusInterval = 100*time.Millisecond, time.Hour, 100*time.Millisecond
 	})
 	c := minioClient(t, s.Gateway.URL, false)
 	noErr(t, c.MakeBucket(ctx, "rot2", minio.MakeBucketOptions{}))
@@ -260,6 +260,31 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 	if got := s.Gateway.Repairer.Stats.Snapshot().ShardsRebuilt; got < flipped {
 		t.Fatalf("%d shards rebuilt, want at least %d", got, flipped)
 	}
+	// The operator sees it: each node's last scrub pass, the repairer's work.
+	bin := buildSherd(t, t.TempDir())
+	var out []byte
+	waitFor(t, "sherdctl status to show the scrub finds and the repairs", 20*time.Second, func() bool {
+		var err error
+		out, err = exec.Command(filepath.Join(filepath.Dir(bin), "sherdctl"), "status", "--etcd", s.EtcdURL()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sherdctl status: %v\n%s", err, out)
+		}
+		return scrubRow(string(out), "node-2", 3) && scrubRow(string(out), "node-3", 3) && strings.Contains(string(out), "REPAIRER")
+	})
+	t.Logf("sherdctl status:\n%s", out)
+}
+
+// scrubRow says whether status output has node's scrub row with corrupt
+// shards found in its last pass.
+func scrubRow(out, node string, corrupt int) bool {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		// node-2  1s ago  12ms  36  3  idle  0s ago
+		if len(f) >= 7 && f[0] == node && f[len(f)-4] == fmt.Sprint(corrupt) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestStatusShowsSegmentHealth: sherdctl status counts segments by healthy

@@ -251,9 +251,59 @@ func printStatus(ctx context.Context, stdout io.Writer, store metadata.Store) er
 		fmt.Fprintf(stdout, "; %d/%d%s: %d", c.healthy, c.n, note, byHealth[c])
 	}
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
+	if err := printProgress(ctx, stdout, store); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
 		live, len(nodes), len(repairs), shards, len(gc), len(events), failing)
 	return nil
+}
+
+// printProgress shows what the scrubbers and repairers last published.
+func printProgress(ctx context.Context, stdout io.Writer, store metadata.Store) error {
+	sts, err := store.ListStatus(ctx)
+	if err != nil {
+		return err
+	}
+	ago := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return time.Since(t).Round(time.Second).String() + " ago"
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	scrubs, repairs := 0, 0
+	for _, st := range sts {
+		if st.Scrub == nil {
+			continue
+		}
+		if scrubs == 0 {
+			fmt.Fprintln(tw, "\nSCRUB\tLAST PASS\tTOOK\tSHARDS\tCORRUPT\tNOW\tREPORTED")
+		}
+		scrubs++
+		sc := st.Scrub
+		now := "idle"
+		if sc.Running {
+			now = fmt.Sprintf("pass %d at %.0f%%", sc.Passes+1, 100*sc.Fraction)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", st.Name, ago(sc.LastPass), sc.LastTook.Round(time.Millisecond), sc.LastShards, sc.LastCorrupt, now, ago(st.Time))
+	}
+	for _, st := range sts {
+		if st.Repair == nil {
+			continue
+		}
+		if repairs == 0 {
+			fmt.Fprintln(tw, "\nREPAIRER\tLAST PASS\tSEGMENTS\tSHARDS\tREAD\tRATE\tWAITING\tREPORTED")
+		}
+		repairs++
+		r := st.Repair
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f MiB\t%.1f MiB/s\t%d\t%s\n", st.Name, ago(r.LastPass), r.Segments, r.ShardsRebuilt,
+			float64(r.BytesRead)/(1<<20), r.Rate/(1<<20), r.Waiting, ago(st.Time))
+		if r.LastError != "" {
+			fmt.Fprintf(tw, "\t  last error: %s\n", r.LastError)
+		}
+	}
+	return tw.Flush()
 }
 
 func showWebhooks(stdout io.Writer, etcdURLs, bucket string) error {

@@ -66,6 +66,9 @@ type NodeConfig struct {
 	// negative: no scrubber); ScrubRate its read rate (default 64 MiB/s).
 	ScrubInterval time.Duration
 	ScrubRate     float64
+	// StatusInterval is how often the scrubber's progress is published
+	// for sherdctl status (default 10 s).
+	StatusInterval time.Duration
 }
 
 // Node is a running storage node.
@@ -157,10 +160,19 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 			}
 		}
 		n.Scrubber = storagenode.NewScrubber(st, storagenode.ScrubConfig{Rate: c.ScrubRate, Interval: c.ScrubInterval, OnCorrupt: queue, Log: log})
-		n.loops.Add(1)
+		n.loops.Add(2)
 		go func() {
 			defer n.loops.Done()
 			n.Scrubber.Run(lctx)
+		}()
+		go func() {
+			defer n.loops.Done()
+			publish(lctx, c.Store, c.StatusInterval, log, func() metadata.ProcessStatus {
+				p := n.Scrubber.Progress()
+				return metadata.ProcessStatus{Kind: "node", Name: c.ID, Scrub: &metadata.ScrubReport{
+					Running: p.Running, Fraction: p.Fraction, Passes: p.Passes, LastPass: p.LastPass,
+					LastTook: p.LastTook, LastShards: p.LastShards, LastCorrupt: p.LastCorrupt}}
+			})
 		}()
 	}
 	log.Info("storage node up", "url", c.Advert, "dir", c.Dir)
@@ -203,8 +215,9 @@ type GatewayConfig struct {
 	// repair queue (default 10 s; negative: this gateway repairs nothing).
 	// Gateways share the work: a segment is claimed by one at a time.
 	RepairInterval time.Duration
-	RepairRate     float64 // rebuild bytes per second; default repair.DefaultRate
-	MinPartSize    int64   // see gateway.Config.MinPartSize
+	RepairRate     float64       // rebuild bytes per second; default repair.DefaultRate
+	StatusInterval time.Duration // how often the repairer's progress is published (default 10 s)
+	MinPartSize    int64         // see gateway.Config.MinPartSize
 	Log            *slog.Logger
 }
 
@@ -301,6 +314,30 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	return gw, nil
 }
 
+// publish stores what report says now and every interval (default 10 s)
+// until ctx ends.
+func publish(ctx context.Context, store metadata.Store, interval time.Duration, log *slog.Logger, report func() metadata.ProcessStatus) {
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		st := report()
+		st.Time = time.Now().UTC()
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := store.PutStatus(pctx, st); err != nil && ctx.Err() == nil {
+			log.Debug("publish status", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // claimerFactory is the optional capability of a metadata store to hand
 // out lease-held claims (the etcd store has it).
 type claimerFactory interface {
@@ -326,11 +363,25 @@ func (g *Gateway) startRepairer(ctx context.Context, c GatewayConfig, cl *cluste
 		return err
 	}
 	g.Repairer = r
-	g.loops.Add(1)
+	g.loops.Add(2)
 	go func() {
 		defer g.loops.Done()
 		defer claims.Close()
 		r.Run(ctx, c.RepairInterval)
+	}()
+	go func() {
+		defer g.loops.Done()
+		var lastBytes int64
+		last := time.Now()
+		publish(ctx, c.Store, c.StatusInterval, c.Log, func() metadata.ProcessStatus {
+			st := r.Stats.Snapshot()
+			now := time.Now()
+			rate := float64(st.BytesRead-lastBytes) / max(now.Sub(last).Seconds(), 0.001)
+			lastBytes, last = st.BytesRead, now
+			return metadata.ProcessStatus{Kind: "repairer", Name: "gateway " + g.URL, Repair: &metadata.RepairReport{
+				Passes: st.Passes, Segments: st.Segments, ShardsRebuilt: st.ShardsRebuilt, BytesRead: st.BytesRead,
+				Rate: rate, Waiting: st.Waiting, LastPass: st.LastPass, LastError: st.LastError}}
+		})
 	}()
 	return nil
 }

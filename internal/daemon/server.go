@@ -35,6 +35,8 @@ type ServerConfig struct {
 	// ScrubInterval, ScrubRate: see NodeConfig.
 	ScrubInterval time.Duration
 	ScrubRate     float64
+	// StatusInterval: see NodeConfig and GatewayConfig.
+	StatusInterval time.Duration
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
@@ -100,7 +102,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 		s.Nodes = append(s.Nodes, n)
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
-		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, RepairInterval: c.RepairInterval, RepairRate: c.RepairRate})
+		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, RepairInterval: c.RepairInterval, RepairRate: c.RepairRate, StatusInterval: c.StatusInterval})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 func (s *Server) startNode(ctx context.Context, i int) (*Node, error) {
 	id := fmt.Sprintf("node-%d", i+1)
 	return StartNode(ctx, NodeConfig{ID: id, Dir: filepath.Join(s.cfg.Data, id), Key: s.Key, Store: s.Store, Log: s.cfg.Log,
-		ScrubInterval: s.cfg.ScrubInterval, ScrubRate: s.cfg.ScrubRate})
+		ScrubInterval: s.cfg.ScrubInterval, ScrubRate: s.cfg.ScrubRate, StatusInterval: s.cfg.StatusInterval})
 }
 
 // EtcdURL is the embedded etcd's client URL.
