@@ -152,9 +152,12 @@ func (sc *Scrubber) Pass(ctx context.Context) error {
 		}
 		_, verr := sc.store.Verify(ctx, id, throttle)
 		if errors.Is(verr, ErrCorrupt) {
-			if qerr := sc.store.Quarantine(id); qerr != nil && !errors.Is(qerr, ErrNotFound) {
+			switch qerr := sc.store.Quarantine(id); {
+			case errors.Is(qerr, ErrNotFound):
+				// Deleted meanwhile (collected): nothing to report.
+			case qerr != nil:
 				sc.cfg.Log.Warn("scrub: quarantine", "shard", id, "err", qerr)
-			} else {
+			default:
 				sc.cfg.Log.Warn("scrub: corrupt shard quarantined", "shard", id, "err", verr)
 				sc.mu.Lock()
 				sc.p.Quarantined++
