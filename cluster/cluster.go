@@ -51,9 +51,17 @@ type Config struct {
 	// 64 times as many wait, the rest are dropped and logged (what they
 	// would have done is the orphan sweep's and anti-entropy's).
 	Workers int
-	Log     *slog.Logger
-	Now     func() time.Time
+	// CommitWindow is how long after a segment's shards are written its
+	// writer may still commit a reference to it (default
+	// DefaultCommitWindow). The orphan sweep's grace period must exceed it:
+	// a shard nobody referenced within the window never will be.
+	CommitWindow time.Duration
+	Log          *slog.Logger
+	Now          func() time.Time
 }
+
+// DefaultCommitWindow is the default Config.CommitWindow.
+const DefaultCommitWindow = 15 * time.Minute
 
 // Cluster is a view of the storage nodes (who is a member, who is live,
 // the placement ring over the active members) and the segment I/O over
@@ -89,6 +97,9 @@ func New(cfg Config) *Cluster {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CommitWindow <= 0 {
+		cfg.CommitWindow = DefaultCommitWindow
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{cfg: cfg, log: cfg.Log, now: cfg.Now, nodes: map[string]metadata.Node{},
 		stores: map[string]storagenode.ShardStore{}, addrs: map[string]string{},
@@ -108,6 +119,16 @@ func New(cfg Config) *Cluster {
 		}()
 	}
 	return c
+}
+
+// CommitWindow is Config.CommitWindow.
+func (c *Cluster) CommitWindow() time.Duration { return c.cfg.CommitWindow }
+
+// CommitContext is the context for committing a reference to a segment
+// just written (call it when WriteSegment returns): it ends CommitWindow
+// from now, so a commit is never sent after the window.
+func (c *Cluster) CommitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.CommitWindow)
 }
 
 // Close stops the watch and the background workers and waits for them.
@@ -184,7 +205,7 @@ func (c *Cluster) Update(nodes []metadata.Node) {
 	c.nodes = byID
 	c.ring = ring
 	for id, n := range byID {
-		if c.addrs[id] != n.Address {
+		if _, dialed := c.stores[id]; !dialed || c.addrs[id] != n.Address {
 			c.stores[id] = c.cfg.Dial(n)
 			c.addrs[id] = n.Address
 		}

@@ -129,12 +129,14 @@ func (g *Gateway) storePart(r *http.Request, b metadata.Bucket, u metadata.Uploa
 	if err != nil {
 		return metadata.Part{}, err
 	}
+	cctx, cancel := g.cluster.CommitContext(r.Context()) // see cluster.Config.CommitWindow
+	defer cancel()
 	if !ok {
 		seg = metadata.Segment{}
 	}
 	seg.MD5 = hex.EncodeToString(bv.MD5())
 	p := metadata.Part{Number: num, Size: bv.Size(), ETag: seg.MD5, Checksums: bv.Checksums(), Modified: g.now().UTC(), Segment: seg}
-	if err := g.store.PutPart(r.Context(), u, p); err != nil {
+	if err := g.store.PutPart(cctx, u, p); err != nil {
 		if ok && errors.Is(err, metadata.ErrNoSuchUpload) {
 			g.cluster.DiscardSegment(seg)
 		}

@@ -216,6 +216,8 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	if err != nil {
 		return metadata.Object{}, err
 	}
+	cctx, cancel := g.cluster.CommitContext(ctx) // see cluster.Config.CommitWindow
+	defer cancel()
 	if !ok { // empty body: read to its (verified) end by writeSegment
 		seg = metadata.Segment{}
 	}
@@ -229,7 +231,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	if ok {
 		obj.Segments = []metadata.Segment{seg}
 	}
-	if err := g.store.PutObject(ctx, obj, pre, g.events(r, b, event, key, obj.Size, obj.ETag)...); err != nil {
+	if err := g.store.PutObject(cctx, obj, pre, g.events(r, b, event, key, obj.Size, obj.ETag)...); err != nil {
 		if ok && (errors.Is(err, metadata.ErrPreconditionFailed) || errors.Is(err, metadata.ErrNoSuchBucket) || errors.Is(err, metadata.ErrInvalid)) {
 			g.cluster.DiscardSegment(seg)
 		}

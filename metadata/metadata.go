@@ -60,6 +60,12 @@ type Segment struct {
 	ShardHashes []string  `json:"sh"`    // hex hash of shard file i; "" when shard i was not written
 }
 
+// SegmentChange is one change of a segment record (WatchSegments).
+type SegmentChange struct {
+	Old *Segment // nil: the record was created
+	New *Segment // nil: the record was removed
+}
+
 // Partition is the segment's partition: its first 12 bits.
 func (s Segment) Partition() uint32 { return partitionOf(s.ID) }
 
@@ -358,6 +364,19 @@ type Store interface {
 	// PartitionSegments lists the segments indexed in a partition (0..4095):
 	// every segment whose shards should exist, including those waiting in gc.
 	PartitionSegments(ctx context.Context, partition uint32) ([]Segment, error)
+	// LeafSegments lists the segment records of one Merkle leaf
+	// (0..2^20-1: the first 20 bits of the segment id), read now.
+	LeafSegments(ctx context.Context, leaf uint32) ([]Segment, error)
+	// ScanSegments calls f with every segment record as of one revision,
+	// which it returns (for WatchSegments). An error of f ends the scan
+	// and is returned.
+	ScanSegments(ctx context.Context, f func(Segment) error) (rev int64, err error)
+	// WatchSegments calls f, in revision order and from one goroutine,
+	// with the changes of segment records after revision rev. It returns
+	// when ctx ends (ctx.Err()) or the watch breaks (rev compacted, etcd
+	// lost, a change whose previous value is unknown): then the caller
+	// rescans.
+	WatchSegments(ctx context.Context, rev int64, f func([]SegmentChange)) error
 	// ListGC returns up to limit gc entries.
 	ListGC(ctx context.Context, limit int) ([]GCEntry, error)
 	// GCSegments lists the segments whose shards a gc entry releases.

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/sherdstore/sherd/cluster"
@@ -50,6 +51,7 @@ type Config struct {
 	Claims  metadata.Claimer // required: one repairer per segment at a time
 	Rate    float64          // rebuild read bytes per second; default DefaultRate
 	Batch   int              // queue entries per pass; default 256
+	Workers int              // segments assessed and rebuilt at once; default 4
 	Log     *slog.Logger
 }
 
@@ -92,6 +94,9 @@ func New(cfg Config) (*Repairer, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 256
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -129,52 +134,7 @@ func (r *Repairer) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	nodes := map[string]metadata.Node{}
-	active := 0
-	for _, n := range r.cfg.Cluster.Nodes() {
-		nodes[n.ID] = n
-		if n.State == metadata.NodeActive || n.State == "" {
-			active++
-		}
-	}
-	var work []assessed
-	var errs []error
-	for _, e := range entries {
-		a, done, err := r.assess(ctx, e, nodes, active)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case done:
-			if _, err := r.cfg.Meta.DoneRepair(ctx, e); err != nil {
-				errs = append(errs, err)
-			}
-		default:
-			work = append(work, a)
-		}
-	}
-	plans := make([]Plan, len(work))
-	for i := range work {
-		plans[i] = work[i].plan
-	}
-	ByRisk(plans)
-	byID := map[string]assessed{}
-	for _, a := range work {
-		byID[a.entry.Segment.ID] = a
-	}
-	rebuilt, waiting := 0, 0
-	for _, p := range plans {
-		if ctx.Err() != nil {
-			break
-		}
-		a := byID[p.Segment.ID]
-		n, err := r.repair(ctx, a)
-		rebuilt += n
-		waiting += len(p.Wait)
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	err = errors.Join(errs...)
+	rebuilt, waiting, err := r.Repair(ctx, entries)
 	r.Stats.mu.Lock()
 	r.Stats.Passes++
 	r.Stats.Waiting = waiting
@@ -185,6 +145,77 @@ func (r *Repairer) RunOnce(ctx context.Context) (int, error) {
 	}
 	r.Stats.mu.Unlock()
 	return rebuilt, err
+}
+
+// Repair assesses and repairs the segments of entries, most-at-risk first,
+// Config.Workers segments at a time, and returns the shards rebuilt and
+// those that must wait. Entries read from the queue (Rev > 0) are
+// acknowledged once their segment needs nothing more; others (anti-entropy
+// findings) are not queue entries and need no acknowledgement.
+func (r *Repairer) Repair(ctx context.Context, entries []metadata.RepairEntry) (rebuilt, waiting int, err error) {
+	nodes := map[string]metadata.Node{}
+	active := 0
+	for _, n := range r.cfg.Cluster.Nodes() {
+		nodes[n.ID] = n
+		if n.State == metadata.NodeActive || n.State == "" {
+			active++
+		}
+	}
+	var (
+		mu   sync.Mutex
+		work []assessed
+		errs []error
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Workers)
+	for _, e := range entries {
+		g.Go(func() error {
+			a, done, err := r.assess(gctx, e, nodes, active)
+			if err == nil && done && e.Rev > 0 {
+				_, err = r.cfg.Meta.DoneRepair(gctx, e)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case !done:
+				work = append(work, a)
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	plans := make([]Plan, len(work))
+	for i := range work {
+		plans[i] = work[i].plan
+	}
+	ByRisk(plans)
+	byID := map[string]assessed{}
+	for _, a := range work {
+		byID[a.entry.Segment.ID] = a
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Workers)
+	for _, p := range plans {
+		if gctx.Err() != nil {
+			break
+		}
+		a := byID[p.Segment.ID]
+		g.Go(func() error {
+			n, err := r.repair(gctx, a)
+			mu.Lock()
+			defer mu.Unlock()
+			rebuilt += n
+			waiting += len(a.plan.Wait)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	return rebuilt, waiting, errors.Join(errs...)
 }
 
 // assess reads the segment record and asks each live node about its shard.
@@ -271,13 +302,15 @@ func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
 		r.Stats.mu.Unlock()
 		r.log.Info("repaired", "segment", seg.ID, "shards", len(hashes), "healthy_before", a.plan.Healthy)
 	}
-	if len(a.plan.Wait) == 0 {
-		if ok, err := r.cfg.Meta.DoneRepair(ctx, a.entry); err != nil {
+	if len(a.plan.Wait) > 0 {
+		return rebuilt, nil
+	}
+	r.Stats.mu.Lock()
+	r.Stats.Segments++
+	r.Stats.mu.Unlock()
+	if a.entry.Rev > 0 {
+		if _, err := r.cfg.Meta.DoneRepair(ctx, a.entry); err != nil {
 			return rebuilt, err
-		} else if ok {
-			r.Stats.mu.Lock()
-			r.Stats.Segments++
-			r.Stats.mu.Unlock()
 		}
 	}
 	return rebuilt, nil

@@ -70,6 +70,9 @@ type Store struct {
 	now   func() time.Time
 	locks [256]sync.Mutex
 	seed  maphash.Seed
+	// tree mirrors the leaves bucket in memory with cached interior
+	// digests; changed after every index commit by the same XORs.
+	tree *merkle.Incremental
 }
 
 // Options configures a Store.
@@ -114,6 +117,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.reconcile(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	leaves, err := s.leaves(0, merkle.Leaves)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storagenode: open: load leaves: %w", err)
+	}
+	s.tree = merkle.NewIncremental()
+	for l, d := range leaves {
+		s.tree.Xor(l, d)
 	}
 	return s, nil
 }
@@ -179,7 +191,7 @@ func (s *Store) Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) 
 	if err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return putRecord(tx, record{ShardInfo: info, Inode: ino}) }); err != nil {
+	if err := s.updateIndex(func(tx *indexTx) error { return tx.putRecord(record{ShardInfo: info, Inode: ino}) }); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
 	}
 	return info, nil
@@ -271,7 +283,7 @@ func (s *Store) removeLocked(id ShardID, moveTo string) error {
 	if err := syncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return deleteRecord(tx, id.String()) })
+	return s.updateIndex(func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
 }
 
 // Quarantine moves a shard out of the store into quarantine/ (kept for the
@@ -305,18 +317,13 @@ func (s *Store) Leaf(ctx context.Context, leaf uint32) ([]ShardInfo, error) {
 	return out, err
 }
 
-// Children implements ShardStore. Interior digests are computed on demand
-// from the stored leaves under the node.
+// Children implements ShardStore. Interior digests come from the
+// in-memory tree, which recomputes only what changed since the last call.
 func (s *Store) Children(ctx context.Context, level int, idx uint32) ([merkle.Fanout]merkle.Digest, error) {
 	if level < 0 || level >= merkle.Depth || idx >= merkle.NodeCount(level) {
 		return [merkle.Fanout]merkle.Digest{}, fmt.Errorf("tree node %d/%d: %w", level, idx, ErrInvalid)
 	}
-	span := uint32(1) << (4 * (merkle.Depth - level))
-	leaves, err := s.leaves(idx*span, idx*span+span)
-	if err != nil {
-		return [merkle.Fanout]merkle.Digest{}, err
-	}
-	return merkle.Build(leaves).Children(level, idx)
+	return s.tree.Children(level, idx)
 }
 
 // leaves reads the stored leaf digests in [lo, hi).
@@ -373,8 +380,40 @@ func (s *Store) Walk(ctx context.Context, f func(ShardInfo) error) error {
 
 func leafKey(l uint32) []byte { return binary.BigEndian.AppendUint32(nil, l) }
 
-func xorLeaf(tx *bolt.Tx, leaf uint32, d merkle.Digest) error {
-	b := tx.Bucket(bucketLeaves)
+// indexTx is a bbolt write transaction on the index that remembers the
+// leaf changes it made, so the in-memory tree follows once it commits.
+type indexTx struct {
+	tx     *bolt.Tx
+	deltas []leafDelta
+}
+
+type leafDelta struct {
+	leaf uint32
+	d    merkle.Digest
+}
+
+// updateIndex runs f in a write transaction and, once it has committed,
+// applies its leaf changes to the in-memory tree (XOR commutes, so
+// concurrent commits may apply in any order).
+func (s *Store) updateIndex(f func(*indexTx) error) error {
+	var x indexTx
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		x = indexTx{tx: tx}
+		return f(&x)
+	}); err != nil {
+		return err
+	}
+	if s.tree != nil { // nil while Open reconciles; loaded after
+		for _, d := range x.deltas {
+			s.tree.Xor(d.leaf, d.d)
+		}
+	}
+	return nil
+}
+
+func (x *indexTx) xorLeaf(leaf uint32, d merkle.Digest) error {
+	x.deltas = append(x.deltas, leafDelta{leaf, d})
+	b := x.tx.Bucket(bucketLeaves)
 	var cur merkle.Digest
 	if v := b.Get(leafKey(leaf)); v != nil {
 		cur = merkle.Digest(v)
@@ -387,23 +426,23 @@ func xorLeaf(tx *bolt.Tx, leaf uint32, d merkle.Digest) error {
 }
 
 // putRecord indexes a shard, replacing any previous record and its digest.
-func putRecord(tx *bolt.Tx, rec record) error {
+func (x *indexTx) putRecord(rec record) error {
 	id, _ := ParseShardID(rec.ID)
-	if err := deleteRecord(tx, rec.ID); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := x.deleteRecord(rec.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketShards).Put([]byte(rec.ID), v); err != nil {
+	if err := x.tx.Bucket(bucketShards).Put([]byte(rec.ID), v); err != nil {
 		return err
 	}
-	return xorLeaf(tx, id.Leaf(), rec.EntryDigest())
+	return x.xorLeaf(id.Leaf(), rec.EntryDigest())
 }
 
-func deleteRecord(tx *bolt.Tx, key string) error {
-	b := tx.Bucket(bucketShards)
+func (x *indexTx) deleteRecord(key string) error {
+	b := x.tx.Bucket(bucketShards)
 	v := b.Get([]byte(key))
 	if v == nil {
 		return ErrNotFound
@@ -416,7 +455,7 @@ func deleteRecord(tx *bolt.Tx, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := xorLeaf(tx, id.Leaf(), old.EntryDigest()); err != nil {
+	if err := x.xorLeaf(id.Leaf(), old.EntryDigest()); err != nil {
 		return err
 	}
 	return b.Delete([]byte(key))
@@ -474,9 +513,9 @@ func (s *Store) reconcile() error {
 	if len(drop) == 0 {
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateIndex(func(tx *indexTx) error {
 		for _, k := range drop {
-			if err := deleteRecord(tx, k); err != nil {
+			if err := tx.deleteRecord(k); err != nil {
 				return err
 			}
 		}
@@ -492,11 +531,12 @@ type CheckReport struct {
 	Unindexed     []string // file without a record
 	LeavesWrong   []uint32 // stored leaf digest differs from recomputation
 	CorruptBlocks []string // file whose records fail their hashes
+	TreeWrong     bool     // the in-memory tree disagrees with the stored leaves
 }
 
 // OK reports whether nothing was found wrong.
 func (r CheckReport) OK() bool {
-	return len(r.Mismatched)+len(r.MissingFiles)+len(r.Unindexed)+len(r.LeavesWrong)+len(r.CorruptBlocks) == 0
+	return len(r.Mismatched)+len(r.MissingFiles)+len(r.Unindexed)+len(r.LeavesWrong)+len(r.CorruptBlocks) == 0 && !r.TreeWrong
 }
 
 // Check verifies the whole store from scratch: every record against its
@@ -553,6 +593,7 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 			delete(want, l)
 		}
 	}
+	rep.TreeWrong = s.tree.Root() != merkle.Build(stored).Root()
 	for l := range merkle.Leaves {
 		if want[uint32(l)] != stored[uint32(l)] {
 			rep.LeavesWrong = append(rep.LeavesWrong, uint32(l))

@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	// The gateway speaks S3 and leaves shard I/O to the data plane.
 	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure"},
 	// Anti-entropy's driver: on the data plane, never the gateway.
-	"repair":          {"cluster", "metadata", "storagenode"},
+	"repair":          {"cluster", "metadata", "storagenode", "erasure", "internal/merkle"},
 	"internal/daemon": {"repair", "cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},

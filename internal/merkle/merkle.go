@@ -167,7 +167,16 @@ type Source interface {
 // descends only into subtrees whose digests differ, starting from the
 // children of the root; it asks each side for at most one Children call per
 // differing interior node.
-func Diff(a, b Source) ([]uint32, error) {
+func Diff(a, b Source) ([]uint32, error) { return DiffBelow(a, b, 0, 0, Depth) }
+
+// DiffBelow returns, sorted, the nodes at level to (level < to ≤ Depth)
+// under interior node idx at level whose digests differ between a and b,
+// with the calls of Diff: one Children call per side and differing
+// interior node between level and to.
+func DiffBelow(a, b Source, level int, idx uint32, to int) ([]uint32, error) {
+	if level < 0 || to <= level || to > Depth {
+		return nil, fmt.Errorf("merkle: diff from level %d to %d", level, to)
+	}
 	var out []uint32
 	var walk func(level int, idx uint32) error
 	walk = func(level int, idx uint32) error {
@@ -184,7 +193,7 @@ func Diff(a, b Source) ([]uint32, error) {
 				continue
 			}
 			child := idx*Fanout + uint32(j)
-			if level+1 == Depth {
+			if level+1 == to {
 				out = append(out, child)
 				continue
 			}
@@ -194,7 +203,7 @@ func Diff(a, b Source) ([]uint32, error) {
 		}
 		return nil
 	}
-	if err := walk(0, 0); err != nil {
+	if err := walk(level, idx); err != nil {
 		return nil, err
 	}
 	slices.Sort(out)

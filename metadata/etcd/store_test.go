@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -765,4 +766,88 @@ func TestDeferredDeletes(t *testing.T) {
 	if err := s.DeferDeletes(ctx, []metadata.ShardRef{{Node: "a/b", Segment: "x", Index: 1}}); !errors.Is(err, metadata.ErrInvalid) {
 		t.Fatalf("bad node id: %v", err)
 	}
+}
+
+// TestScanAndWatchSegments: a scan sees every record as of one revision; a
+// watch from that revision sees every later change with its old value;
+// LeafSegments reads one leaf.
+func TestScanAndWatchSegments(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b")
+	want := map[string]bool{}
+	var first metadata.Segment
+	for i := range 2500 / 100 { // 2500 records: more than two scan pages
+		var segs []metadata.Segment
+		for j := range 100 {
+			sg := seg(i*100 + j + 10)
+			if first.ID == "" {
+				first = sg
+			}
+			segs = append(segs, sg)
+			want[sg.ID] = true
+		}
+		if err := s.PutObject(ctx, obj("b", fmt.Sprint("k", i), "e", segs...), metadata.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]bool{}
+	rev, err := s.ScanSegments(ctx, func(sg metadata.Segment) error {
+		if got[sg.ID] {
+			t.Fatalf("%s scanned twice", sg.ID)
+		}
+		got[sg.ID] = true
+		return nil
+	})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("scan: %d records, want %d, err %v", len(got), len(want), err)
+	}
+	stop := errors.New("stop")
+	if _, err := s.ScanSegments(ctx, func(metadata.Segment) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("scan error: %v", err)
+	}
+
+	// A move (update) and a delete after the scan revision.
+	rec, rrev, err := s.GetSegment(ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := rec
+	moved.Nodes = slices.Clone(rec.Nodes)
+	moved.Nodes[0] = "node-9"
+	if err := s.UpdateSegment(ctx, moved, rrev); err != nil {
+		t.Fatal(err)
+	}
+	fresh := seg(99999)
+	if err := s.PutObject(ctx, obj("b", "new", "e", fresh), metadata.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	var changes []metadata.SegmentChange
+	err = s.WatchSegments(wctx, rev, func(cs []metadata.SegmentChange) {
+		changes = append(changes, cs...)
+		if len(changes) >= 2 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("watch ended with %v", err)
+	}
+	if len(changes) != 2 || changes[0].Old == nil || changes[0].Old.Nodes[0] == "node-9" || changes[0].New.Nodes[0] != "node-9" ||
+		changes[1].Old != nil || changes[1].New.ID != fresh.ID {
+		t.Fatalf("changes %+v", changes)
+	}
+
+	leaf, _ := merkleLeaf(fresh.ID)
+	in, err := s.LeafSegments(ctx, leaf)
+	if err != nil || len(in) != 1 || in[0].ID != fresh.ID {
+		t.Fatalf("leaf segments %+v %v", in, err)
+	}
+	if _, err := s.LeafSegments(ctx, 1<<20); !errors.Is(err, metadata.ErrInvalid) {
+		t.Fatalf("leaf out of range: %v", err)
+	}
+}
+
+func merkleLeaf(id string) (uint32, error) {
+	v, err := strconv.ParseUint(id[:5], 16, 32)
+	return uint32(v), err
 }

@@ -1,0 +1,480 @@
+package repair
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sherdstore/sherd/cluster"
+	"github.com/sherdstore/sherd/internal/merkle"
+	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/storagenode"
+)
+
+// memNode is a reference shard inventory: a map of shard infos and a
+// Merkle tree built the plain way. It serves the calls anti-entropy makes
+// (Children, Leaf, Stat, Delete) and counts them.
+type memNode struct {
+	mu     sync.Mutex
+	shards map[string]storagenode.ShardInfo
+	tree   *merkle.Incremental
+	calls  map[string]int
+}
+
+func newMemNode() *memNode {
+	return &memNode{shards: map[string]storagenode.ShardInfo{}, tree: merkle.NewIncremental(), calls: map[string]int{}}
+}
+
+func (m *memNode) add(info storagenode.ShardInfo) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, _ := storagenode.ParseShardID(info.ID)
+	if old, ok := m.shards[info.ID]; ok {
+		m.tree.Xor(id.Leaf(), old.EntryDigest())
+	}
+	m.shards[info.ID] = info
+	m.tree.Xor(id.Leaf(), info.EntryDigest())
+}
+
+func (m *memNode) remove(shardID string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.shards[shardID]; ok {
+		id, _ := storagenode.ParseShardID(shardID)
+		m.tree.Xor(id.Leaf(), old.EntryDigest())
+		delete(m.shards, shardID)
+	}
+}
+
+func (m *memNode) count(op string) {
+	m.mu.Lock()
+	m.calls[op]++
+	m.mu.Unlock()
+}
+
+func (m *memNode) total() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, c := range m.calls {
+		n += c
+	}
+	return n
+}
+
+func (m *memNode) Put(context.Context, storagenode.ShardID, int, io.Reader) (storagenode.ShardInfo, error) {
+	return storagenode.ShardInfo{}, fmt.Errorf("memNode: no data: %w", storagenode.ErrInvalid)
+}
+func (m *memNode) Open(context.Context, storagenode.ShardID, int64, int64) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("memNode: no data: %w", storagenode.ErrNotFound)
+}
+func (m *memNode) Stat(_ context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+	m.count("stat")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if info, ok := m.shards[id.String()]; ok {
+		return info, nil
+	}
+	return storagenode.ShardInfo{}, storagenode.ErrNotFound
+}
+func (m *memNode) Delete(_ context.Context, id storagenode.ShardID) error {
+	m.count("delete")
+	m.remove(id.String())
+	return nil
+}
+func (m *memNode) Leaf(_ context.Context, leaf uint32) ([]storagenode.ShardInfo, error) {
+	m.count("leaf")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []storagenode.ShardInfo
+	for id, info := range m.shards {
+		if sid, _ := storagenode.ParseShardID(id); sid.Leaf() == leaf {
+			out = append(out, info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+func (m *memNode) Children(_ context.Context, level int, idx uint32) ([merkle.Fanout]merkle.Digest, error) {
+	m.count("children")
+	return m.tree.Children(level, idx)
+}
+
+// memMeta holds segment records in memory.
+type memMeta struct {
+	mu   sync.Mutex
+	segs map[string]metadata.Segment
+}
+
+func (m *memMeta) ScanSegments(_ context.Context, f func(metadata.Segment) error) (int64, error) {
+	m.mu.Lock()
+	segs := make([]metadata.Segment, 0, len(m.segs))
+	for _, s := range m.segs {
+		segs = append(segs, s)
+	}
+	m.mu.Unlock()
+	for _, s := range segs {
+		if err := f(s); err != nil {
+			return 0, err
+		}
+	}
+	return 1, nil
+}
+func (m *memMeta) WatchSegments(ctx context.Context, _ int64, _ func([]metadata.SegmentChange)) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (m *memMeta) LeafSegments(_ context.Context, leaf uint32) ([]metadata.Segment, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []metadata.Segment
+	for id, s := range m.segs {
+		if l, _ := merkle.LeafOf(id); l == leaf {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+func (m *memMeta) ListRepairs(context.Context, int) ([]metadata.RepairEntry, error) { return nil, nil }
+func (m *memMeta) DoneRepair(context.Context, metadata.RepairEntry) (bool, error)   { return true, nil }
+func (m *memMeta) GetSegment(_ context.Context, id string) (metadata.Segment, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.segs[id]
+	if !ok {
+		return s, 0, metadata.ErrNoSuchSegment
+	}
+	return s, 1, nil
+}
+func (m *memMeta) UpdateSegment(context.Context, metadata.Segment, int64) error {
+	return metadata.ErrConflict
+}
+
+// memClaims grants every claim not held by another memClaims sharing held.
+type memClaims struct {
+	mu   *sync.Mutex
+	held map[string]*memClaims
+	n    int
+}
+
+func (c *memClaims) Claim(_ context.Context, name string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, ok := c.held[name]; ok && h != c {
+		return false, nil
+	}
+	c.held[name] = c
+	c.n++
+	return true, nil
+}
+func (c *memClaims) Release(_ context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held[name] == c {
+		delete(c.held, name)
+	}
+	return nil
+}
+func (c *memClaims) Close() error { return nil }
+
+// aeRig is a cluster of memNodes holding exactly what the records say.
+type aeRig struct {
+	meta  *memMeta
+	nodes map[string]*memNode
+	ids   []string
+	cl    *cluster.Cluster
+	ae    *AntiEntropy
+	now   time.Time
+}
+
+func hashOf(rng *rand.Rand) string {
+	b := make([]byte, 16)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return hex.EncodeToString(b)
+}
+
+func newAERig(t *testing.T, rng *rand.Rand, nodes, segments int) *aeRig {
+	t.Helper()
+	r := &aeRig{meta: &memMeta{segs: map[string]metadata.Segment{}}, nodes: map[string]*memNode{}, now: time.Unix(1e9, 0)}
+	var members []metadata.Node
+	for i := range nodes {
+		id := fmt.Sprintf("n%d", i)
+		r.ids = append(r.ids, id)
+		r.nodes[id] = newMemNode()
+		members = append(members, metadata.Node{ID: id, State: metadata.NodeActive, Live: true})
+	}
+	for range segments {
+		seg := metadata.Segment{ID: fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64()), Size: 1 + rng.Int64N(1<<20),
+			Profile: metadata.ECProfile{K: 4, M: 2, BlockSize: 1 << 20}}
+		perm := rng.Perm(nodes)
+		for i := range 6 {
+			seg.Nodes = append(seg.Nodes, r.ids[perm[i%nodes]])
+			seg.ShardHashes = append(seg.ShardHashes, hashOf(rng))
+		}
+		r.meta.segs[seg.ID] = seg
+		for i, n := range seg.Nodes {
+			r.nodes[n].add(storagenode.ShardInfo{ID: fmt.Sprintf("%s.%d", seg.ID, i), Size: ShardFileSize(seg), Hash: seg.ShardHashes[i]})
+		}
+	}
+	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return r.nodes[n.ID] }, CommitWindow: time.Minute})
+	t.Cleanup(func() { r.cl.Close() })
+	r.cl.Update(members)
+	claims := &memClaims{mu: &sync.Mutex{}, held: map[string]*memClaims{}}
+	rep, err := New(Config{Meta: r.meta, Cluster: r.cl, Claims: claims})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ae, err = NewAntiEntropy(AntiEntropyConfig{Meta: r.meta, Cluster: r.cl, Claims: &memClaims{mu: claims.mu, held: claims.held},
+		Repairer: rep, Grace: time.Hour, Now: func() time.Time { return r.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *aeRig) detect(t *testing.T) ([]Finding, RoundReport) {
+	t.Helper()
+	exp, _, err := r.ae.scan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep RoundReport
+	f, _, err := r.ae.detect(context.Background(), exp, &rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, rep
+}
+
+func (r *aeRig) resetCalls() {
+	for _, n := range r.nodes {
+		n.mu.Lock()
+		n.calls = map[string]int{}
+		n.mu.Unlock()
+	}
+}
+
+// TestOneMissingShardFoundCheaply: among 100,002 shards on 6 nodes, one
+// lost shard is found with O(fan-out × depth) work: one Children call per
+// level on the node that lost it (Depth calls) plus one inventory read,
+// and one Children call on every node that agrees.
+func TestOneMissingShardFoundCheaply(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	r := newAERig(t, rng, 6, 16_667)
+	total := 0
+	for _, n := range r.nodes {
+		total += len(n.shards)
+	}
+	if total < 100_000 {
+		t.Fatalf("only %d shards", total)
+	}
+	if f, rep := r.detect(t); len(f) != 0 || rep.NodeCalls != 6 {
+		t.Fatalf("agreeing cluster: findings %v, %d node calls (want 6: one root per node)", f, rep.NodeCalls)
+	}
+	// Lose one shard.
+	var victim string
+	for id := range r.nodes["n3"].shards {
+		victim = id
+		break
+	}
+	r.nodes["n3"].remove(victim)
+	r.resetCalls()
+	f, rep := r.detect(t)
+	if len(f) != 1 || f[0].Kind != MissingShard || f[0].Node != "n3" || f[0].ShardID() != victim {
+		t.Fatalf("findings %+v, want %s missing on n3", f, victim)
+	}
+	n3 := r.nodes["n3"].calls
+	if n3["children"] != merkle.Depth || n3["leaf"] != 1 || n3["stat"]+n3["delete"] != 0 {
+		t.Fatalf("node n3 calls %v, want %d children and 1 leaf", n3, merkle.Depth)
+	}
+	for id, n := range r.nodes {
+		if id != "n3" && n.total() != 1 {
+			t.Fatalf("node %s answered %d calls, want 1 (its root agrees)", id, n.total())
+		}
+	}
+	if want := int64(merkle.Depth + 1 + 5); rep.NodeCalls != want {
+		t.Fatalf("round counted %d node calls, want %d", rep.NodeCalls, want)
+	}
+	t.Logf("%d shards; one missing found with %d node calls (%d digests compared on the node that lost it)",
+		total, rep.NodeCalls, merkle.Depth*merkle.Fanout)
+}
+
+// TestDetectEqualsSetDifference is the property: whatever is lost, added
+// or changed on the nodes, the findings are exactly the plain set
+// difference between what the records put on each node and what it holds.
+func TestDetectEqualsSetDifference(t *testing.T) {
+	for trial := range 25 {
+		rng := rand.New(rand.NewPCG(uint64(trial), 99))
+		r := newAERig(t, rng, 6+rng.IntN(3), 50+rng.IntN(400))
+		// Damage: drop, corrupt, add orphans, add a stale copy of a real shard.
+		for _, id := range r.ids {
+			n := r.nodes[id]
+			var held []string
+			for sid := range n.shards {
+				held = append(held, sid)
+			}
+			slices.Sort(held)
+			for _, sid := range held {
+				switch rng.IntN(60) {
+				case 0:
+					n.remove(sid)
+				case 1:
+					info := n.shards[sid]
+					info.Hash = hashOf(rng)
+					n.add(info)
+				case 2:
+					info := n.shards[sid]
+					info.Size++
+					n.add(info)
+				}
+			}
+			for range rng.IntN(4) {
+				n.add(storagenode.ShardInfo{ID: fmt.Sprintf("%016x%016x.%d", rng.Uint64(), rng.Uint64(), rng.IntN(6)), Size: 10, Hash: hashOf(rng)})
+			}
+		}
+		// Reference: plain set difference per node.
+		type key struct {
+			kind  FindingKind
+			node  string
+			shard string
+		}
+		want := map[key]bool{}
+		for _, id := range r.ids {
+			exp := map[string]storagenode.ShardInfo{}
+			for _, seg := range r.meta.segs {
+				for i, n := range seg.Nodes {
+					if n == id {
+						exp[fmt.Sprintf("%s.%d", seg.ID, i)] = storagenode.ShardInfo{Size: ShardFileSize(seg), Hash: seg.ShardHashes[i]}
+					}
+				}
+			}
+			for sid, e := range exp {
+				h, ok := r.nodes[id].shards[sid]
+				switch {
+				case !ok:
+					want[key{MissingShard, id, sid}] = true
+				case h.Hash != e.Hash || h.Size != e.Size:
+					want[key{WrongContent, id, sid}] = true
+				}
+			}
+			for sid := range r.nodes[id].shards {
+				if _, ok := exp[sid]; !ok {
+					want[key{UnexpectedShard, id, sid}] = true
+				}
+			}
+		}
+		findings, _ := r.detect(t)
+		got := map[key]bool{}
+		for _, f := range findings {
+			k := key{f.Kind, f.Node, f.ShardID()}
+			if got[k] {
+				t.Fatalf("trial %d: %v found twice", trial, k)
+			}
+			got[k] = true
+		}
+		for k := range want {
+			if !got[k] {
+				t.Errorf("trial %d: %v not found", trial, k)
+			}
+		}
+		for k := range got {
+			if !want[k] {
+				t.Errorf("trial %d: %v found but not in the set difference", trial, k)
+			}
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+}
+
+// TestClaimedPartitionsSkipped: a partition another repairer holds is not
+// examined; once released it is.
+func TestClaimedPartitionsSkipped(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	r := newAERig(t, rng, 6, 200)
+	var victim string
+	for id := range r.nodes["n1"].shards {
+		victim = id
+		break
+	}
+	r.nodes["n1"].remove(victim)
+	sid, _ := storagenode.ParseShardID(victim)
+	other := &memClaims{mu: r.ae.cfg.Claims.(*memClaims).mu, held: r.ae.cfg.Claims.(*memClaims).held}
+	name := fmt.Sprintf("ae/%03x", sid.Partition())
+	if ok, _ := other.Claim(context.Background(), name); !ok {
+		t.Fatal("claim")
+	}
+	f, rep := r.detect(t)
+	if len(f) != 0 || rep.Skipped != 1 || rep.Examined != 0 {
+		t.Fatalf("held partition: findings %v, report %+v", f, rep)
+	}
+	other.Release(context.Background(), name)
+	if f, rep := r.detect(t); len(f) != 1 || rep.Examined != 1 {
+		t.Fatalf("released partition: findings %v, report %+v", f, rep)
+	}
+}
+
+// TestSweepWaitsForGrace: an unexpected shard is deleted only once it has
+// been seen unexpected for the grace period on the sweeper's clock, and
+// never while a record puts it on its node.
+func TestSweepWaitsForGrace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	r := newAERig(t, rng, 6, 50)
+	orphan := storagenode.ShardInfo{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
+	r.nodes["n0"].add(orphan)
+	ctx := context.Background()
+	round := func() RoundReport {
+		rep, err := r.ae.RunOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := round(); rep.Unexpected != 1 || rep.Swept != 0 {
+		t.Fatalf("first sight: %+v", rep)
+	}
+	r.now = r.now.Add(time.Hour - time.Second)
+	if rep := round(); rep.Swept != 0 {
+		t.Fatalf("swept before the grace period: %+v", rep)
+	}
+	// Rewritten with other content: timed again from now.
+	orphan.Hash = hashOf(rng)
+	r.nodes["n0"].add(orphan)
+	r.now = r.now.Add(2 * time.Second)
+	if rep := round(); rep.Swept != 0 {
+		t.Fatalf("a rewritten shard kept its old timer: %+v", rep)
+	}
+	// Committed meanwhile: a record now puts it on n0 (its content is
+	// then "wrong" against nothing: not swept).
+	seg := metadata.Segment{ID: "0123456789abcdef0123456789abcdef", Size: 1, Profile: metadata.ECProfile{K: 4, M: 2, BlockSize: 1 << 20},
+		Nodes: []string{"n1", "n2", "n0", "n3", "n4", "n5"}, ShardHashes: []string{"", "", orphan.Hash, "", "", ""}}
+	r.meta.mu.Lock()
+	r.meta.segs[seg.ID] = seg
+	r.meta.mu.Unlock()
+	r.now = r.now.Add(2 * time.Hour)
+	round()
+	if _, ok := r.nodes["n0"].shards[orphan.ID]; !ok {
+		t.Fatal("a referenced shard was swept")
+	}
+	r.meta.mu.Lock()
+	delete(r.meta.segs, seg.ID)
+	r.meta.mu.Unlock()
+	round() // timed from here
+	r.now = r.now.Add(time.Hour)
+	if rep := round(); rep.Swept != 1 {
+		t.Fatalf("not swept after the grace period: %+v", rep)
+	}
+	if _, ok := r.nodes["n0"].shards[orphan.ID]; ok {
+		t.Fatal("orphan still there")
+	}
+}
