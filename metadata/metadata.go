@@ -277,6 +277,28 @@ type RepairReport struct {
 	Waiting       int       `json:"waiting"`
 	LastPass      time.Time `json:"last_pass"`
 	LastError     string    `json:"last_error,omitempty"`
+	// Rounds is the number of anti-entropy rounds made; LastRound the
+	// last one (nil before the first).
+	Rounds    int               `json:"rounds,omitempty"`
+	LastRound *AntiEntropyRound `json:"last_round,omitempty"`
+}
+
+// AntiEntropyRound is what one anti-entropy round did.
+type AntiEntropyRound struct {
+	Started    time.Time     `json:"started"`
+	Took       time.Duration `json:"took"`
+	Nodes      int           `json:"nodes"`      // live nodes compared
+	Differing  int           `json:"differing"`  // partitions that differed on some node
+	Examined   int           `json:"examined"`   // of those, examined by this repairer
+	Skipped    int           `json:"skipped"`    // of those, held by another repairer
+	NodeCalls  int64         `json:"node_calls"` // tree and inventory calls to nodes
+	Missing    int           `json:"missing"`
+	Wrong      int           `json:"wrong"`
+	Unexpected int           `json:"unexpected"`
+	Swept      int           `json:"swept"`   // unexpected shards deleted after the grace period
+	Rebuilt    int           `json:"rebuilt"` // shards rebuilt by the round's repairs
+	Waiting    int           `json:"waiting"` // shards that could not be rebuilt yet
+	Error      string        `json:"error,omitempty"`
 }
 
 // Claimer takes exclusive, named claims held under the claimer's lease: a

@@ -77,22 +77,7 @@ type AntiEntropyConfig struct {
 }
 
 // RoundReport is what one anti-entropy round did.
-type RoundReport struct {
-	Started    time.Time     `json:"started"`
-	Took       time.Duration `json:"took"`
-	Nodes      int           `json:"nodes"`      // live nodes compared
-	Differing  int           `json:"differing"`  // partitions that differed on some node
-	Examined   int           `json:"examined"`   // of those, examined by this repairer
-	Skipped    int           `json:"skipped"`    // of those, held by another repairer
-	NodeCalls  int64         `json:"node_calls"` // tree and inventory calls to nodes
-	Missing    int           `json:"missing"`
-	Wrong      int           `json:"wrong"`
-	Unexpected int           `json:"unexpected"`
-	Swept      int           `json:"swept"`   // unexpected shards deleted after the grace period
-	Rebuilt    int           `json:"rebuilt"` // shards rebuilt by the round's repairs
-	Waiting    int           `json:"waiting"` // shards that could not be rebuilt yet
-	Error      string        `json:"error,omitempty"`
-}
+type RoundReport = metadata.AntiEntropyRound
 
 // suspect is an unexpected shard being timed.
 type suspect struct {

@@ -34,13 +34,17 @@ func startServer(t testing.TB, dir string) *daemon.Server {
 	// The repairer and the scrubbers stay off in tests that look at the
 	// repair queue or corrupt shards themselves; startRepairingServer and
 	// startServerWith turn them on.
-	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval, c.ScrubInterval = -1, -1 })
+	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.Heal.Interval, c.ScrubInterval = -1, -1 })
 }
 
-// startRepairingServer runs the repairer every 100 ms (no scrubber).
+// startRepairingServer runs the repairer over the repair queue every
+// 100 ms (no scrubber; anti-entropy rounds only hourly, so what the test
+// queues is what gets repaired).
 func startRepairingServer(t testing.TB, dir string) *daemon.Server {
 	t.Helper()
-	return startServerWith(t, dir, func(c *daemon.ServerConfig) { c.RepairInterval, c.ScrubInterval = 100*time.Millisecond, -1 })
+	return startServerWith(t, dir, func(c *daemon.ServerConfig) {
+		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval = 100*time.Millisecond, time.Hour, -1
+	})
 }
 
 func startServerWith(t testing.TB, dir string, opt func(*daemon.ServerConfig)) *daemon.Server {

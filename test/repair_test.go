@@ -82,8 +82,8 @@ func TestRepairHealsQueuedShards(t *testing.T) {
 		return err == nil && len(rs) == len(objects)
 	})
 	// While the node is down the entries wait (several passes).
-	passes := s.Gateway.Repairer.Stats.Snapshot().Passes
-	waitFor(t, "repair passes", 10*time.Second, func() bool { return s.Gateway.Repairer.Stats.Snapshot().Passes >= passes+3 })
+	passes := s.Gateway.Healer.Repairer.Stats.Snapshot().Passes
+	waitFor(t, "repair passes", 10*time.Second, func() bool { return s.Gateway.Healer.Repairer.Stats.Snapshot().Passes >= passes+3 })
 	if rs, _ := s.Store.ListRepairs(ctx, 100); len(rs) != len(objects) {
 		t.Fatalf("entries acknowledged while the node was down: %d left", len(rs))
 	}
@@ -97,7 +97,7 @@ func TestRepairHealsQueuedShards(t *testing.T) {
 			t.Fatalf("%s: not every shard rebuilt and recorded", key)
 		}
 	}
-	if st := s.Gateway.Repairer.Stats.Snapshot(); st.ShardsRebuilt != len(objects) {
+	if st := s.Gateway.Healer.Repairer.Stats.Snapshot(); st.ShardsRebuilt != len(objects) {
 		t.Errorf("rebuilt %d shards, want %d (nothing twice)", st.ShardsRebuilt, len(objects))
 	}
 	// Two other nodes down: 4 shards left, one of them rebuilt.
@@ -144,7 +144,7 @@ func TestRepairRebuildsCorruptShard(t *testing.T) {
 	}
 	waitFor(t, "corrupt shard rebuilt", 30*time.Second, func() bool {
 		rs, _ := s.Store.ListRepairs(ctx, 10)
-		return len(rs) == 0 && s.Gateway.Repairer.Stats.Snapshot().ShardsRebuilt == 1
+		return len(rs) == 0 && s.Gateway.Healer.Repairer.Stats.Snapshot().ShardsRebuilt == 1
 	})
 	if rep, err := victim.Shards().Check(ctx); err != nil || !rep.OK() {
 		t.Fatalf("store check after repair: %+v %v", rep, err)
@@ -174,7 +174,7 @@ func TestRepairRebuildsCorruptShard(t *testing.T) {
 // clean.
 func TestScrubAndRepairHealRot(t *testing.T) {
 	s := startServerWith(t, "", func(c *daemon.ServerConfig) {
-		c.RepairInterval, c.ScrubInterval, c.StatusInterval = 100*time.Millisecond, time.Hour, 100*time.Millisecond
+		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval, c.StatusInterval = 100*time.Millisecond, time.Hour, time.Hour, 100*time.Millisecond
 	})
 	c := minioClient(t, s.Gateway.URL, false)
 	noErr(t, c.MakeBucket(ctx, "rot2", minio.MakeBucketOptions{}))
@@ -257,7 +257,7 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 			t.Fatalf("%s: check %+v %v", n.ID, rep, err)
 		}
 	}
-	if got := s.Gateway.Repairer.Stats.Snapshot().ShardsRebuilt; got < flipped {
+	if got := s.Gateway.Healer.Repairer.Stats.Snapshot().ShardsRebuilt; got < flipped {
 		t.Fatalf("%d shards rebuilt, want at least %d", got, flipped)
 	}
 	// The operator sees it: each node's last scrub pass, the repairer's work.

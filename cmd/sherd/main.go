@@ -18,10 +18,18 @@ import (
 )
 
 const usage = `usage:
-  sherd server  --data DIR [--address 127.0.0.1:9000] [--nodes 6] [--domain D]
-  sherd gateway --etcd URLS [--address 127.0.0.1:9000] [--domain D] [--repair-interval 10s] [--repair-rate 128]
+  sherd server  --data DIR [--address 127.0.0.1:9000] [--nodes 6] [--domain D] [HEALING]
+  sherd gateway --etcd URLS [--address 127.0.0.1:9000] [--domain D] [--repair-interval -1s] [HEALING]
   sherd node    --etcd URLS --data DIR [--address 127.0.0.1:0] [--advertise URL] [--id ID] [--zone Z]
-                [--scrub-interval 24h] [--scrub-rate 64]
+                [--scrub-interval 24h] [--scrub-rate 64] [HEALING]
+
+HEALING (a repairer and anti-entropy run in every node and in sherd server; gateways
+run none unless --repair-interval is set):
+  --repair-interval 10s       pause between passes over the repair queue (negative: none)
+  --anti-entropy-interval 1m  pause between anti-entropy rounds
+  --repair-rate 128           rebuild read rate, MiB/s
+  --orphan-grace 1h           an unreferenced shard is deleted after this long (more than
+                              the gateways' --commit-window, default 15m)
 
 Environment:
   SHERD_ROOT_USER, SHERD_ROOT_PASSWORD  root credentials: required by gateway; server uses
@@ -106,6 +114,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	nodes := fs.Int("nodes", 6, "number of storage nodes")
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
 	etcdAddr := fs.String("etcd-address", "", "embedded etcd client address (default: a free loopback port)")
+	heal := healFlags(fs, 10*time.Second)
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("server: unexpected argument %q", fs.Arg(0))
@@ -115,7 +124,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
-		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log})
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, Heal: *heal()})
 	if err != nil {
 		return err
 	}
@@ -132,8 +141,8 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	addr := fs.String("address", "127.0.0.1:9000", "S3 listen address")
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
 	claim := fs.Duration("notify-claim", 30*time.Second, "how long a notification being delivered is left to this gateway before others retry it")
-	repairEvery := fs.Duration("repair-interval", 10*time.Second, "pause between repair passes over the repair queue (negative: this gateway repairs nothing)")
-	repairRate := fs.Float64("repair-rate", 128, "rebuild read rate, MiB/s")
+	heal := healFlags(fs, -1)
+	window := fs.Duration("commit-window", 0, "how long after writing a segment its commit may still be sent (default 15m; less than every --orphan-grace)")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
@@ -152,7 +161,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	defer closeEtcd()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
 		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim,
-		RepairInterval: *repairEvery, RepairRate: *repairRate * (1 << 20)})
+		Heal: heal(), CommitWindow: *window})
 	if err != nil {
 		return err
 	}
@@ -171,6 +180,7 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	zone := fs.String("zone", "", "failure domain")
 	scrubEvery := fs.Duration("scrub-interval", 24*time.Hour, "pause between scrub passes (negative: no scrubber)")
 	scrubRate := fs.Float64("scrub-rate", 64, "scrub read rate, MiB/s")
+	heal := healFlags(fs, 10*time.Second)
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("node: unexpected argument %q", fs.Arg(0))
@@ -184,11 +194,23 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer closeEtcd()
 	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
-		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20)})
+		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20), Heal: heal()})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("Sherd storage node %s at %s\n", n.ID, n.URL)
 	<-ctx.Done()
 	return n.Close()
+}
+
+// healFlags declares the healing flags (see usage) on fs; the function it
+// returns reads them after fs.Parse.
+func healFlags(fs *flag.FlagSet, interval time.Duration) func() *daemon.HealConfig {
+	every := fs.Duration("repair-interval", interval, "pause between passes over the repair queue (negative: no repairer or anti-entropy here)")
+	ae := fs.Duration("anti-entropy-interval", time.Minute, "pause between anti-entropy rounds")
+	rate := fs.Float64("repair-rate", 128, "rebuild read rate, MiB/s")
+	grace := fs.Duration("orphan-grace", 0, "delete a shard no segment record refers to after this long (default 1h)")
+	return func() *daemon.HealConfig {
+		return &daemon.HealConfig{Interval: *every, AntiEntropyInterval: *ae, Rate: *rate * (1 << 20), Grace: *grace}
+	}
 }

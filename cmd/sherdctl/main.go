@@ -227,16 +227,13 @@ func printStatus(ctx context.Context, stdout io.Writer, store metadata.Store) er
 	type class struct{ healthy, k, n int }
 	byHealth := map[class]int{}
 	total := 0
-	for p := range uint32(4096) {
-		segs, err := store.PartitionSegments(ctx, p)
-		if err != nil {
-			return err
-		}
-		for _, seg := range segs {
-			h := repair.RecordedHealthy(seg, func(id string) bool { return liveNode[id] })
-			byHealth[class{h, seg.Profile.K, seg.Profile.K + seg.Profile.M}]++
-			total++
-		}
+	if _, err := store.ScanSegments(ctx, func(seg metadata.Segment) error {
+		h := repair.RecordedHealthy(seg, func(id string) bool { return liveNode[id] })
+		byHealth[class{h, seg.Profile.K, seg.Profile.K + seg.Profile.M}]++
+		total++
+		return nil
+	}); err != nil {
+		return err
 	}
 	classes := slices.Collect(maps.Keys(byHealth))
 	slices.SortFunc(classes, func(a, b class) int { return b.healthy - a.healthy })
@@ -301,6 +298,22 @@ func printProgress(ctx context.Context, stdout io.Writer, store metadata.Store) 
 			float64(r.BytesRead)/(1<<20), r.Rate/(1<<20), r.Waiting, ago(st.Time))
 		if r.LastError != "" {
 			fmt.Fprintf(tw, "\t  last error: %s\n", r.LastError)
+		}
+	}
+	rounds := 0
+	for _, st := range sts {
+		if st.Repair == nil || st.Repair.LastRound == nil {
+			continue
+		}
+		if rounds == 0 {
+			fmt.Fprintln(tw, "\nANTI-ENTROPY\tLAST ROUND\tTOOK\tROUNDS\tNODES\tPARTITIONS\tMISSING\tWRONG\tUNEXPECTED\tREBUILT\tSWEPT\tNODE CALLS")
+		}
+		rounds++
+		r := st.Repair.LastRound
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Name, ago(r.Started), r.Took.Round(time.Millisecond),
+			st.Repair.Rounds, r.Nodes, r.Examined, r.Differing, r.Missing, r.Wrong, r.Unexpected, r.Rebuilt, r.Swept, r.NodeCalls)
+		if r.Error != "" {
+			fmt.Fprintf(tw, "\t  error: %s\n", r.Error)
 		}
 	}
 	return tw.Flush()

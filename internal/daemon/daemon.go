@@ -24,7 +24,6 @@ import (
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
-	"github.com/sherdstore/sherd/repair"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/antientropy"
 	"github.com/sherdstore/sherd/storagenode/client"
@@ -69,6 +68,9 @@ type NodeConfig struct {
 	// StatusInterval is how often the scrubber's progress is published
 	// for sherdctl status (default 10 s).
 	StatusInterval time.Duration
+	// Heal runs a repairer and anti-entropy in the node process (one per
+	// node: the default of sherd node). Nil: none.
+	Heal *HealConfig
 }
 
 // Node is a running storage node.
@@ -76,6 +78,8 @@ type Node struct {
 	ID       string
 	URL      string
 	Scrubber *storagenode.Scrubber // nil when it runs none
+	Healer   *Healer               // nil when it runs none
+	cluster  *cluster.Cluster      // the healer's view of the others
 	store    *storagenode.Store
 	srv      *http.Server
 	reg      metadata.Registration
@@ -175,6 +179,20 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 			})
 		}()
 	}
+	if c.Heal != nil && c.Heal.Interval >= 0 {
+		hc := NodeHTTPClient()
+		n.cluster = cluster.New(cluster.Config{Dial: func(m metadata.Node) storagenode.ShardStore {
+			return client.New(m.Address, c.Key, hc, nil)
+		}, Repairs: c.Store, Records: c.Store, Log: log})
+		err := n.cluster.Watch(c.Store)
+		if err == nil {
+			n.Healer, err = startHealer("node "+c.ID, c.Store, n.cluster, *c.Heal, log)
+		}
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	log.Info("storage node up", "url", c.Advert, "dir", c.Dir)
 	return n, nil
 }
@@ -185,6 +203,12 @@ func (n *Node) Shards() *storagenode.Store { return n.store }
 // Close deregisters the node, stops serving and scrubbing, waits for
 // both, and closes the store.
 func (n *Node) Close() error {
+	if n.Healer != nil {
+		n.Healer.Close()
+	}
+	if n.cluster != nil {
+		n.cluster.Close()
+	}
 	err := n.reg.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -211,13 +235,14 @@ type GatewayConfig struct {
 	// (default 500 ms; negative: this gateway delivers none).
 	NotifyInterval time.Duration
 	NotifyClaim    time.Duration // see gateway.Notifier.ClaimFor
-	// RepairInterval is the pause between passes of the repairer over the
-	// repair queue (default 10 s; negative: this gateway repairs nothing).
-	// Gateways share the work: a segment is claimed by one at a time.
-	RepairInterval time.Duration
-	RepairRate     float64       // rebuild bytes per second; default repair.DefaultRate
-	StatusInterval time.Duration // how often the repairer's progress is published (default 10 s)
-	MinPartSize    int64         // see gateway.Config.MinPartSize
+	// Heal runs a repairer and anti-entropy in the gateway (sherd server
+	// does; a cluster runs them in its nodes). Nil: none.
+	Heal *HealConfig
+	// CommitWindow: see cluster.Config.CommitWindow (default
+	// cluster.DefaultCommitWindow); it must be shorter than every
+	// healer's orphan grace.
+	CommitWindow time.Duration
+	MinPartSize  int64 // see gateway.Config.MinPartSize
 	Log            *slog.Logger
 }
 
@@ -225,7 +250,7 @@ type GatewayConfig struct {
 type Gateway struct {
 	URL      string
 	Cluster  *cluster.Cluster
-	Repairer *repair.Repairer // nil when it runs none
+	Healer   *Healer // nil when it runs none
 	srv      *http.Server
 	cancel   context.CancelFunc
 	loops    sync.WaitGroup // the collector and the notifier
@@ -254,7 +279,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	hc := NodeHTTPClient()
 	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
 		return client.New(n.Address, c.Key, hc, nil)
-	}, Repairs: c.Store, Records: c.Store, Log: c.Log})
+	}, Repairs: c.Store, Records: c.Store, CommitWindow: c.CommitWindow, Log: c.Log})
 	if err := cl.Watch(c.Store); err != nil {
 		cl.Close()
 		return nil, err
@@ -294,8 +319,8 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			gc.Run(wctx, c.GCInterval)
 		}()
 	}
-	if c.RepairInterval >= 0 {
-		if err := gw.startRepairer(wctx, c, cl); err != nil {
+	if c.Heal != nil && c.Heal.Interval >= 0 {
+		if gw.Healer, err = startHealer("gateway "+gw.URL, c.Store, cl, *c.Heal, c.Log); err != nil {
 			gw.Close()
 			return nil, err
 		}
@@ -344,54 +369,15 @@ type claimerFactory interface {
 	NewClaimer(ctx context.Context, owner string, ttl time.Duration) (metadata.Claimer, error)
 }
 
-// startRepairer runs a repairer over the repair queue until ctx ends.
-func (g *Gateway) startRepairer(ctx context.Context, c GatewayConfig, cl *cluster.Cluster) error {
-	cf, ok := c.Store.(claimerFactory)
-	if !ok {
-		return errors.New("gateway: the metadata store cannot hold claims; set RepairInterval < 0")
-	}
-	if c.RepairInterval == 0 {
-		c.RepairInterval = 10 * time.Second
-	}
-	claims, err := cf.NewClaimer(ctx, "gateway "+g.URL, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	r, err := repair.New(repair.Config{Meta: c.Store, Cluster: cl, Claims: claims, Rate: c.RepairRate, Log: c.Log})
-	if err != nil {
-		claims.Close()
-		return err
-	}
-	g.Repairer = r
-	g.loops.Add(2)
-	go func() {
-		defer g.loops.Done()
-		defer claims.Close()
-		r.Run(ctx, c.RepairInterval)
-	}()
-	go func() {
-		defer g.loops.Done()
-		var lastBytes int64
-		last := time.Now()
-		publish(ctx, c.Store, c.StatusInterval, c.Log, func() metadata.ProcessStatus {
-			st := r.Stats.Snapshot()
-			now := time.Now()
-			rate := float64(st.BytesRead-lastBytes) / max(now.Sub(last).Seconds(), 0.001)
-			lastBytes, last = st.BytesRead, now
-			return metadata.ProcessStatus{Kind: "repairer", Name: "gateway " + g.URL, Repair: &metadata.RepairReport{
-				Passes: st.Passes, Segments: st.Segments, ShardsRebuilt: st.ShardsRebuilt, BytesRead: st.BytesRead,
-				Rate: rate, Waiting: st.Waiting, LastPass: st.LastPass, LastError: st.LastError}}
-		})
-	}()
-	return nil
-}
-
 // Close stops the gateway, letting requests in flight finish for a while,
 // then its loops and its data plane, and waits for all of them.
 func (g *Gateway) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := g.srv.Shutdown(ctx)
+	if g.Healer != nil {
+		g.Healer.Close()
+	}
 	g.cancel()
 	g.loops.Wait()
 	return errors.Join(err, g.Cluster.Close())

@@ -29,9 +29,11 @@ type ServerConfig struct {
 	Credentials gateway.StaticCredentials
 	Domains     []string
 	Log         *slog.Logger
-	// RepairInterval, RepairRate: see GatewayConfig.
-	RepairInterval time.Duration
-	RepairRate     float64
+	// Heal configures the repairer and anti-entropy the server runs (in
+	// its gateway: one per process); Heal.Interval < 0: none.
+	Heal HealConfig
+	// CommitWindow: see GatewayConfig.
+	CommitWindow time.Duration
 	// ScrubInterval, ScrubRate: see NodeConfig.
 	ScrubInterval time.Duration
 	ScrubRate     float64
@@ -75,6 +77,9 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.Heal.StatusInterval == 0 {
+		c.Heal.StatusInterval = c.StatusInterval
+	}
 	if err := os.MkdirAll(c.Data, 0o755); err != nil {
 		return nil, err
 	}
@@ -102,7 +107,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 		s.Nodes = append(s.Nodes, n)
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
-		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, RepairInterval: c.RepairInterval, RepairRate: c.RepairRate, StatusInterval: c.StatusInterval})
+		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,271 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/sherdstore/sherd/erasure"
+	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/storagenode"
+)
+
+// startHealingServer runs a healer whose loops wait an hour between
+// rounds: the test makes the rounds it wants with RunOnce.
+func startHealingServer(t *testing.T, opt func(*daemon.ServerConfig)) *daemon.Server {
+	t.Helper()
+	return startServerWith(t, "", func(c *daemon.ServerConfig) {
+		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval = time.Hour, time.Hour, -1
+		if opt != nil {
+			opt(c)
+		}
+	})
+}
+
+// putObjects writes n objects of assorted sizes (one of them multipart)
+// and returns their contents by key.
+func putObjects(t *testing.T, c *minio.Client, bucket string, n int) map[string][]byte {
+	t.Helper()
+	noErr(t, c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}))
+	objects := map[string][]byte{}
+	for i := range n {
+		key := fmt.Sprintf("obj-%03d", i)
+		objects[key] = randomBytes([]int{1, 100, 4096, 1 << 20, 1<<20 + 7, 2<<20 + 12345}[i%6]+i, uint64(1000+i))
+		must(t)(c.PutObject(ctx, bucket, key, bytes.NewReader(objects[key]), int64(len(objects[key])), minio.PutObjectOptions{DisableMultipart: true}))
+	}
+	big := randomBytes(11<<20+3, 77) // 3 parts
+	must(t)(c.PutObject(ctx, bucket, "multipart", bytes.NewReader(big), int64(len(big)), minio.PutObjectOptions{PartSize: 5 << 20}))
+	objects["multipart"] = big
+	return objects
+}
+
+// expectedOn counts the shards the records put on node.
+func expectedOn(t *testing.T, s *daemon.Server, node string) int {
+	t.Helper()
+	n := 0
+	_, err := s.Store.ScanSegments(ctx, func(seg metadata.Segment) error {
+		for _, id := range seg.Nodes {
+			if id == node {
+				n++
+			}
+		}
+		return nil
+	})
+	noErr(t, err)
+	return n
+}
+
+func readBack(t *testing.T, c *minio.Client, bucket string, objects map[string][]byte) {
+	t.Helper()
+	for key, want := range objects {
+		o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+		noErr(t, err)
+		if got := readAll(t, o); !bytes.Equal(got, want) {
+			t.Fatalf("%s: wrong bytes (%d, want %d)", key, len(got), len(want))
+		}
+	}
+}
+
+// TestWipedNodeRebuiltInOneRound: a node's data directory is wiped (a
+// replaced disk) and the node comes back empty under its id. One
+// anti-entropy round finds every shard it should hold missing, without
+// reading any shard data, and rebuilds all of them onto it; then with two
+// other nodes down every object still reads back byte-exact, which needs
+// the rebuilt shards.
+func TestWipedNodeRebuiltInOneRound(t *testing.T) {
+	s := startHealingServer(t, nil)
+	c := minioClient(t, s.Gateway.URL, false)
+	objects := putObjects(t, c, "wipe", 24)
+	ae := s.Gateway.Healer.AntiEntropy
+	if rep, err := ae.RunOnce(ctx); err != nil || rep.Differing != 0 || rep.NodeCalls != 6 {
+		t.Fatalf("healthy cluster: %+v %v (want no difference, one call per node)", rep, err)
+	}
+
+	const victim = 1 // node-2
+	id := s.Nodes[victim].ID
+	want := expectedOn(t, s, id)
+	if want < 20 {
+		t.Fatalf("only %d shards on %s", want, id)
+	}
+	noErr(t, s.StopNode(victim))
+	noErr(t, os.RemoveAll(filepath.Join(s.Nodes[0].Shards().Dir(), "..", "..", id)))
+	noErr(t, s.RestartNode(ctx, victim))
+	waitFor(t, "the wiped node live at its new address", 10*time.Second, func() bool {
+		st, live := s.Gateway.Cluster.Store(id)
+		if !live || st == nil {
+			return false
+		}
+		_, err := st.Children(ctx, 0, 0)
+		return err == nil
+	})
+	if n := countShards(s.Nodes[victim].Shards()); n != 0 {
+		t.Fatalf("wiped node holds %d shards", n)
+	}
+
+	rep, err := ae.RunOnce(ctx)
+	noErr(t, err)
+	t.Logf("round after the wipe: %+v", rep)
+	if rep.Missing != want || rep.Rebuilt != want || rep.Wrong+rep.Unexpected != 0 {
+		t.Fatalf("round found %d missing, rebuilt %d (want %d each), wrong %d, unexpected %d", rep.Missing, rep.Rebuilt, want, rep.Wrong, rep.Unexpected)
+	}
+	if got := countShards(s.Nodes[victim].Shards()); got != want {
+		t.Fatalf("after one round %s holds %d shards, want %d", id, got, want)
+	}
+	for key := range objects {
+		if !fullyHealthy(t, s, "wipe", key) {
+			t.Fatalf("%s: not every shard back after one round", key)
+		}
+	}
+	if rep, err := ae.RunOnce(ctx); err != nil || rep.Differing != 0 {
+		t.Fatalf("round after the repair: %+v %v", rep, err)
+	}
+	for _, i := range []int{3, 4} {
+		noErr(t, s.StopNode(i))
+	}
+	waitFor(t, "4 live nodes", 10*time.Second, func() bool { return liveCount(s) == 4 })
+	readBack(t, c, "wipe", objects)
+	for _, n := range s.Nodes {
+		if n == nil {
+			continue
+		}
+		rep, err := n.Shards().Check(ctx)
+		noErr(t, err)
+		if !rep.OK() {
+			t.Fatalf("%s: %+v", n.ID, rep)
+		}
+	}
+}
+
+func countShards(st *storagenode.Store) int {
+	n := 0
+	st.Walk(ctx, func(storagenode.ShardInfo) error { n++; return nil })
+	return n
+}
+
+// slowReader reads r in small steps with pauses: a slow client.
+type slowReader struct {
+	r     io.Reader
+	pause time.Duration
+}
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.pause)
+	return s.r.Read(p[:min(len(p), 32<<10)])
+}
+
+// TestOrphansSwept: shards a crashed gateway left behind (written, never
+// committed) are deleted once they have stayed unreferenced for the grace
+// period, and not before; a slow GET of a committed object that runs
+// meanwhile reads every byte right, and no referenced shard is touched.
+func TestOrphansSwept(t *testing.T) {
+	const grace = 3 * time.Second
+	s := startHealingServer(t, func(c *daemon.ServerConfig) {
+		c.Heal.Grace, c.CommitWindow = grace, time.Second
+	})
+	c := minioClient(t, s.Gateway.URL, false)
+	objects := putObjects(t, c, "orphans", 12)
+	before := 0
+	for _, n := range s.Nodes {
+		before += countShards(n.Shards())
+	}
+
+	// A crashed gateway's leftovers: the shards of a segment never
+	// committed, on 4 nodes, and a stray shard of a committed segment on
+	// a node the record does not name.
+	prof := erasure.Profile{K: 4, M: 2, BlockSize: 4096}
+	enc, err := erasure.New(prof)
+	noErr(t, err)
+	shards := make([]*bytes.Buffer, prof.Shards())
+	ws := make([]io.Writer, len(shards))
+	for i := range shards {
+		shards[i] = &bytes.Buffer{}
+		ws[i] = shards[i]
+	}
+	data := randomBytes(10_000, 5)
+	_, err = enc.Encode(bytes.NewReader(data), ws, prof.Shards())
+	noErr(t, err)
+	orphanSeg := "0abcdef0123456789abcdef012345678"
+	for i := range 4 {
+		_, err := s.Nodes[i].Shards().Put(ctx, storagenode.ShardID{Segment: orphanSeg, Index: i}, prof.FullShardBlock(), bytes.NewReader(shards[i].Bytes()))
+		noErr(t, err)
+	}
+	obj, err := s.Store.GetObject(ctx, "orphans", "obj-003")
+	noErr(t, err)
+	rec, _, err := s.Store.GetSegment(ctx, obj.Segments[0].ID)
+	noErr(t, err)
+	holder := nodeIndex(s, rec.Nodes[0])
+	other := (holder + 1) % len(s.Nodes)
+	f, err := s.Nodes[holder].Shards().Open(ctx, storagenode.ShardID{Segment: rec.ID, Index: 0}, 0, -1)
+	noErr(t, err)
+	copyBytes := readAll(t, f)
+	f.Close()
+	_, err = s.Nodes[other].Shards().Put(ctx, storagenode.ShardID{Segment: rec.ID, Index: 0}, erasure.Profile{K: rec.Profile.K, M: rec.Profile.M, BlockSize: rec.Profile.BlockSize}.FullShardBlock(), bytes.NewReader(copyBytes))
+	noErr(t, err)
+
+	// A slow GET of a committed object, running across the sweep.
+	slowDone := make(chan error, 1)
+	go func() {
+		o, err := c.GetObject(ctx, "orphans", "multipart", minio.GetObjectOptions{})
+		if err != nil {
+			slowDone <- err
+			return
+		}
+		got, err := io.ReadAll(slowReader{o, 15 * time.Millisecond})
+		if err == nil && !bytes.Equal(got, objects["multipart"]) {
+			err = fmt.Errorf("slow GET read wrong bytes")
+		}
+		slowDone <- err
+	}()
+
+	ae := s.Gateway.Healer.AntiEntropy
+	rep, err := ae.RunOnce(ctx)
+	noErr(t, err)
+	if rep.Unexpected != 5 || rep.Swept != 0 {
+		t.Fatalf("first round: %+v (want 5 unexpected, none swept)", rep)
+	}
+	start := time.Now()
+	for time.Since(start) < grace-time.Second {
+		rep, err = ae.RunOnce(ctx)
+		noErr(t, err)
+		if rep.Swept != 0 && time.Since(start) < grace-time.Second {
+			t.Fatalf("swept after %v, before the grace period", time.Since(start))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitFor(t, "the orphans swept", 15*time.Second, func() bool {
+		rep, err := ae.RunOnce(ctx)
+		return err == nil && rep.Differing == 0
+	})
+	after := 0
+	for _, n := range s.Nodes {
+		after += countShards(n.Shards())
+	}
+	if after != before {
+		t.Fatalf("%d shards after the sweep, %d before the orphans were planted", after, before)
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+	for key := range objects {
+		if !fullyHealthy(t, s, "orphans", key) {
+			t.Fatalf("%s lost a shard to the sweep", key)
+		}
+	}
+	readBack(t, c, "orphans", objects)
+}
+
+func nodeIndex(s *daemon.Server, id string) int {
+	for i, n := range s.Nodes {
+		if n != nil && n.ID == id {
+			return i
+		}
+	}
+	return -1
+}
