@@ -243,17 +243,17 @@ type GatewayConfig struct {
 	// healer's orphan grace.
 	CommitWindow time.Duration
 	MinPartSize  int64 // see gateway.Config.MinPartSize
-	Log            *slog.Logger
+	Log          *slog.Logger
 }
 
 // Gateway is a running S3 gateway.
 type Gateway struct {
-	URL      string
-	Cluster  *cluster.Cluster
-	Healer   *Healer // nil when it runs none
-	srv      *http.Server
-	cancel   context.CancelFunc
-	loops    sync.WaitGroup // the collector and the notifier
+	URL     string
+	Cluster *cluster.Cluster
+	Healer  *Healer // nil when it runs none
+	srv     *http.Server
+	cancel  context.CancelFunc
+	loops   sync.WaitGroup // the collector and the notifier
 }
 
 // NodeHTTPClient is the HTTP client gateways use to reach nodes.
