@@ -99,10 +99,18 @@ func (p *process) waitLine(t *testing.T, prefix string) string {
 // cluster is a multi-process cluster: Debian's etcd and 6 `sherd node`
 // processes; startGateway adds `sherd gateway` processes.
 type cluster struct {
-	etcdURL string
-	env     []string
-	bin     string
-	nodes   []*process
+	etcdURL  string
+	env      []string
+	bin      string
+	nodes    []*process
+	nodeArgs [][]string // the arguments each node was started with
+}
+
+// restartNode starts node i again with its arguments (after kill).
+func (c *cluster) restartNode(t *testing.T, i int) {
+	t.Helper()
+	c.nodes[i] = spawn(t, c.env, c.bin, c.nodeArgs[i]...)
+	c.nodes[i].waitLine(t, "Sherd storage node")
 }
 
 func (c *cluster) startGateway(t *testing.T, args ...string) (*process, string) {
@@ -113,7 +121,8 @@ func (c *cluster) startGateway(t *testing.T, args ...string) (*process, string) 
 	return g, "http://" + addr
 }
 
-func startCluster(t *testing.T) *cluster {
+// startCluster starts etcd and 6 nodes, each with nodeFlags added.
+func startCluster(t *testing.T, nodeFlags ...string) *cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and spawns processes")
@@ -131,13 +140,15 @@ func startCluster(t *testing.T) *cluster {
 	_ = etcd
 	etcdURL := "http://" + client
 	env := []string{"SHERD_CLUSTER_KEY=multi-process-cluster-key", "SHERD_ROOT_USER=" + rootUser, "SHERD_ROOT_PASSWORD=" + rootPass}
-	var nodes []*process
+	c := &cluster{etcdURL: etcdURL, env: env, bin: bin}
 	for i := range 6 {
-		n := spawn(t, env, bin, "node", "--etcd", etcdURL, "--data", filepath.Join(dir, fmt.Sprintf("n%d", i)), "--id", fmt.Sprintf("node-%d", i+1))
+		args := append([]string{"node", "--etcd", etcdURL, "--data", filepath.Join(dir, fmt.Sprintf("n%d", i)), "--id", fmt.Sprintf("node-%d", i+1)}, nodeFlags...)
+		n := spawn(t, env, bin, args...)
 		n.waitLine(t, "Sherd storage node")
-		nodes = append(nodes, n)
+		c.nodes = append(c.nodes, n)
+		c.nodeArgs = append(c.nodeArgs, args)
 	}
-	return &cluster{etcdURL: etcdURL, env: env, bin: bin, nodes: nodes}
+	return c
 }
 
 // TestMultiProcess runs a real cluster: Debian's etcd, 6 `sherd node`
