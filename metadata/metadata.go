@@ -285,20 +285,22 @@ type RepairReport struct {
 
 // AntiEntropyRound is what one anti-entropy round did.
 type AntiEntropyRound struct {
-	Started    time.Time     `json:"started"`
-	Took       time.Duration `json:"took"`
-	Nodes      int           `json:"nodes"`      // live nodes compared
-	Differing  int           `json:"differing"`  // partitions that differed on some node
-	Examined   int           `json:"examined"`   // of those, examined by this repairer
-	Skipped    int           `json:"skipped"`    // of those, held by another repairer
-	NodeCalls  int64         `json:"node_calls"` // tree and inventory calls to nodes
-	Missing    int           `json:"missing"`
-	Wrong      int           `json:"wrong"`
-	Unexpected int           `json:"unexpected"`
-	Swept      int           `json:"swept"`   // unexpected shards deleted after the grace period
-	Rebuilt    int           `json:"rebuilt"` // shards rebuilt by the round's repairs
-	Waiting    int           `json:"waiting"` // shards that could not be rebuilt yet
-	Error      string        `json:"error,omitempty"`
+	Started      time.Time     `json:"started"`
+	Took         time.Duration `json:"took"`
+	Detect       time.Duration `json:"detect"`     // of Took, comparing and classifying (no data read)
+	Nodes        int           `json:"nodes"`      // live nodes compared
+	Differing    int           `json:"differing"`  // partitions that differed on some node
+	Examined     int           `json:"examined"`   // of those, examined by this repairer
+	Skipped      int           `json:"skipped"`    // of those, held by another repairer
+	NodeCalls    int64         `json:"node_calls"` // tree and inventory calls to nodes
+	Missing      int           `json:"missing"`
+	Wrong        int           `json:"wrong"`
+	Unexpected   int           `json:"unexpected"`
+	Swept        int           `json:"swept"`         // unexpected shards deleted after the grace period
+	Rebuilt      int           `json:"rebuilt"`       // shards rebuilt by the round's repairs
+	RebuiltBytes int64         `json:"rebuilt_bytes"` // their size
+	Waiting      int           `json:"waiting"`       // shards that could not be rebuilt yet
+	Error        string        `json:"error,omitempty"`
 }
 
 // Claimer takes exclusive, named claims held under the claimer's lease: a

@@ -214,6 +214,7 @@ func (a *AntiEntropy) round(ctx context.Context, rep *RoundReport) error {
 		}
 	}
 	findings, examined, err := a.detect(ctx, exp, rep)
+	rep.Detect = time.Since(rep.Started)
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -257,8 +258,10 @@ func (a *AntiEntropy) round(ctx context.Context, rep *RoundReport) error {
 	for _, e := range entries {
 		list = append(list, *e)
 	}
+	bytesBefore := a.cfg.Repairer.Stats.Snapshot().BytesWritten
 	rebuilt, waiting, err := a.cfg.Repairer.Repair(ctx, list)
 	rep.Rebuilt, rep.Waiting = rebuilt, waiting
+	rep.RebuiltBytes = a.cfg.Repairer.Stats.Snapshot().BytesWritten - bytesBefore // approximate if the queue repairs meanwhile
 	if err != nil {
 		errs = append(errs, err)
 	}

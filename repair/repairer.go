@@ -62,6 +62,7 @@ type Stats struct {
 	Segments      int   // segments whose repair completed
 	ShardsRebuilt int   // shards written
 	BytesRead     int64 // segment bytes read to rebuild them
+	BytesWritten  int64 // shard bytes rebuilt
 	Waiting       int   // shards the last pass could not rebuild yet
 	LastPass      time.Time
 	LastError     string
@@ -71,7 +72,7 @@ type Stats struct {
 func (s *Stats) Snapshot() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Passes: s.Passes, Segments: s.Segments, ShardsRebuilt: s.ShardsRebuilt, BytesRead: s.BytesRead,
+	return Stats{Passes: s.Passes, Segments: s.Segments, ShardsRebuilt: s.ShardsRebuilt, BytesRead: s.BytesRead, BytesWritten: s.BytesWritten,
 		Waiting: s.Waiting, LastPass: s.LastPass, LastError: s.LastError}
 }
 
@@ -299,6 +300,7 @@ func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
 		r.Stats.mu.Lock()
 		r.Stats.ShardsRebuilt += rebuilt
 		r.Stats.BytesRead += seg.Size
+		r.Stats.BytesWritten += int64(len(hashes)) * ShardFileSize(seg)
 		r.Stats.mu.Unlock()
 		r.log.Info("repaired", "segment", seg.ID, "shards", len(hashes), "healthy_before", a.plan.Healthy)
 	}
