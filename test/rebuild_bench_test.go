@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -124,5 +125,117 @@ func BenchmarkRebuildWipedNode(b *testing.B) {
 		b.Logf("round: %d shards (%.2f GiB) on the wiped node; detect %v (%d node calls, %d partitions), rebuild %v: %.0f MB/s of shard data written, %.0f MB/s of segment data read",
 			n, float64(after)/(1<<30), rep.Detect.Round(time.Millisecond), rep.NodeCalls, rep.Examined, repairTime.Round(time.Millisecond),
 			float64(rep.RebuiltBytes)/1e6/repairTime.Seconds(), 4*float64(rep.RebuiltBytes)/1e6/repairTime.Seconds())
+	}
+}
+
+// latencies runs a client load until stop closes: 2 workers, each a 1 MiB
+// PUT then a GET of it, and returns the sorted latencies of each.
+func latencies(b *testing.B, c *minio.Client, bucket string, stop <-chan struct{}) (puts, gets []time.Duration) {
+	b.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	payload := randomBytes(1<<20, 3)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("lat-%d-%d", w, i%50)
+				t0 := time.Now()
+				_, err := c.PutObject(ctx, bucket, key, bytes.NewReader(payload), int64(len(payload)), minio.PutObjectOptions{DisableMultipart: true})
+				t1 := time.Now()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+				if err == nil {
+					readAll(b, o)
+				}
+				t2 := time.Now()
+				mu.Lock()
+				puts, gets = append(puts, t1.Sub(t0)), append(gets, t2.Sub(t1))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(puts)
+	slices.Sort(gets)
+	return puts, gets
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(p*float64(len(d))))]
+}
+
+// BenchmarkLatencyDuringRepair: client PUT/GET latency of 1 MiB objects
+// (2 clients) while idle, then during the rebuild of a wiped node at the
+// repair rate (default: repair.DefaultRate).
+func BenchmarkLatencyDuringRepair(b *testing.B) {
+	gib := benchEnv("SHERD_BENCH_GIB", 2)
+	rate := benchEnv("SHERD_BENCH_RATE", 0)
+	s := startServerWith(b, "", func(c *daemon.ServerConfig) {
+		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval = time.Hour, time.Hour, -1
+		c.Heal.Rate = rate * (1 << 20)
+	})
+	c := minioClient(b, s.Gateway.URL, false)
+	fill(b, c, "lat", gib)
+	b.ResetTimer()
+	for range b.N {
+		stop := make(chan struct{})
+		go func() { time.Sleep(15 * time.Second); close(stop) }()
+		puts, gets := latencies(b, c, "lat", stop)
+		b.Logf("idle:          %d PUT p50 %v p99 %v; GET p50 %v p99 %v", len(puts), pct(puts, .5), pct(puts, .99), pct(gets, .5), pct(gets, .99))
+		b.ReportMetric(float64(pct(puts, .99).Milliseconds()), "ms-PUT-p99-idle")
+		b.ReportMetric(float64(pct(gets, .99).Milliseconds()), "ms-GET-p99-idle")
+
+		wipe(b, s, 2)
+		stop = make(chan struct{})
+		var rep metadata.AntiEntropyRound
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r, err := s.Gateway.Healer.AntiEntropy.RunOnce(ctx)
+			noErr(b, err)
+			rep = r
+			close(stop)
+		}()
+		puts, gets = latencies(b, c, "lat", stop)
+		<-done
+		b.Logf("during repair: %d PUT p50 %v p99 %v; GET p50 %v p99 %v (round: %d shards, %.0f MB/s rebuilt, took %v)",
+			len(puts), pct(puts, .5), pct(puts, .99), pct(gets, .5), pct(gets, .99),
+			rep.Rebuilt, float64(rep.RebuiltBytes)/1e6/(rep.Took-rep.Detect).Seconds(), rep.Took.Round(time.Millisecond))
+		b.ReportMetric(float64(pct(puts, .99).Milliseconds()), "ms-PUT-p99-repair")
+		b.ReportMetric(float64(pct(gets, .99).Milliseconds()), "ms-GET-p99-repair")
+	}
+}
+
+// BenchmarkScrub: one scrub pass over a node's shards, unthrottled, and
+// its rate.
+func BenchmarkScrub(b *testing.B) {
+	gib := benchEnv("SHERD_BENCH_GIB", 1)
+	s := startServerWith(b, "", func(c *daemon.ServerConfig) { c.Heal.Interval, c.ScrubInterval = -1, -1 })
+	c := minioClient(b, s.Gateway.URL, false)
+	fill(b, c, "scrub", gib)
+	st := s.Nodes[0].Shards()
+	n, size := nodeBytes(st)
+	rate := benchEnv("SHERD_BENCH_SCRUB_RATE", 1<<20) * (1 << 20)
+	b.ResetTimer()
+	for range b.N {
+		sc := storagenode.NewScrubber(st, storagenode.ScrubConfig{Rate: rate, Interval: time.Hour})
+		t0 := time.Now()
+		noErr(b, sc.Pass(ctx))
+		took := time.Since(t0)
+		b.ReportMetric(float64(size)/1e6/took.Seconds(), "MB/s-scrubbed")
+		b.Logf("scrubbed %d shards, %.2f GiB in %v: %.0f MB/s", n, float64(size)/(1<<30), took.Round(time.Millisecond), float64(size)/1e6/took.Seconds())
 	}
 }
