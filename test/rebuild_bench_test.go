@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -219,8 +220,9 @@ func BenchmarkLatencyDuringRepair(b *testing.B) {
 	}
 }
 
-// BenchmarkScrub: one scrub pass over a node's shards, unthrottled, and
-// its rate.
+// BenchmarkScrub: one scrub pass over a node's shards, unthrottled
+// (SHERD_BENCH_SCRUB_RATE, MiB/s, to throttle), and its rate; with
+// SHERD_BENCH_DROP_CACHES=1 (root) from a cold page cache.
 func BenchmarkScrub(b *testing.B) {
 	gib := benchEnv("SHERD_BENCH_GIB", 1)
 	s := startServerWith(b, "", func(c *daemon.ServerConfig) { c.Heal.Interval, c.ScrubInterval = -1, -1 })
@@ -232,6 +234,10 @@ func BenchmarkScrub(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		sc := storagenode.NewScrubber(st, storagenode.ScrubConfig{Rate: rate, Interval: time.Hour})
+		if os.Getenv("SHERD_BENCH_DROP_CACHES") != "" { // root only: measure the disk, not the page cache
+			exec.Command("sync").Run()
+			noErr(b, os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0))
+		}
 		t0 := time.Now()
 		noErr(b, sc.Pass(ctx))
 		took := time.Since(t0)
