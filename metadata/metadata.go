@@ -60,6 +60,20 @@ type Segment struct {
 	ShardHashes []string  `json:"sh"`    // hex hash of shard file i; "" when shard i was not written
 }
 
+// PendingChunks marks an out-of-line segment list (objsegs/<vid>/) written
+// for a commit that has not happened: the commit deletes the mark in its
+// own transaction and requires it to exist, so a list the orphan sweep
+// released can never be committed.
+type PendingChunks struct {
+	V         int       `json:"v"`
+	VersionID string    `json:"vid"`
+	Bucket    string    `json:"bucket"`
+	Key       string    `json:"key"`
+	Indexed   bool      `json:"indexed"` // its segments were indexed for it (a PutObject): releasing it releases them
+	Time      time.Time `json:"time"`    // the writer's clock; informational only
+	Rev       int64     `json:"-"`       // etcd revision read (filled by ListPendingChunks)
+}
+
 // SegmentChange is one change of a segment record (WatchSegments).
 type SegmentChange struct {
 	Old *Segment // nil: the record was created
@@ -296,10 +310,11 @@ type AntiEntropyRound struct {
 	Missing      int           `json:"missing"`
 	Wrong        int           `json:"wrong"`
 	Unexpected   int           `json:"unexpected"`
-	Swept        int           `json:"swept"`         // unexpected shards deleted after the grace period
-	Rebuilt      int           `json:"rebuilt"`       // shards rebuilt by the round's repairs
-	RebuiltBytes int64         `json:"rebuilt_bytes"` // their size
-	Waiting      int           `json:"waiting"`       // shards that could not be rebuilt yet
+	Swept        int           `json:"swept"`                 // unexpected shards deleted after the grace period
+	SweptLists   int           `json:"swept_lists,omitempty"` // uncommitted out-of-line segment lists released
+	Rebuilt      int           `json:"rebuilt"`               // shards rebuilt by the round's repairs
+	RebuiltBytes int64         `json:"rebuilt_bytes"`         // their size
+	Waiting      int           `json:"waiting"`               // shards that could not be rebuilt yet
 	Error        string        `json:"error,omitempty"`
 }
 
@@ -388,6 +403,15 @@ type Store interface {
 	// PartitionSegments lists the segments indexed in a partition (0..4095):
 	// every segment whose shards should exist, including those waiting in gc.
 	PartitionSegments(ctx context.Context, partition uint32) ([]Segment, error)
+	// ListPendingChunks lists up to limit out-of-line segment lists whose
+	// commit has not happened (in flight, or failed without cleanup).
+	ListPendingChunks(ctx context.Context, limit int) ([]PendingChunks, error)
+	// ReleasePendingChunks releases p if unchanged since it was listed:
+	// its segments go to gc if they were indexed for it, otherwise only
+	// the list is deleted (its segments belong to an upload's parts). A
+	// commit of p's version fails afterwards. false: p changed (committed
+	// or released meanwhile).
+	ReleasePendingChunks(ctx context.Context, p PendingChunks) (bool, error)
 	// LeafSegments lists the segment records of one Merkle leaf
 	// (0..2^20-1: the first 20 bits of the segment id), read now.
 	LeafSegments(ctx context.Context, leaf uint32) ([]Segment, error)

@@ -54,6 +54,8 @@ type AEMeta interface {
 	ScanSegments(ctx context.Context, f func(metadata.Segment) error) (int64, error)
 	WatchSegments(ctx context.Context, rev int64, f func([]metadata.SegmentChange)) error
 	LeafSegments(ctx context.Context, leaf uint32) ([]metadata.Segment, error)
+	ListPendingChunks(ctx context.Context, limit int) ([]metadata.PendingChunks, error)
+	ReleasePendingChunks(ctx context.Context, p metadata.PendingChunks) (bool, error)
 }
 
 // AntiEntropyConfig configures an AntiEntropy.
@@ -93,6 +95,7 @@ type AntiEntropy struct {
 	expected atomic.Pointer[Expected] // nil: not followed, rescan
 	mu       sync.Mutex
 	suspects map[string]suspect // node/shard id → when first seen unexpected
+	pending  map[string]suspect // version id → when its uncommitted segment list was first seen (hash: its revision)
 	last     RoundReport
 	rounds   int
 }
@@ -114,7 +117,7 @@ func NewAntiEntropy(cfg AntiEntropyConfig) (*AntiEntropy, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &AntiEntropy{cfg: cfg, log: cfg.Log, suspects: map[string]suspect{}}, nil
+	return &AntiEntropy{cfg: cfg, log: cfg.Log, suspects: map[string]suspect{}, pending: map[string]suspect{}}, nil
 }
 
 // Last returns the report of the last round and the number of rounds.
@@ -267,6 +270,11 @@ func (a *AntiEntropy) round(ctx context.Context, rep *RoundReport) error {
 	}
 	swept, err := a.sweep(ctx, unexpected, examined)
 	rep.Swept = swept
+	if err != nil {
+		errs = append(errs, err)
+	}
+	lists, err := a.sweepLists(ctx)
+	rep.SweptLists = lists
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -423,6 +431,71 @@ func (a *AntiEntropy) sweep(ctx context.Context, unexpected []Finding, examined 
 		}
 	}
 	return swept, errors.Join(errs...)
+}
+
+// pendingPerRound bounds the uncommitted segment lists looked at per round.
+const pendingPerRound = 1000
+
+// sweepLists releases out-of-line segment lists whose commit never came
+// (objsegpending/), once seen unchanged for the grace period, under the
+// claim sweep/objsegs. The commit of a released list fails (it requires
+// the pending mark), so the grace only spares slow writers a failed
+// commit; safety does not depend on it.
+func (a *AntiEntropy) sweepLists(ctx context.Context) (int, error) {
+	ok, err := a.cfg.Claims.Claim(ctx, "sweep/objsegs")
+	if err != nil || !ok {
+		return 0, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		a.cfg.Claims.Release(rctx, "sweep/objsegs")
+	}()
+	list, err := a.cfg.Meta.ListPendingChunks(ctx, pendingPerRound)
+	if err != nil {
+		return 0, err
+	}
+	now := a.cfg.Now()
+	seen := map[string]bool{}
+	var due []metadata.PendingChunks
+	a.mu.Lock()
+	for _, p := range list {
+		seen[p.VersionID] = true
+		rev := fmt.Sprint(p.Rev)
+		s, ok := a.pending[p.VersionID]
+		if !ok || s.hash != rev {
+			a.pending[p.VersionID] = suspect{first: now, hash: rev}
+			continue
+		}
+		if now.Sub(s.first) >= a.cfg.Grace {
+			due = append(due, p)
+		}
+	}
+	if len(list) < pendingPerRound { // saw them all: forget the others
+		for vid := range a.pending {
+			if !seen[vid] {
+				delete(a.pending, vid)
+			}
+		}
+	}
+	a.mu.Unlock()
+	released := 0
+	var errs []error
+	for _, p := range due {
+		ok, err := a.cfg.Meta.ReleasePendingChunks(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			released++
+			a.log.Info("released an uncommitted segment list", "version", p.VersionID, "bucket", p.Bucket, "key", p.Key, "indexed", p.Indexed)
+		}
+		a.mu.Lock()
+		delete(a.pending, p.VersionID)
+		a.mu.Unlock()
+	}
+	return released, errors.Join(errs...)
 }
 
 func indexAfterSlash(key string) int {

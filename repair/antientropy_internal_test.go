@@ -109,8 +109,10 @@ func (m *memNode) Children(_ context.Context, level int, idx uint32) ([merkle.Fa
 
 // memMeta holds segment records in memory.
 type memMeta struct {
-	mu   sync.Mutex
-	segs map[string]metadata.Segment
+	mu       sync.Mutex
+	segs     map[string]metadata.Segment
+	pending  []metadata.PendingChunks
+	released []string
 }
 
 func (m *memMeta) ScanSegments(_ context.Context, f func(metadata.Segment) error) (int64, error) {
@@ -141,6 +143,22 @@ func (m *memMeta) LeafSegments(_ context.Context, leaf uint32) ([]metadata.Segme
 		}
 	}
 	return out, nil
+}
+func (m *memMeta) ListPendingChunks(context.Context, int) ([]metadata.PendingChunks, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.pending), nil
+}
+func (m *memMeta) ReleasePendingChunks(_ context.Context, p metadata.PendingChunks) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := slices.IndexFunc(m.pending, func(q metadata.PendingChunks) bool { return q.VersionID == p.VersionID && q.Rev == p.Rev })
+	if i < 0 {
+		return false, nil
+	}
+	m.pending = slices.Delete(m.pending, i, i+1)
+	m.released = append(m.released, p.VersionID)
+	return true, nil
 }
 func (m *memMeta) ListRepairs(context.Context, int) ([]metadata.RepairEntry, error) { return nil, nil }
 func (m *memMeta) DoneRepair(context.Context, metadata.RepairEntry) (bool, error)   { return true, nil }
@@ -476,5 +494,38 @@ func TestSweepWaitsForGrace(t *testing.T) {
 	}
 	if _, ok := r.nodes["n0"].shards[orphan.ID]; ok {
 		t.Fatal("orphan still there")
+	}
+}
+
+// TestUncommittedListsWaitForGrace: an uncommitted segment list is
+// released once it has stayed unchanged for the grace period on the
+// sweeper's clock; one that changed (rewritten) is timed again, and one
+// committed meanwhile (gone from the list) is forgotten.
+func TestUncommittedListsWaitForGrace(t *testing.T) {
+	r := newAERig(t, rand.New(rand.NewPCG(8, 8)), 6, 10)
+	r.meta.pending = []metadata.PendingChunks{{VersionID: "v1", Rev: 10}, {VersionID: "v2", Rev: 11}, {VersionID: "v3", Rev: 12}}
+	round := func() RoundReport {
+		rep, err := r.ae.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := round(); rep.SweptLists != 0 {
+		t.Fatalf("released at first sight: %+v", rep)
+	}
+	r.now = r.now.Add(30 * time.Minute)
+	r.meta.mu.Lock()
+	r.meta.pending[1].Rev = 20          // v2 rewritten
+	r.meta.pending = r.meta.pending[:2] // v3 committed
+	r.meta.mu.Unlock()
+	round()
+	r.now = r.now.Add(31 * time.Minute)
+	if rep := round(); rep.SweptLists != 1 || !slices.Equal(r.meta.released, []string{"v1"}) {
+		t.Fatalf("after the grace: %+v, released %v (want v1 only)", rep, r.meta.released)
+	}
+	r.now = r.now.Add(30 * time.Minute)
+	if rep := round(); rep.SweptLists != 1 || !slices.Equal(r.meta.released, []string{"v1", "v2"}) {
+		t.Fatalf("v2 after its own grace: %+v, released %v", rep, r.meta.released)
 	}
 }

@@ -2,19 +2,24 @@ package test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -168,10 +173,30 @@ func (s slowReader) Read(p []byte) (int, error) {
 func TestOrphansSwept(t *testing.T) {
 	const grace = 3 * time.Second
 	s := startHealingServer(t, func(c *daemon.ServerConfig) {
-		c.Heal.Grace, c.CommitWindow = grace, time.Second
+		c.Heal.Grace, c.CommitWindow, c.MinPartSize = grace, time.Second, 4096
 	})
 	c := minioClient(t, s.Gateway.URL, false)
 	objects := putObjects(t, c, "orphans", 12)
+
+	// A gateway that crashed while completing an upload of 40 parts: the
+	// out-of-line segment list is written, the commit never sent. The
+	// upload stays open; its parts must survive the sweep.
+	core := minio.Core{Client: c}
+	uid, err := core.NewMultipartUpload(ctx, "orphans", "forty", minio.PutObjectOptions{})
+	noErr(t, err)
+	var forty []byte
+	var cparts []minio.CompletePart
+	for i := 1; i <= 40; i++ {
+		part := randomBytes(4096+i, uint64(500+i))
+		forty = append(forty, part...)
+		p, err := core.PutObjectPart(ctx, "orphans", "forty", uid, i, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{})
+		noErr(t, err)
+		cparts = append(cparts, minio.CompletePart{PartNumber: i, ETag: p.ETag})
+	}
+	crashCompletion(t, s, "orphans", "forty", uid)
+	if ps, err := s.Store.ListPendingChunks(ctx, 10); err != nil || len(ps) != 1 {
+		t.Fatalf("the crashed completion left %d pending lists (%v), want 1", len(ps), err)
+	}
 	before := 0
 	for _, n := range s.Nodes {
 		before += countShards(n.Shards())
@@ -254,6 +279,12 @@ func TestOrphansSwept(t *testing.T) {
 	if err := <-slowDone; err != nil {
 		t.Fatal(err)
 	}
+	if ps, err := s.Store.ListPendingChunks(ctx, 10); err != nil || len(ps) != 0 {
+		t.Fatalf("%d pending lists left (%v)", len(ps), err)
+	}
+	// The upload's parts were kept: completing it now works.
+	must(t)(core.CompleteMultipartUpload(ctx, "orphans", "forty", uid, cparts, minio.PutObjectOptions{}))
+	objects["forty"] = forty
 	for key := range objects {
 		if !fullyHealthy(t, s, "orphans", key) {
 			t.Fatalf("%s lost a shard to the sweep", key)
@@ -328,4 +359,49 @@ func TestMultiProcessWipedNode(t *testing.T) {
 	cl.nodes[3].kill()
 	cl.nodes[4].kill()
 	readBack(t, c, "wipe", objects)
+}
+
+// lostCommitKV loses every commit transaction (one writing an objects/
+// key): it is never sent, as when a gateway crashes just before.
+type lostCommitKV struct{ clientv3.KV }
+
+func (l lostCommitKV) Txn(ctx context.Context) clientv3.Txn { return &lostTxn{Txn: l.KV.Txn(ctx)} }
+
+type lostTxn struct {
+	clientv3.Txn
+	commit bool
+}
+
+func (t *lostTxn) If(c ...clientv3.Cmp) clientv3.Txn  { t.Txn = t.Txn.If(c...); return t }
+func (t *lostTxn) Else(o ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(o...); return t }
+func (t *lostTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	for _, op := range ops {
+		t.commit = t.commit || op.IsPut() && strings.Contains(string(op.KeyBytes()), "/objects/")
+	}
+	t.Txn = t.Txn.Then(ops...)
+	return t
+}
+func (t *lostTxn) Commit() (*clientv3.TxnResponse, error) {
+	if t.commit {
+		return nil, errors.New("gateway crashed")
+	}
+	return t.Txn.Commit()
+}
+
+// crashCompletion completes upload uid as a gateway would up to the
+// commit, which it never sends: what a gateway crashing there leaves.
+func crashCompletion(t *testing.T, s *daemon.Server, bucket, key, uid string) {
+	t.Helper()
+	cli, err := daemon.EtcdClient(s.EtcdURL())
+	noErr(t, err)
+	defer cli.Close()
+	store := metaetcd.New(cli, metaetcd.Options{KV: lostCommitKV{cli.KV}})
+	u, err := store.GetUpload(ctx, bucket, key, uid)
+	noErr(t, err)
+	parts, _, err := store.ListParts(ctx, uid, 0, 1000)
+	noErr(t, err)
+	err = store.CompleteUpload(ctx, u, parts, metadata.Object{Bucket: bucket, Key: key, ETag: "crashed"}, metadata.Precondition{})
+	if !errors.Is(err, metadata.ErrUnknownOutcome) {
+		t.Fatalf("crashed completion: %v", err)
+	}
 }

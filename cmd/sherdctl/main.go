@@ -310,8 +310,12 @@ func printProgress(ctx context.Context, stdout io.Writer, store metadata.Store) 
 		}
 		rounds++
 		r := st.Repair.LastRound
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Name, ago(r.Started), r.Took.Round(time.Millisecond),
-			st.Repair.Rounds, r.Nodes, r.Examined, r.Differing, r.Missing, r.Wrong, r.Unexpected, r.Rebuilt, r.Swept, r.NodeCalls)
+		swept := fmt.Sprint(r.Swept)
+		if r.SweptLists > 0 {
+			swept += fmt.Sprintf(" +%d lists", r.SweptLists)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%d\t%d\t%d\t%s\t%d\n", st.Name, ago(r.Started), r.Took.Round(time.Millisecond),
+			st.Repair.Rounds, r.Nodes, r.Examined, r.Differing, r.Missing, r.Wrong, r.Unexpected, r.Rebuilt, swept, r.NodeCalls)
 		if r.Error != "" {
 			fmt.Fprintf(tw, "\t  error: %s\n", r.Error)
 		}

@@ -32,8 +32,9 @@ type ServerConfig struct {
 	// Heal configures the repairer and anti-entropy the server runs (in
 	// its gateway: one per process); Heal.Interval < 0: none.
 	Heal HealConfig
-	// CommitWindow: see GatewayConfig.
+	// CommitWindow, MinPartSize: see GatewayConfig.
 	CommitWindow time.Duration
+	MinPartSize  int64
 	// ScrubInterval, ScrubRate: see NodeConfig.
 	ScrubInterval time.Duration
 	ScrubRate     float64
@@ -107,7 +108,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 		s.Nodes = append(s.Nodes, n)
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
-		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow})
+		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize})
 	if err != nil {
 		return nil, err
 	}

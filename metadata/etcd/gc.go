@@ -69,7 +69,8 @@ func (s *Store) FinishGC(ctx context.Context, e metadata.GCEntry, segs []metadat
 	}
 	switch e.Kind {
 	case metadata.GCObjectSegments:
-		if _, err := s.kv.Delete(ctx, s.prefix+"objsegs/"+e.VersionID+"/", clientv3.WithPrefix()); err != nil {
+		if _, err := s.kv.Txn(ctx).Then(clientv3.OpDelete(s.prefix+"objsegs/"+e.VersionID+"/", clientv3.WithPrefix()),
+			clientv3.OpDelete(s.pendingKey(e.VersionID))).Commit(); err != nil {
 			return fmt.Errorf("finish gc %s: %w", e.ID, err)
 		}
 	case metadata.GCAbortedUpload, metadata.GCCompletedUpload:

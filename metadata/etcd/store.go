@@ -292,10 +292,18 @@ func (s *Store) releaseOps(old *metadata.Object, now time.Time) []clientv3.Op {
 	return ops
 }
 
+func (s *Store) pendingKey(vid string) string { return s.prefix + "objsegpending/" + vid }
+
 // writeChunks stores segs out of line under objsegs/<vid>/ (and indexes
 // them when index is set), in transactions of bounded size, and returns the
-// number of chunks. Nothing refers to them until the commit.
-func (s *Store) writeChunks(ctx context.Context, vid string, segs []metadata.Segment, index bool) (int, error) {
+// number of chunks. Nothing refers to them until the commit; first it
+// writes objsegpending/<vid>, which the commit must find and deletes.
+func (s *Store) writeChunks(ctx context.Context, obj metadata.Object, segs []metadata.Segment, index bool) (int, error) {
+	vid := obj.VersionID
+	p := metadata.PendingChunks{V: metadata.Version, VersionID: vid, Bucket: obj.Bucket, Key: obj.Key, Indexed: index, Time: s.now()}
+	if _, err := s.kv.Put(ctx, s.pendingKey(vid), mustJSON(p)); err != nil {
+		return 0, err
+	}
 	n := 0
 	for lo := 0; lo < len(segs); lo += chunkSegments {
 		chunk := segs[lo:min(lo+chunkSegments, len(segs))]
@@ -336,7 +344,7 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 	segs := obj.Segments
 	var indexOps []clientv3.Op
 	if len(segs) > inlineSegments {
-		n, err := s.writeChunks(ctx, obj.VersionID, segs, true)
+		n, err := s.writeChunks(ctx, obj, segs, true)
 		if err != nil {
 			s.releaseUncommitted(ctx, obj.VersionID, n) // the commit was never sent
 			return fmt.Errorf("put object %s/%s: segments: %w", obj.Bucket, obj.Key, err)
@@ -349,11 +357,38 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 			}
 		}
 	}
-	err := s.commitObject(ctx, obj, pre, append(indexOps, s.eventOps(events)...), nil, nil)
-	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) {
+	extra, cmps := append(indexOps, s.eventOps(events)...), []clientv3.Cmp(nil)
+	var onFail func(*clientv3.TxnResponse) error
+	if obj.SegmentChunks > 0 {
+		extra, cmps, onFail = s.pendingFence(ctx, obj, extra)
+	}
+	err := s.commitObject(ctx, obj, pre, extra, cmps, onFail)
+	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) && !errors.Is(err, errPendingGone) {
 		s.releaseUncommitted(ctx, obj.VersionID, obj.SegmentChunks)
 	}
 	return err
+}
+
+// errPendingGone: the orphan sweep released the version's out-of-line
+// segment list before its commit (which then fails; nothing is left to
+// clean up).
+var errPendingGone = fmt.Errorf("its segment list was released as an orphan: %w", metadata.ErrConflict)
+
+// pendingFence adds to a commit of obj (whose segment list is out of line)
+// the delete of its pending mark and the compare that the mark exists,
+// and returns the onFail that tells a released list from a race.
+func (s *Store) pendingFence(ctx context.Context, obj metadata.Object, extra []clientv3.Op) ([]clientv3.Op, []clientv3.Cmp, func(*clientv3.TxnResponse) error) {
+	pk := s.pendingKey(obj.VersionID)
+	return append(extra, clientv3.OpDelete(pk)), []clientv3.Cmp{exists(pk)}, func(*clientv3.TxnResponse) error {
+		resp, err := s.kv.Get(ctx, pk, clientv3.WithCountOnly())
+		if err != nil {
+			return err
+		}
+		if resp.Count == 0 {
+			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, errPendingGone)
+		}
+		return nil
+	}
 }
 
 // cleanupTimeout bounds the best-effort cleanup after a failed commit; it

@@ -220,7 +220,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 	}
 	obj.Segments, obj.SegmentChunks = segs, 0
 	if len(segs) > inlineSegments {
-		n, err := s.writeChunks(ctx, obj.VersionID, segs, false) // parts indexed their segments
+		n, err := s.writeChunks(ctx, obj, segs, false) // parts indexed their segments
 		if err != nil {
 			return fmt.Errorf("complete upload %s: %w", u.UploadID, err)
 		}
@@ -241,12 +241,26 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 		}
 		return nil
 	}
-	err = s.commitObject(ctx, obj, pre, extra, []clientv3.Cmp{modRev(uk, urev)}, uploadGone)
-	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) {
+	cmps, onFail := []clientv3.Cmp{modRev(uk, urev)}, uploadGone
+	if obj.SegmentChunks > 0 {
+		var fence []clientv3.Cmp
+		var pendingGone func(*clientv3.TxnResponse) error
+		extra, fence, pendingGone = s.pendingFence(ctx, obj, extra)
+		cmps = append(cmps, fence...)
+		onFail = func(r *clientv3.TxnResponse) error {
+			if err := uploadGone(r); err != nil {
+				return err
+			}
+			return pendingGone(r)
+		}
+	}
+	err = s.commitObject(ctx, obj, pre, extra, cmps, onFail)
+	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) && !errors.Is(err, errPendingGone) {
 		// Definitely not committed: nothing refers to the chunks.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		s.kv.Delete(cctx, s.prefix+"objsegs/"+obj.VersionID+"/", clientv3.WithPrefix())
+		s.kv.Txn(cctx).Then(clientv3.OpDelete(s.prefix+"objsegs/"+obj.VersionID+"/", clientv3.WithPrefix()),
+			clientv3.OpDelete(s.pendingKey(obj.VersionID))).Commit()
 	}
 	return err
 }
@@ -284,4 +298,48 @@ func (s *Store) ListGC(ctx context.Context, limit int) ([]metadata.GCEntry, erro
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// ListPendingChunks implements metadata.Store.
+func (s *Store) ListPendingChunks(ctx context.Context, limit int) ([]metadata.PendingChunks, error) {
+	resp, err := s.kv.Get(ctx, s.prefix+"objsegpending/", clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("list pending chunks: %w", err)
+	}
+	out := make([]metadata.PendingChunks, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var p metadata.PendingChunks
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			return nil, fmt.Errorf("list pending chunks: %s: %w", kv.Key, err)
+		}
+		p.Rev = kv.ModRevision
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ReleasePendingChunks implements metadata.Store.
+func (s *Store) ReleasePendingChunks(ctx context.Context, p metadata.PendingChunks) (bool, error) {
+	if p.VersionID == "" || strings.ContainsAny(p.VersionID, "/\x00") || p.Rev <= 0 {
+		return false, fmt.Errorf("release pending chunks: %w", metadata.ErrInvalid)
+	}
+	pk := s.pendingKey(p.VersionID)
+	ops := []clientv3.Op{clientv3.OpDelete(pk)}
+	if p.Indexed {
+		// Its segments were indexed for it alone: gc releases them, then
+		// the list (FinishGC).
+		resp, err := s.kv.Get(ctx, s.prefix+"objsegs/"+p.VersionID+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return false, fmt.Errorf("release pending chunks %s: %w", p.VersionID, err)
+		}
+		e := metadata.GCEntry{V: metadata.Version, ID: p.VersionID, Kind: metadata.GCObjectSegments, Time: s.now(), VersionID: p.VersionID, Chunks: int(resp.Count)}
+		ops = append(ops, clientv3.OpPut(s.gcKey(e.ID), mustJSON(e)))
+	} else {
+		ops = append(ops, clientv3.OpDelete(s.prefix+"objsegs/"+p.VersionID+"/", clientv3.WithPrefix()))
+	}
+	resp, err := s.kv.Txn(ctx).If(modRev(pk, p.Rev)).Then(ops...).Commit()
+	if err != nil {
+		return false, fmt.Errorf("release pending chunks %s: %w", p.VersionID, err)
+	}
+	return resp.Succeeded, nil
 }
