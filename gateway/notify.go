@@ -196,15 +196,12 @@ func jitter(d time.Duration) time.Duration {
 // RunOnce delivers every event that is due; it returns how many were delivered.
 func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
 	now := n.now()
-	evs, err := n.Store.ListEvents(ctx, 1000)
+	evs, err := n.Store.ListEvents(ctx, now, 1000) // only due ones: a backlog of failing events never hides new ones
 	if err != nil {
 		return 0, err
 	}
 	delivered := 0
 	for _, e := range evs {
-		if e.NextTry.After(now) {
-			continue
-		}
 		e.Attempts++
 		e.NextTry = now.Add(n.claimFor())
 		e, ok, err := n.Store.UpdateEvent(ctx, e)

@@ -186,6 +186,7 @@ type GCEntry struct {
 	Chunks    int       `json:"chunks,omitempty"`
 	UploadID  string    `json:"upload,omitempty"`
 	UsedParts []int     `json:"used,omitempty"`
+	QueueKey  string    `json:"-"` // where it was read (filled by ListGC)
 }
 
 // Event is a bucket notification waiting for delivery: one S3 event
@@ -209,6 +210,7 @@ type Event struct {
 	NextTry   time.Time `json:"next,omitempty"`  // not before
 	LastError string    `json:"error,omitempty"` // of the last attempt
 	Rev       int64     `json:"-"`               // etcd revision read (filled by ListEvents)
+	QueueKey  string    `json:"-"`               // where it was read (filled by ListEvents)
 }
 
 // NodeState is a storage node's administrative state.
@@ -253,9 +255,12 @@ type RepairEntry struct {
 	Shards  []int     `json:"shards"` // shard indexes to rebuild
 	Reason  string    `json:"reason,omitempty"`
 	Time    time.Time `json:"time"`
-	// Rev is the entry's revision when read (not stored): DoneRepair
-	// acknowledges exactly what was read.
-	Rev int64 `json:"-"`
+	// Attempts counts the passes that could not finish it (DeferRepair).
+	Attempts int `json:"attempts,omitempty"`
+	// Rev is the entry's revision when read and QueueKey where (not
+	// stored): DoneRepair and DeferRepair act on exactly what was read.
+	Rev      int64  `json:"-"`
+	QueueKey string `json:"-"`
 }
 
 // ProcessStatus is what a process reports of its background work, for
@@ -380,11 +385,12 @@ type Store interface {
 	// (the upload may be complete: release none of its parts).
 	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) error
 
-	// ListEvents returns up to limit queued notification events, oldest first.
-	ListEvents(ctx context.Context, limit int) ([]Event, error)
-	// UpdateEvent stores e if it has not changed since it was read (its
-	// Rev) and returns it with its new Rev; false means another deliverer
-	// got there first.
+	// ListEvents returns up to limit queued notification events due by now
+	// (NextTry ≤ now), earliest first; events not due are not read.
+	ListEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
+	// UpdateEvent stores e, due at e.NextTry, if it has not changed since
+	// it was read (its Rev) and returns it with its new Rev: a claim or a
+	// retry. false means another deliverer got there first.
 	UpdateEvent(ctx context.Context, e Event) (Event, bool, error)
 	// DeleteEvent removes a delivered event (if unchanged since read).
 	DeleteEvent(ctx context.Context, e Event) error
@@ -425,7 +431,7 @@ type Store interface {
 	// lost, a change whose previous value is unknown): then the caller
 	// rescans.
 	WatchSegments(ctx context.Context, rev int64, f func([]SegmentChange)) error
-	// ListGC returns up to limit gc entries.
+	// ListGC returns up to limit gc entries, oldest release first.
 	ListGC(ctx context.Context, limit int) ([]GCEntry, error)
 	// GCSegments lists the segments whose shards a gc entry releases.
 	GCSegments(ctx context.Context, e GCEntry) ([]Segment, error)
@@ -452,15 +458,22 @@ type Store interface {
 	// ListStatus returns every process's last report.
 	ListStatus(ctx context.Context) ([]ProcessStatus, error)
 
-	// QueueRepair records that shards of a segment need rebuilding,
-	// merging with an entry already queued for the segment.
+	// QueueRepair records that shards of a segment need rebuilding, due
+	// now. Each report is its own entry; the repairer assesses the whole
+	// segment, so a second entry of a repaired segment is simply done.
 	QueueRepair(ctx context.Context, e RepairEntry) error
-	// ListRepairs returns up to limit queued repairs, each with its Rev.
+	// ListRepairs returns up to limit repairs due now, earliest first,
+	// each with its Rev; entries deferred to later are not read.
 	ListRepairs(ctx context.Context, limit int) ([]RepairEntry, error)
 	// DoneRepair removes a repair entry if it is unchanged since it was
-	// listed (its Rev): shards merged into it meanwhile stay queued.
-	// Returns false when it changed or is gone.
+	// listed (its Rev). Returns false when it changed or is gone.
 	DoneRepair(ctx context.Context, e RepairEntry) (bool, error)
+	// DeferRepair makes an entry that cannot be finished now due again at
+	// until (with e's Attempts), if unchanged since listed.
+	DeferRepair(ctx context.Context, e RepairEntry, until time.Time) (bool, error)
+	// QueueLength counts the items of a work queue ("repair", "gc",
+	// "events"): all of them, and those due by now.
+	QueueLength(ctx context.Context, name string, now time.Time) (total, due int, err error)
 
 	// RegisterNode records n as a cluster member (persistently) and marks
 	// it live under a lease of ttl, kept alive (and re-established after

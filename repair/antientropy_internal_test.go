@@ -162,6 +162,9 @@ func (m *memMeta) ReleasePendingChunks(_ context.Context, p metadata.PendingChun
 }
 func (m *memMeta) ListRepairs(context.Context, int) ([]metadata.RepairEntry, error) { return nil, nil }
 func (m *memMeta) DoneRepair(context.Context, metadata.RepairEntry) (bool, error)   { return true, nil }
+func (m *memMeta) DeferRepair(context.Context, metadata.RepairEntry, time.Time) (bool, error) {
+	return true, nil
+}
 func (m *memMeta) GetSegment(_ context.Context, id string) (metadata.Segment, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

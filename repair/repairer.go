@@ -40,6 +40,7 @@ const DefaultRate = 128 << 20
 type Meta interface {
 	ListRepairs(ctx context.Context, limit int) ([]metadata.RepairEntry, error)
 	DoneRepair(ctx context.Context, e metadata.RepairEntry) (bool, error)
+	DeferRepair(ctx context.Context, e metadata.RepairEntry, until time.Time) (bool, error)
 	GetSegment(ctx context.Context, id string) (metadata.Segment, int64, error)
 	UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64) error
 }
@@ -82,6 +83,17 @@ type Repairer struct {
 	log     *slog.Logger
 	limiter *rate.Limiter
 	Stats   Stats
+}
+
+// waitBackoff is how long an entry that must wait (its node down, too few
+// healthy shards) is deferred after its n-th attempt: 500 ms doubling,
+// at most 10 s.
+func waitBackoff(n int) time.Duration {
+	d := 500 * time.Millisecond
+	for range min(n, 5) {
+		d *= 2
+	}
+	return min(d, 10*time.Second)
 }
 
 // New returns a Repairer.
@@ -305,6 +317,15 @@ func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
 		r.log.Info("repaired", "segment", seg.ID, "shards", len(hashes), "healthy_before", a.plan.Healthy)
 	}
 	if len(a.plan.Wait) > 0 {
+		if a.entry.Rev > 0 {
+			// Not due again until a backoff has passed: a backlog of
+			// waiting entries never holds back the others.
+			e := a.entry
+			e.Attempts++
+			if _, err := r.cfg.Meta.DeferRepair(ctx, e, time.Now().Add(waitBackoff(e.Attempts))); err != nil {
+				return rebuilt, err
+			}
+		}
 		return rebuilt, nil
 	}
 	r.Stats.mu.Lock()

@@ -134,8 +134,8 @@ func TestNotifications(t *testing.T) {
 		t.Fatalf("missing events: %v", want)
 	}
 	waitFor(t, "empty queue", 10*time.Second, func() bool {
-		evs, err := s.Store.ListEvents(ctx, 10)
-		return err == nil && len(evs) == 0
+		total, _, err := s.Store.QueueLength(ctx, "events", time.Now())
+		return err == nil && total == 0
 	})
 }
 

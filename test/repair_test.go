@@ -15,6 +15,15 @@ import (
 	"github.com/sherdstore/sherd/storagenode"
 )
 
+// repairBacklog is the number of entries in the repair queue, due or
+// deferred.
+func repairBacklog(t testing.TB, s *daemon.Server) int {
+	t.Helper()
+	total, _, err := s.Store.QueueLength(ctx, "repair", time.Now())
+	noErr(t, err)
+	return total
+}
+
 func liveCount(s *daemon.Server) int {
 	n := 0
 	for _, x := range s.Gateway.Cluster.Nodes() {
@@ -78,19 +87,17 @@ func TestRepairHealsQueuedShards(t *testing.T) {
 		}
 	}
 	waitFor(t, "a repair entry per object", 10*time.Second, func() bool {
-		rs, err := s.Store.ListRepairs(ctx, 100)
-		return err == nil && len(rs) == len(objects)
+		return repairBacklog(t, s) == len(objects)
 	})
 	// While the node is down the entries wait (several passes).
 	passes := s.Gateway.Healer.Repairer.Stats.Snapshot().Passes
 	waitFor(t, "repair passes", 10*time.Second, func() bool { return s.Gateway.Healer.Repairer.Stats.Snapshot().Passes >= passes+3 })
-	if rs, _ := s.Store.ListRepairs(ctx, 100); len(rs) != len(objects) {
-		t.Fatalf("entries acknowledged while the node was down: %d left", len(rs))
+	if n := repairBacklog(t, s); n != len(objects) {
+		t.Fatalf("entries acknowledged while the node was down: %d left", n)
 	}
 	noErr(t, s.RestartNode(ctx, 0))
 	waitFor(t, "repair queue empty", 30*time.Second, func() bool {
-		rs, err := s.Store.ListRepairs(ctx, 100)
-		return err == nil && len(rs) == 0
+		return repairBacklog(t, s) == 0
 	})
 	for key := range objects {
 		if !fullyHealthy(t, s, "heal", key) {
@@ -143,8 +150,7 @@ func TestRepairRebuildsCorruptShard(t *testing.T) {
 		t.Fatal("corrupt shard leaked into the object")
 	}
 	waitFor(t, "corrupt shard rebuilt", 30*time.Second, func() bool {
-		rs, _ := s.Store.ListRepairs(ctx, 10)
-		return len(rs) == 0 && s.Gateway.Healer.Repairer.Stats.Snapshot().ShardsRebuilt == 1
+		return repairBacklog(t, s) == 0 && s.Gateway.Healer.Repairer.Stats.Snapshot().ShardsRebuilt == 1
 	})
 	if rep, err := victim.Shards().Check(ctx); err != nil || !rep.OK() {
 		t.Fatalf("store check after repair: %+v %v", rep, err)
@@ -239,8 +245,7 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 		t.Fatalf("scrubbers quarantined %d shards, %d were damaged", quarantined, flipped)
 	}
 	waitFor(t, "everything healthy again", 30*time.Second, func() bool {
-		rs, _ := s.Store.ListRepairs(ctx, 100)
-		if len(rs) != 0 {
+		if repairBacklog(t, s) != 0 {
 			return false
 		}
 		for key := range objects {

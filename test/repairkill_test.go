@@ -138,8 +138,7 @@ func TestRepairerKilledMidRepair(t *testing.T) {
 	start := time.Now()
 	waitFor(t, "the queue healed by the second repairer", 30*time.Second, func() bool {
 		fast.r.RunOnce(ctx)
-		rs, _ := s.Store.ListRepairs(ctx, 10)
-		return len(rs) == 0
+		return repairBacklog(t, s) == 0
 	})
 	t.Logf("resumed and finished %v after the kill (%v after the second repairer started)", time.Since(killedAt), time.Since(start))
 	if w.most != 1 {

@@ -197,26 +197,16 @@ func printStatus(ctx context.Context, stdout io.Writer, store metadata.Store) er
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.State, l, n.Address, n.Zone, n.Started.Format(time.RFC3339))
 	}
 	tw.Flush()
-	repairs, err := store.ListRepairs(ctx, 10000)
-	if err != nil {
-		return err
-	}
-	gc, err := store.ListGC(ctx, 10000)
-	if err != nil {
-		return err
-	}
-	events, err := store.ListEvents(ctx, 10000)
-	if err != nil {
-		return err
-	}
-	shards, failing := 0, 0
-	for _, r := range repairs {
-		shards += len(r.Shards)
-	}
-	for _, e := range events {
-		if e.LastError != "" {
-			failing++
+	// Queue backlogs: every item, and those due now (the rest wait for a
+	// retry or a claim to run out).
+	type backlog struct{ total, due int }
+	queues := map[string]backlog{}
+	for _, q := range []string{"repair", "gc", "events"} {
+		total, due, err := store.QueueLength(ctx, q, time.Now())
+		if err != nil {
+			return err
 		}
+		queues[q] = backlog{total, due}
 	}
 	// Segments by healthy shards, from metadata alone: recorded shards on
 	// live nodes (a scan of every partition's segment records).
@@ -251,8 +241,8 @@ func printStatus(ctx context.Context, stdout io.Writer, store metadata.Store) er
 	if err := printProgress(ctx, stdout, store); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\n%d of %d nodes live; repair queue: %d segments (%d shards); gc queue: %d entries; notifications waiting: %d (%d after a failed attempt)\n",
-		live, len(nodes), len(repairs), shards, len(gc), len(events), failing)
+	fmt.Fprintf(stdout, "\n%d of %d nodes live; repair queue: %d entries (%d due); gc queue: %d entries; notifications waiting: %d (%d due, the others claimed or waiting to retry)\n",
+		live, len(nodes), queues["repair"].total, queues["repair"].due, queues["gc"].total, queues["events"].total, queues["events"].due)
 	return nil
 }
 

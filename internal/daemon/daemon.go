@@ -102,6 +102,25 @@ func nodeID(dir string) (string, error) {
 	return id, nil
 }
 
+// queueMigrator is the optional capability of a metadata store to move
+// work queues of earlier versions into the current layout.
+type queueMigrator interface {
+	MigrateQueues(ctx context.Context) error
+}
+
+// migrate moves queue items of earlier versions (idempotent, safe to run
+// from every process at once).
+func migrate(ctx context.Context, store metadata.Store) error {
+	if m, ok := store.(queueMigrator); ok {
+		mctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := m.MigrateQueues(mctx); err != nil {
+			return fmt.Errorf("migrate queues: %w", err)
+		}
+	}
+	return nil
+}
+
 // StartNode opens the node's shard store, serves its API and registers it.
 func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	if c.Log == nil {
@@ -112,6 +131,9 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = NodeTTL
+	}
+	if err := migrate(ctx, c.Store); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
@@ -275,6 +297,9 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:9000"
+	}
+	if err := migrate(ctx, c.Store); err != nil {
+		return nil, err
 	}
 	hc := NodeHTTPClient()
 	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {

@@ -5,39 +5,45 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sherdstore/sherd/metadata"
 )
 
-// Notification events wait under events/<id>, ids time-ordered.
+// Notification events wait in the events queue (queue.go), due at NextTry.
 
-func (s *Store) eventKey(id string) string { return s.prefix + "events/" + id }
+func eventDue(e metadata.Event) time.Time {
+	if e.NextTry.IsZero() {
+		return e.Time
+	}
+	return e.NextTry
+}
 
 // eventOps are the puts that queue events in a commit.
 func (s *Store) eventOps(events []metadata.Event) []clientv3.Op {
 	ops := make([]clientv3.Op, 0, len(events))
 	for _, e := range events {
 		e.V = metadata.Version
-		ops = append(ops, clientv3.OpPut(s.eventKey(e.ID), mustJSON(e)))
+		ops = append(ops, s.queuePut(queueEvents, eventDue(e), e.ID, e))
 	}
 	return ops
 }
 
 // ListEvents implements metadata.Store.
-func (s *Store) ListEvents(ctx context.Context, limit int) ([]metadata.Event, error) {
-	resp, err := s.kv.Get(ctx, s.prefix+"events/", clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
+func (s *Store) ListEvents(ctx context.Context, now time.Time, limit int) ([]metadata.Event, error) {
+	items, err := s.queueDue(ctx, queueEvents, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
-	out := make([]metadata.Event, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	out := make([]metadata.Event, 0, len(items))
+	for _, it := range items {
 		var e metadata.Event
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
-			return nil, fmt.Errorf("list events: %s: %w", kv.Key, err)
+		if err := json.Unmarshal(it.value, &e); err != nil {
+			return nil, fmt.Errorf("list events: %s: %w", it.key, err)
 		}
-		e.Rev = kv.ModRevision
+		e.Rev, e.QueueKey = it.rev, it.key
 		out = append(out, e)
 	}
 	return out, nil
@@ -55,16 +61,15 @@ func (s *Store) UpdateEvent(ctx context.Context, e metadata.Event) (metadata.Eve
 	if err := validEventID(e.ID); err != nil {
 		return e, false, err
 	}
-	k := s.eventKey(e.ID)
 	e.V = metadata.Version
-	resp, err := s.kv.Txn(ctx).If(modRev(k, e.Rev), exists(k)).Then(clientv3.OpPut(k, mustJSON(e))).Commit()
+	key, rev, ok, err := s.queueMove(ctx, e.QueueKey, e.Rev, queueEvents, eventDue(e), e.ID, e)
 	if err != nil {
 		return e, false, fmt.Errorf("update event %s: %w", e.ID, err)
 	}
-	if resp.Succeeded {
-		e.Rev = resp.Header.Revision
+	if ok {
+		e.QueueKey, e.Rev = key, rev
 	}
-	return e, resp.Succeeded, nil
+	return e, ok, nil
 }
 
 // DeleteEvent implements metadata.Store.
@@ -72,8 +77,7 @@ func (s *Store) DeleteEvent(ctx context.Context, e metadata.Event) error {
 	if err := validEventID(e.ID); err != nil {
 		return err
 	}
-	k := s.eventKey(e.ID)
-	if _, err := s.kv.Txn(ctx).If(modRev(k, e.Rev)).Then(clientv3.OpDelete(k)).Commit(); err != nil {
+	if _, err := s.queueAck(ctx, e.QueueKey, e.Rev); err != nil {
 		return fmt.Errorf("delete event %s: %w", e.ID, err)
 	}
 	return nil

@@ -78,7 +78,10 @@ func (s *Store) FinishGC(ctx context.Context, e metadata.GCEntry, segs []metadat
 			return fmt.Errorf("finish gc %s: %w", e.ID, err)
 		}
 	}
-	if _, err := s.kv.Delete(ctx, s.gcKey(e.ID)); err != nil {
+	if !strings.HasPrefix(e.QueueKey, s.queuePrefix(queueGC)) {
+		return fmt.Errorf("finish gc %s: not a listed entry: %w", e.ID, metadata.ErrInvalid)
+	}
+	if _, err := s.kv.Delete(ctx, e.QueueKey); err != nil {
 		return fmt.Errorf("finish gc %s: %w", e.ID, err)
 	}
 	return nil

@@ -208,9 +208,7 @@ func (s *Store) WatchNodes(ctx context.Context) (<-chan []metadata.Node, error) 
 	return out, nil
 }
 
-// Repairs.
-
-func (s *Store) repairKey(segID string) string { return s.prefix + "repair/" + segID }
+// Repairs: the repair queue (queue.go), one item per report.
 
 // QueueRepair implements metadata.Store.
 func (s *Store) QueueRepair(ctx context.Context, e metadata.RepairEntry) error {
@@ -221,59 +219,25 @@ func (s *Store) QueueRepair(ctx context.Context, e metadata.RepairEntry) error {
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
-	key := s.repairKey(e.Segment.ID)
-	for range maxRetries {
-		var cur metadata.RepairEntry
-		rev, found, err := s.getJSON(ctx, key, &cur)
-		if err != nil {
-			return fmt.Errorf("queue repair %s: %w", e.Segment.ID, err)
-		}
-		next := e
-		if found {
-			next.Time = cur.Time
-			next.Shards = mergeInts(cur.Shards, e.Shards)
-		}
-		cmp := absent(key)
-		if found {
-			cmp = modRev(key, rev)
-		}
-		resp, err := s.kv.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, mustJSON(next))).Commit()
-		if err != nil {
-			return fmt.Errorf("queue repair %s: %w", e.Segment.ID, err)
-		}
-		if resp.Succeeded {
-			return nil
-		}
+	if _, err := s.kv.Txn(ctx).Then(s.queuePut(queueRepair, e.Time, e.Segment.ID+"-"+NewID(), e)).Commit(); err != nil {
+		return fmt.Errorf("queue repair %s: %w", e.Segment.ID, err)
 	}
-	return fmt.Errorf("queue repair %s: %w", e.Segment.ID, metadata.ErrConflict)
-}
-
-func mergeInts(a, b []int) []int {
-	seen := map[int]bool{}
-	var out []int
-	for _, v := range append(append([]int(nil), a...), b...) {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	sort.Ints(out)
-	return out
+	return nil
 }
 
 // ListRepairs implements metadata.Store.
 func (s *Store) ListRepairs(ctx context.Context, limit int) ([]metadata.RepairEntry, error) {
-	resp, err := s.kv.Get(ctx, s.prefix+"repair/", clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
+	items, err := s.queueDue(ctx, queueRepair, s.now(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list repairs: %w", err)
 	}
-	out := make([]metadata.RepairEntry, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	out := make([]metadata.RepairEntry, 0, len(items))
+	for _, it := range items {
 		var e metadata.RepairEntry
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
+		if err := json.Unmarshal(it.value, &e); err != nil {
 			return nil, fmt.Errorf("list repairs: %w", err)
 		}
-		e.Rev = kv.ModRevision
+		e.Rev, e.QueueKey = it.rev, it.key
 		out = append(out, e)
 	}
 	return out, nil
@@ -282,10 +246,19 @@ func (s *Store) ListRepairs(ctx context.Context, limit int) ([]metadata.RepairEn
 // DoneRepair implements metadata.Store: a delete compared on the revision
 // the entry was read at.
 func (s *Store) DoneRepair(ctx context.Context, e metadata.RepairEntry) (bool, error) {
-	key := s.repairKey(e.Segment.ID)
-	resp, err := s.kv.Txn(ctx).If(modRev(key, e.Rev)).Then(clientv3.OpDelete(key)).Commit()
+	ok, err := s.queueAck(ctx, e.QueueKey, e.Rev)
 	if err != nil {
 		return false, fmt.Errorf("done repair %s: %w", e.Segment.ID, err)
 	}
-	return resp.Succeeded, nil
+	return ok, nil
+}
+
+// DeferRepair implements metadata.Store.
+func (s *Store) DeferRepair(ctx context.Context, e metadata.RepairEntry, until time.Time) (bool, error) {
+	id := e.QueueKey[strings.LastIndexByte(e.QueueKey, '/')+1:]
+	_, _, ok, err := s.queueMove(ctx, e.QueueKey, e.Rev, queueRepair, until, id, e)
+	if err != nil {
+		return false, fmt.Errorf("defer repair %s: %w", e.Segment.ID, err)
+	}
+	return ok, nil
 }

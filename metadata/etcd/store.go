@@ -99,8 +99,10 @@ func (s *Store) partKey(id string, n int) string  { return fmt.Sprintf("%s%05d",
 func (s *Store) segidxKey(seg metadata.Segment) string {
 	return fmt.Sprintf("%ssegidx/%03x/%s", s.prefix, seg.Partition(), seg.ID)
 }
-func (s *Store) gcKey(id string) string         { return s.prefix + "gc/" + id }
-func (s *Store) nodeKey(id, part string) string { return s.prefix + "nodes/" + id + "/" + part }
+
+// gcPut queues gc entry e, in order of its release time (queue.go).
+func (s *Store) gcPut(e metadata.GCEntry) clientv3.Op { return s.queuePut(queueGC, e.Time, e.ID, e) }
+func (s *Store) nodeKey(id, part string) string       { return s.prefix + "nodes/" + id + "/" + part }
 
 // NewID returns 128 random bits in hex: segment, version and upload ids.
 func NewID() string {
@@ -278,7 +280,7 @@ func (s *Store) releaseOps(old *metadata.Object, now time.Time) []clientv3.Op {
 	}
 	if old.SegmentChunks > 0 {
 		e := metadata.GCEntry{V: metadata.Version, ID: old.VersionID, Kind: metadata.GCObjectSegments, Time: now, VersionID: old.VersionID, Chunks: old.SegmentChunks}
-		return []clientv3.Op{clientv3.OpPut(s.gcKey(e.ID), mustJSON(e))}
+		return []clientv3.Op{s.gcPut(e)}
 	}
 	ops := make([]clientv3.Op, 0, len(old.Segments))
 	for i := range old.Segments {
@@ -287,7 +289,7 @@ func (s *Store) releaseOps(old *metadata.Object, now time.Time) []clientv3.Op {
 			continue
 		}
 		e := metadata.GCEntry{V: metadata.Version, ID: seg.ID, Kind: metadata.GCSegment, Time: now, Segment: &seg}
-		ops = append(ops, clientv3.OpPut(s.gcKey(e.ID), mustJSON(e)))
+		ops = append(ops, s.gcPut(e))
 	}
 	return ops
 }
@@ -403,7 +405,7 @@ func (s *Store) releaseUncommitted(ctx context.Context, vid string, chunks int) 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	e := metadata.GCEntry{V: metadata.Version, ID: vid, Kind: metadata.GCObjectSegments, Time: s.now(), VersionID: vid, Chunks: chunks}
-	s.kv.Put(ctx, s.gcKey(e.ID), mustJSON(e))
+	s.kv.Txn(ctx).Then(s.gcPut(e)).Commit()
 }
 
 // resolveCommit is called when the commit transaction of obj returned an

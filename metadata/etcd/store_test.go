@@ -591,36 +591,173 @@ func TestNodeReRegistersAfterLeaseLoss(t *testing.T) {
 	}
 }
 
-func TestRepairQueueMerges(t *testing.T) {
+// TestRepairQueue: each report is an entry; an entry is acknowledged only
+// as it was read (a stale ack keeps it); a deferred entry is not read
+// until due, and a backlog of them never holds back entries behind them.
+func TestRepairQueue(t *testing.T) {
 	s, _, _ := newStore(t)
 	seg := metadata.Segment{ID: etcd.NewID(), Size: 1}
-	if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: []int{4}, Reason: "put"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: []int{1, 4}, Reason: "get"}); err != nil {
-		t.Fatal(err)
+	for _, shards := range [][]int{{4}, {1, 4}} {
+		if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: shards, Reason: "put"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rs, err := s.ListRepairs(ctx, 10)
-	if err != nil || len(rs) != 1 || !slices.Equal(rs[0].Shards, []int{1, 4}) {
+	if err != nil || len(rs) != 2 || !slices.Equal(rs[1].Shards, []int{1, 4}) {
 		t.Fatalf("repairs %+v %v", rs, err)
 	}
-	// A shard merged in after the entry was read survives the ack of the
-	// old entry (the lost update DoneRepair by id had).
-	if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: []int{5}, Reason: "get"}); err != nil {
+	stale := rs[0]
+	if ok, err := s.DeferRepair(ctx, rs[0], time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("defer: %v %v", ok, err)
+	}
+	if ok, err := s.DoneRepair(ctx, stale); err != nil || ok {
+		t.Fatalf("stale ack of a deferred entry: %v %v", ok, err)
+	}
+	if rs, _ := s.ListRepairs(ctx, 10); len(rs) != 1 || !slices.Equal(rs[0].Shards, []int{1, 4}) {
+		t.Fatalf("a deferred entry was listed: %+v", rs)
+	}
+	// 50 entries deferred: a listing of 10 still finds the one due.
+	for range 50 {
+		if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: []int{0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		rs, _ := s.ListRepairs(ctx, 10)
+		if len(rs) == 1 {
+			break
+		}
+		for _, e := range rs {
+			if slices.Equal(e.Shards, []int{0}) {
+				if ok, _ := s.DeferRepair(ctx, e, time.Now().Add(time.Hour)); !ok {
+					t.Fatal("defer failed")
+				}
+			}
+		}
+	}
+	if err := s.QueueRepair(ctx, metadata.RepairEntry{Segment: seg, Shards: []int{5}}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.DoneRepair(ctx, rs[0]); err != nil || ok {
-		t.Fatalf("stale ack: %v %v", ok, err)
+	rs, _ = s.ListRepairs(ctx, 10)
+	if len(rs) != 2 || !slices.Equal(rs[1].Shards, []int{5}) {
+		t.Fatalf("behind 51 deferred entries: %+v", rs)
 	}
-	rs, err = s.ListRepairs(ctx, 10)
-	if err != nil || len(rs) != 1 || !slices.Equal(rs[0].Shards, []int{1, 4, 5}) {
-		t.Fatalf("repairs after stale ack %+v %v", rs, err)
+	total, due, err := s.QueueLength(ctx, "repair", time.Now())
+	if err != nil || total != 53 || due != 2 {
+		t.Fatalf("queue length %d (%d due), %v; want 53 (2)", total, due, err)
 	}
-	if ok, err := s.DoneRepair(ctx, rs[0]); err != nil || !ok {
-		t.Fatalf("ack: %v %v", ok, err)
+	for _, e := range rs {
+		if ok, err := s.DoneRepair(ctx, e); err != nil || !ok {
+			t.Fatalf("ack: %v %v", ok, err)
+		}
 	}
 	if rs, _ := s.ListRepairs(ctx, 10); len(rs) != 0 {
 		t.Fatalf("after done: %+v", rs)
+	}
+}
+
+// TestEventQueueDueOrder: an event claimed or waiting to retry is not
+// listed until due, so 1000 failing events never hide a new one.
+func TestEventQueueDueOrder(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b")
+	now := time.Now()
+	var evs []metadata.Event
+	for i := range 1001 {
+		evs = append(evs, metadata.Event{ID: fmt.Sprintf("e%05d", i), URL: "http://127.0.0.1:1/", Name: "ObjectCreated:Put", Bucket: "b", Key: "k", Time: now, NextTry: now})
+	}
+	for a := 0; a < len(evs); a += 50 { // queued with commits, 50 at a time
+		if err := s.PutObject(ctx, obj("b", fmt.Sprint("k", a), "e"), metadata.Precondition{}, evs[a:a+min(50, len(evs)-a)]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All 1000 first ones fail and wait a minute.
+	for {
+		got, err := s.ListEvents(ctx, now, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 1 {
+			if got[0].ID != "e01000" {
+				t.Fatalf("the event left due is %s", got[0].ID)
+			}
+			break
+		}
+		for _, e := range got {
+			if e.ID == "e01000" {
+				continue
+			}
+			e.Attempts, e.NextTry, e.LastError = 1, now.Add(time.Minute), "refused"
+			if _, ok, err := s.UpdateEvent(ctx, e); err != nil || !ok {
+				t.Fatalf("retry later: %v %v", ok, err)
+			}
+		}
+	}
+	got, _ := s.ListEvents(ctx, now.Add(2*time.Minute), 2000)
+	if len(got) != 1001 || got[1000].ID != "e01000" && got[0].ID != "e01000" {
+		t.Fatalf("%d events due in 2 minutes", len(got))
+	}
+	// Ack by revision: a claimed copy cannot be deleted with a stale read.
+	e := got[0]
+	claimed, ok, err := s.UpdateEvent(ctx, metadata.Event(e))
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEvent(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if total, _, _ := s.QueueLength(ctx, "events", now); total != 1001 {
+		t.Fatalf("a stale delete removed the claimed event: %d left", total)
+	}
+	if err := s.DeleteEvent(ctx, claimed); err != nil {
+		t.Fatal(err)
+	}
+	if total, _, _ := s.QueueLength(ctx, "events", now); total != 1000 {
+		t.Fatalf("%d left after the delete", total)
+	}
+}
+
+// TestMigrateQueues: items of the old per-queue keys move into queue/ and
+// keep working.
+func TestMigrateQueues(t *testing.T) {
+	s, _, prefix := newStore(t)
+	now := time.Now().Add(-time.Hour)
+	seg := metadata.Segment{ID: etcd.NewID(), Size: 1}
+	old := map[string]any{
+		"repair/" + seg.ID: metadata.RepairEntry{V: 1, Segment: seg, Shards: []int{2}, Time: now},
+		"gc/" + seg.ID:     metadata.GCEntry{V: 1, ID: seg.ID, Kind: metadata.GCSegment, Time: now, Segment: &seg},
+		"events/e1":        metadata.Event{V: 1, ID: "e1", URL: "http://x/", Time: now, NextTry: now},
+	}
+	for k, v := range old {
+		b, _ := json.Marshal(v)
+		if _, err := cli.Put(ctx, prefix+k, string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // idempotent
+		if err := s.MigrateQueues(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"repair/", "gc/", "events/"} {
+		if resp, _ := cli.Get(ctx, prefix+p, clientv3.WithPrefix(), clientv3.WithCountOnly()); resp.Count != 0 {
+			t.Fatalf("%s keys left", p)
+		}
+	}
+	rs, _ := s.ListRepairs(ctx, 10)
+	gc, _ := s.ListGC(ctx, 10)
+	evs, _ := s.ListEvents(ctx, time.Now(), 10)
+	if len(rs) != 1 || rs[0].Shards[0] != 2 || len(gc) != 1 || gc[0].ID != seg.ID || len(evs) != 1 || evs[0].ID != "e1" {
+		t.Fatalf("after migration: %+v %+v %+v", rs, gc, evs)
+	}
+	if ok, err := s.DoneRepair(ctx, rs[0]); !ok || err != nil {
+		t.Fatalf("ack migrated: %v %v", ok, err)
+	}
+	if err := s.FinishGC(ctx, gc[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if gc, _ := s.ListGC(ctx, 10); len(gc) != 0 {
+		t.Fatalf("gc %+v", gc)
 	}
 }
 

@@ -81,7 +81,7 @@ func (s *Store) PutPart(ctx context.Context, u metadata.Upload, p metadata.Part)
 			if old.Segment.ID != p.Segment.ID && old.Segment.ID != "" {
 				seg := old.Segment
 				e := metadata.GCEntry{V: metadata.Version, ID: seg.ID, Kind: metadata.GCSegment, Time: s.now(), Segment: &seg}
-				ops = append(ops, clientv3.OpPut(s.gcKey(e.ID), mustJSON(e)))
+				ops = append(ops, s.gcPut(e))
 			}
 		}
 		tr, err := s.kv.Txn(ctx).If(exists(uk), modRev(pk, partRev)).Then(ops...).Commit()
@@ -171,7 +171,7 @@ func (s *Store) ListUploads(ctx context.Context, bucket string, o metadata.Uploa
 func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) error {
 	uk := s.uploadKey(bucket, key, uploadID)
 	e := metadata.GCEntry{V: metadata.Version, ID: uploadID, Kind: metadata.GCAbortedUpload, Time: s.now(), UploadID: uploadID}
-	resp, err := s.kv.Txn(ctx).If(exists(uk)).Then(clientv3.OpDelete(uk), clientv3.OpPut(s.gcKey(e.ID), mustJSON(e))).Commit()
+	resp, err := s.kv.Txn(ctx).If(exists(uk)).Then(clientv3.OpDelete(uk), s.gcPut(e)).Commit()
 	if err != nil {
 		return fmt.Errorf("abort upload %s: %w", uploadID, err)
 	}
@@ -227,7 +227,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 		obj.Segments, obj.SegmentChunks = nil, n
 	}
 	e := metadata.GCEntry{V: metadata.Version, ID: u.UploadID, Kind: metadata.GCCompletedUpload, Time: s.now(), UploadID: u.UploadID, UsedParts: used}
-	extra := append([]clientv3.Op{clientv3.OpDelete(uk), clientv3.OpPut(s.gcKey(e.ID), mustJSON(e))}, s.eventOps(events)...)
+	extra := append([]clientv3.Op{clientv3.OpDelete(uk), s.gcPut(e)}, s.eventOps(events)...)
 	uploadGone := func(*clientv3.TxnResponse) error {
 		var now metadata.Upload
 		rev, ok, err := s.getJSON(ctx, uk, &now)
@@ -285,7 +285,7 @@ func (s *Store) PartitionSegments(ctx context.Context, partition uint32) ([]meta
 
 // ListGC implements metadata.Store.
 func (s *Store) ListGC(ctx context.Context, limit int) ([]metadata.GCEntry, error) {
-	resp, err := s.kv.Get(ctx, s.prefix+"gc/", clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
+	resp, err := s.kv.Get(ctx, s.queuePrefix(queueGC), clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("list gc: %w", err)
 	}
@@ -295,6 +295,7 @@ func (s *Store) ListGC(ctx context.Context, limit int) ([]metadata.GCEntry, erro
 		if err := json.Unmarshal(kv.Value, &e); err != nil {
 			return nil, fmt.Errorf("list gc: %w", err)
 		}
+		e.QueueKey = string(kv.Key)
 		out = append(out, e)
 	}
 	return out, nil
@@ -333,7 +334,7 @@ func (s *Store) ReleasePendingChunks(ctx context.Context, p metadata.PendingChun
 			return false, fmt.Errorf("release pending chunks %s: %w", p.VersionID, err)
 		}
 		e := metadata.GCEntry{V: metadata.Version, ID: p.VersionID, Kind: metadata.GCObjectSegments, Time: s.now(), VersionID: p.VersionID, Chunks: int(resp.Count)}
-		ops = append(ops, clientv3.OpPut(s.gcKey(e.ID), mustJSON(e)))
+		ops = append(ops, s.gcPut(e))
 	} else {
 		ops = append(ops, clientv3.OpDelete(s.prefix+"objsegs/"+p.VersionID+"/", clientv3.WithPrefix()))
 	}
