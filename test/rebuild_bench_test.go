@@ -68,6 +68,20 @@ func fill(b *testing.B, c *minio.Client, bucket string, gib float64) []string {
 	return keys
 }
 
+// startFilled starts sherd server with a healer that only makes the
+// rounds the benchmark asks for, at SHERD_BENCH_RATE, and fills bucket.
+func startFilled(b *testing.B, bucket string, gib float64) (*daemon.Server, *minio.Client) {
+	b.Helper()
+	rate := benchEnv("SHERD_BENCH_RATE", 0)
+	s := startServerWith(b, "", func(c *daemon.ServerConfig) {
+		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval = time.Hour, time.Hour, -1
+		c.Heal.Rate = rate * (1 << 20)
+	})
+	c := minioClient(b, s.Gateway.URL, false)
+	fill(b, c, bucket, gib)
+	return s, c
+}
+
 // wipe stops node i, removes its data directory and starts it again
 // empty, and waits until the gateway's cluster view reaches it.
 func wipe(b *testing.B, s *daemon.Server, i int) string {
@@ -100,14 +114,7 @@ func nodeBytes(st *storagenode.Store) (n int, bytes int64) {
 // BenchmarkRebuildWipedNode: fill, wipe one node, and time one
 // anti-entropy round: detection (no data read) and the rebuild.
 func BenchmarkRebuildWipedNode(b *testing.B) {
-	gib := benchEnv("SHERD_BENCH_GIB", 1)
-	rate := benchEnv("SHERD_BENCH_RATE", 0)
-	s := startServerWith(b, "", func(c *daemon.ServerConfig) {
-		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval = time.Hour, time.Hour, -1
-		c.Heal.Rate = rate * (1 << 20)
-	})
-	c := minioClient(b, s.Gateway.URL, false)
-	fill(b, c, "rebuild", gib)
+	s, _ := startFilled(b, "rebuild", benchEnv("SHERD_BENCH_GIB", 1))
 	_, before := nodeBytes(s.Nodes[2].Shards())
 	b.ResetTimer()
 	for range b.N {
@@ -182,14 +189,7 @@ func pct(d []time.Duration, p float64) time.Duration {
 // (2 clients) while idle, then during the rebuild of a wiped node at the
 // repair rate (default: repair.DefaultRate).
 func BenchmarkLatencyDuringRepair(b *testing.B) {
-	gib := benchEnv("SHERD_BENCH_GIB", 2)
-	rate := benchEnv("SHERD_BENCH_RATE", 0)
-	s := startServerWith(b, "", func(c *daemon.ServerConfig) {
-		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval = time.Hour, time.Hour, -1
-		c.Heal.Rate = rate * (1 << 20)
-	})
-	c := minioClient(b, s.Gateway.URL, false)
-	fill(b, c, "lat", gib)
+	s, c := startFilled(b, "lat", benchEnv("SHERD_BENCH_GIB", 2))
 	b.ResetTimer()
 	for range b.N {
 		stop := make(chan struct{})

@@ -52,16 +52,24 @@ func (s *Store) LeafSegments(ctx context.Context, leaf uint32) ([]metadata.Segme
 	if leaf >= 1<<20 {
 		return nil, fmt.Errorf("leaf segments %d: %w", leaf, metadata.ErrInvalid)
 	}
-	p := fmt.Sprintf("%ssegidx/%03x/%05x", s.prefix, leaf>>8, leaf)
-	resp, err := s.kv.Get(ctx, p, clientv3.WithPrefix())
+	out, err := s.segmentsUnder(ctx, fmt.Sprintf("%ssegidx/%03x/%05x", s.prefix, leaf>>8, leaf))
 	if err != nil {
 		return nil, fmt.Errorf("leaf segments %05x: %w", leaf, err)
+	}
+	return out, nil
+}
+
+// segmentsUnder reads the segment records whose keys start with prefix.
+func (s *Store) segmentsUnder(ctx context.Context, prefix string) ([]metadata.Segment, error) {
+	resp, err := s.kv.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
 	}
 	out := make([]metadata.Segment, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var seg metadata.Segment
 		if err := json.Unmarshal(kv.Value, &seg); err != nil {
-			return nil, fmt.Errorf("leaf segments %05x: %w", leaf, err)
+			return nil, fmt.Errorf("%s: %w", kv.Key, err)
 		}
 		out = append(out, seg)
 	}

@@ -267,18 +267,9 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 
 // PartitionSegments implements metadata.Store.
 func (s *Store) PartitionSegments(ctx context.Context, partition uint32) ([]metadata.Segment, error) {
-	p := fmt.Sprintf("%ssegidx/%03x/", s.prefix, partition)
-	resp, err := s.kv.Get(ctx, p, clientv3.WithPrefix())
+	out, err := s.segmentsUnder(ctx, fmt.Sprintf("%ssegidx/%03x/", s.prefix, partition))
 	if err != nil {
 		return nil, fmt.Errorf("partition %03x: %w", partition, err)
-	}
-	out := make([]metadata.Segment, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var seg metadata.Segment
-		if err := json.Unmarshal(kv.Value, &seg); err != nil {
-			return nil, fmt.Errorf("partition %03x: %w", partition, err)
-		}
-		out = append(out, seg)
 	}
 	return out, nil
 }
