@@ -2,6 +2,7 @@
 package repair
 
 import (
+	"math"
 	"slices"
 
 	"github.com/sherdstore/sherd/metadata"
@@ -122,4 +123,20 @@ func RecordedHealthy(seg metadata.Segment, live func(node string) bool) int {
 		}
 	}
 	return n
+}
+
+// Margin is how many shards above k the most exposed of segs keeps when
+// only the nodes available says are up hold shards, from the records
+// alone (see RecordedHealthy): negative means unreadable, 0 means at the
+// edge. An object without segments (empty) is never at risk: math.MaxInt.
+// Pure.
+func Margin(segs []metadata.Segment, available func(node string) bool) int {
+	m := math.MaxInt
+	for _, seg := range segs {
+		if seg.ID == "" {
+			continue
+		}
+		m = min(m, RecordedHealthy(seg, available)-seg.Profile.K)
+	}
+	return m
 }

@@ -2,6 +2,7 @@ package repair
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"testing"
 
@@ -102,6 +103,36 @@ func TestRecordedHealthy(t *testing.T) {
 	}{{up(), 5}, {up("b"), 5}, {up("a"), 4}, {up("a", "c", "d"), 2}} {
 		if got := RecordedHealthy(seg, tc.live); got != tc.want {
 			t.Errorf("got %d, want %d", got, tc.want)
+		}
+	}
+}
+
+func TestMargin(t *testing.T) {
+	seg := func(hashes ...string) metadata.Segment {
+		return metadata.Segment{ID: "s", Profile: metadata.ECProfile{K: 4, M: 2}, Nodes: []string{"a", "b", "c", "d", "e", "f"}, ShardHashes: hashes}
+	}
+	full, five := seg("h", "h", "h", "h", "h", "h"), seg("h", "h", "h", "h", "h", "")
+	up := func(down ...string) func(string) bool {
+		return func(n string) bool { return !slices.Contains(down, n) }
+	}
+	tests := []struct {
+		name string
+		segs []metadata.Segment
+		up   func(string) bool
+		want int
+	}{
+		{"all up", []metadata.Segment{full}, up(), 2},
+		{"two down", []metadata.Segment{full}, up("a", "b"), 0},
+		{"three down", []metadata.Segment{full}, up("a", "b", "c"), -1},
+		{"five recorded, two others down", []metadata.Segment{five}, up("a", "b"), -1},
+		{"five recorded, its missing node down", []metadata.Segment{five}, up("f"), 1},
+		{"worst segment counts", []metadata.Segment{full, five, full}, up("c"), 0},
+		{"empty object", nil, up("a", "b", "c"), math.MaxInt},
+		{"empty part skipped", []metadata.Segment{{}, full}, up(), 2},
+	}
+	for _, tt := range tests {
+		if got := Margin(tt.segs, tt.up); got != tt.want {
+			t.Errorf("%s: margin %d, want %d", tt.name, got, tt.want)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/sherdstore/sherd/gateway"
@@ -97,7 +98,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	}
 	root.RunE = needSubcommand
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(statusCmd(stdout), presignCmd(stdout), notifyCmd(stdout))
+	root.AddCommand(statusCmd(stdout), presignCmd(stdout), notifyCmd(stdout), whatIfCmd(stdout))
 	return root
 }
 
@@ -114,6 +115,139 @@ func statusCmd(stdout io.Writer) *cobra.Command {
 	etcdURLs := etcdFlag(c, false)
 	c.RunE = func(*cobra.Command, []string) error { return status(stdout, *etcdURLs) }
 	return c
+}
+
+func whatIfCmd(stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{Use: "what-if --lose NODE[,NODE…]", Short: "which objects losing those nodes now would make unreadable, from metadata alone", Args: exactArgs(0, "no arguments")}
+	etcdURLs := etcdFlag(c, false)
+	lose := c.Flags().StringSlice("lose", nil, "nodes to imagine lost, comma-separated (required)")
+	asJSON := c.Flags().Bool("json", false, "print the report as JSON")
+	c.RunE = func(*cobra.Command, []string) error {
+		if len(*lose) == 0 {
+			return usagef("--lose NODE[,NODE…] is required")
+		}
+		return withStore(*etcdURLs, func(ctx context.Context, store metadata.Store) error {
+			rep, err := whatIf(ctx, store, *lose)
+			if err != nil {
+				return err
+			}
+			return printWhatIf(stdout, rep, *asJSON)
+		})
+	}
+	return c
+}
+
+// whatIfReport is what losing some nodes now would do.
+type whatIfReport struct {
+	Lose           []string `json:"lose"`
+	AlreadyDown    []string `json:"already_down"` // counted as lost too
+	Objects        int      `json:"objects"`
+	Bytes          int64    `json:"bytes"`
+	Unreadable     int      `json:"unreadable"` // fewer than k shards left in some segment
+	UnreadableSize int64    `json:"unreadable_bytes"`
+	Edge           int      `json:"edge"` // exactly k shards left in some segment, none fewer
+	EdgeSize       int64    `json:"edge_bytes"`
+	Examples       []string `json:"unreadable_examples,omitempty"` // up to 20 bucket/key
+}
+
+// whatIf counts, from segment records alone, the objects that losing the
+// nodes in lose (and those already down) would leave unreadable or with no
+// redundancy. Unknown node ids are refused.
+func whatIf(ctx context.Context, store metadata.Store, lose []string) (whatIfReport, error) {
+	nodes, err := store.ListNodes(ctx)
+	if err != nil {
+		return whatIfReport{}, err
+	}
+	rep := whatIfReport{Lose: lose, AlreadyDown: []string{}}
+	lost := map[string]bool{}
+	known := map[string]bool{}
+	for _, n := range nodes {
+		known[n.ID] = true
+		if !n.Live {
+			lost[n.ID] = true
+			rep.AlreadyDown = append(rep.AlreadyDown, n.ID)
+		}
+	}
+	for _, id := range lose {
+		if !known[id] {
+			ids := slices.Sorted(maps.Keys(known))
+			return rep, usagef("unknown node %q (the nodes are %s)", id, strings.Join(ids, ", "))
+		}
+		lost[id] = true
+	}
+	records := map[string]metadata.Segment{}
+	if _, err := store.ScanSegments(ctx, func(seg metadata.Segment) error {
+		records[seg.ID] = seg
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	available := func(node string) bool { return !lost[node] }
+	buckets, err := store.ListBuckets(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, b := range buckets {
+		after := ""
+		for {
+			page, err := store.ListObjects(ctx, b.Name, metadata.ListOptions{StartAfter: after, MaxKeys: 1000})
+			if err != nil {
+				return rep, err
+			}
+			for _, o := range page.Objects {
+				obj, err := store.GetObject(ctx, b.Name, o.Key)
+				if errors.Is(err, metadata.ErrNoSuchKey) {
+					continue // deleted meanwhile
+				} else if err != nil {
+					return rep, err
+				}
+				segs := make([]metadata.Segment, len(obj.Segments))
+				for i, hint := range obj.Segments {
+					segs[i] = hint
+					if rec, ok := records[hint.ID]; ok {
+						segs[i] = rec // the record is authoritative
+					}
+				}
+				rep.Objects++
+				rep.Bytes += obj.Size
+				switch m := repair.Margin(segs, available); {
+				case m < 0:
+					rep.Unreadable++
+					rep.UnreadableSize += obj.Size
+					if len(rep.Examples) < 20 {
+						rep.Examples = append(rep.Examples, b.Name+"/"+obj.Key)
+					}
+				case m == 0:
+					rep.Edge++
+					rep.EdgeSize += obj.Size
+				}
+			}
+			if !page.IsTruncated {
+				break
+			}
+			after = page.NextMarker
+		}
+	}
+	return rep, nil
+}
+
+func printWhatIf(stdout io.Writer, rep whatIfReport, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "losing %s", strings.Join(rep.Lose, ", "))
+	if len(rep.AlreadyDown) > 0 {
+		fmt.Fprintf(stdout, " (and %s, already down)", strings.Join(rep.AlreadyDown, ", "))
+	}
+	fmt.Fprintf(stdout, " now, of %d objects (%s):\n", rep.Objects, humanize.IBytes(uint64(rep.Bytes)))
+	fmt.Fprintf(stdout, "  unreadable (fewer than k shards left): %d objects, %s\n", rep.Unreadable, humanize.IBytes(uint64(rep.UnreadableSize)))
+	fmt.Fprintf(stdout, "  at the edge (exactly k shards left):   %d objects, %s\n", rep.Edge, humanize.IBytes(uint64(rep.EdgeSize)))
+	for _, k := range rep.Examples {
+		fmt.Fprintf(stdout, "  unreadable: %s\n", k)
+	}
+	return nil
 }
 
 func presignCmd(stdout io.Writer) *cobra.Command {
