@@ -152,3 +152,46 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	}
 	return out, nil
 }
+
+// CopyShard copies shard i of seg from the node the record puts it on to
+// node to, verifying every block hash on the way (the receiving node
+// does) and the whole-file hash against the record. It reads the one
+// shard, not k of them: the cheap way to move a shard whose node is still
+// up (drain, rebalance). It returns the stored hash. Errors wrap
+// ErrUnavailable (either node not live), storagenode.ErrNotFound (the
+// source lacks it) or erasure.ErrCorrupt (the copy's hash differs from
+// the record); on error to may hold a copy that nothing records (the
+// orphan sweep's). The caller records the move (compare-and-swap).
+func (c *Cluster) CopyShard(ctx context.Context, seg metadata.Segment, i int, to string, throttle Throttle) (string, error) {
+	if i < 0 || i >= len(seg.Nodes) || i >= len(seg.ShardHashes) || seg.ShardHashes[i] == "" {
+		return "", fmt.Errorf("copy %s.%d: %w", seg.ID, i, storagenode.ErrNotFound)
+	}
+	src, srcLive := c.Store(seg.Nodes[i])
+	dst, dstLive := c.Store(to)
+	if src == nil || !srcLive {
+		return "", fmt.Errorf("copy %s.%d: source %s: %w", seg.ID, i, seg.Nodes[i], ErrUnavailable)
+	}
+	if dst == nil || !dstLive {
+		return "", fmt.Errorf("copy %s.%d: target %s: %w", seg.ID, i, to, ErrUnavailable)
+	}
+	id := storagenode.ShardID{Segment: seg.ID, Index: i}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rc, err := src.Open(ctx, id, 0, -1)
+	if err != nil {
+		return "", fmt.Errorf("copy %s from %s: %w", id, seg.Nodes[i], err)
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if throttle != nil {
+		r = &throttled{ctx: ctx, r: rc, t: throttle}
+	}
+	info, err := dst.Put(ctx, id, Profile(seg.Profile).FullShardBlock(), r)
+	if err != nil {
+		return "", fmt.Errorf("copy %s to %s: %w", id, to, err)
+	}
+	if info.Hash != seg.ShardHashes[i] {
+		return "", fmt.Errorf("copy %s to %s: stored hash %s, recorded %s: %w", id, to, info.Hash, seg.ShardHashes[i], erasure.ErrCorrupt)
+	}
+	return info.Hash, nil
+}

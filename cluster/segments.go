@@ -285,7 +285,9 @@ func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 	}
 	// The copy in an object or part value is a hint: one that lacks a
 	// shard may be older than the repair that rebuilt it. The record says.
-	if c.cfg.Records != nil && slices.Contains(seg.ShardHashes, "") {
+	// So is one that puts a shard on a node that was removed (or is no
+	// member): drain and rebalance moved it, and the record says where.
+	if c.cfg.Records != nil && (slices.Contains(seg.ShardHashes, "") || c.anyGone(seg.Nodes)) {
 		if rec, _, err := c.cfg.Records.GetSegment(ctx, seg.ID); err == nil && len(rec.Nodes) == len(seg.Nodes) {
 			seg = rec
 		}
@@ -330,8 +332,32 @@ func (c *Cluster) QueueRepair(seg metadata.Segment, shards []int, reason string)
 	c.background("queue repair", func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		// A shard the record has since moved (drain, rebalance) is not
+		// missing: the reader looked where an older copy said.
+		if c.cfg.Records != nil {
+			if rec, _, err := c.cfg.Records.GetSegment(ctx, seg.ID); err == nil && len(rec.Nodes) == len(seg.Nodes) {
+				e.Shards = slices.DeleteFunc(slices.Clone(shards), func(i int) bool {
+					return i < len(rec.Nodes) && rec.Nodes[i] != seg.Nodes[i]
+				})
+				if len(e.Shards) == 0 {
+					return
+				}
+			}
+		}
 		if err := c.cfg.Repairs.QueueRepair(ctx, e); err != nil {
 			c.log.Warn("queue repair", "segment", seg.ID, "shards", shards, "err", err)
 		}
 	})
+}
+
+// anyGone says whether some of nodes is removed or no member at all.
+func (c *Cluster) anyGone(nodes []string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, id := range nodes {
+		if n, ok := c.nodes[id]; !ok || n.State == metadata.NodeRemoved {
+			return true
+		}
+	}
+	return false
 }

@@ -273,6 +273,52 @@ type ProcessStatus struct {
 	Time   time.Time     `json:"time"`
 	Scrub  *ScrubReport  `json:"scrub,omitempty"`
 	Repair *RepairReport `json:"repair,omitempty"`
+	Disk   *DiskReport   `json:"disk,omitempty"`
+	Move   *MoveReport   `json:"move,omitempty"`
+}
+
+// DiskReport is a node's use of its disk.
+type DiskReport struct {
+	Shards     int   `json:"shards"`      // shards in the index
+	ShardBytes int64 `json:"shard_bytes"` // their size
+	Used       int64 `json:"used"`        // bytes used on the file system holding the shards
+	Total      int64 `json:"total"`       // its size
+}
+
+// MoveReport is what a healer's mover did: shards moved off draining and
+// removed nodes, and by rebalancing.
+type MoveReport struct {
+	Passes   int       `json:"passes"`
+	Moved    int       `json:"moved"` // shards moved (copied, or rebuilt from the others)
+	Bytes    int64     `json:"bytes"`
+	Waiting  int       `json:"waiting"` // moves the last pass could not make
+	LastPass time.Time `json:"last_pass"`
+	LastErr  string    `json:"last_error,omitempty"`
+}
+
+// Request is an operator's request to the cluster's background workers,
+// stored at ctl/<Kind>/<Target> until done or replaced: "scrub" (Target a
+// node id or "all": start a scrub pass now), "antientropy" (Target "all":
+// a round now), "rebalance" (Target "all": move shards to where placement
+// puts them now).
+type Request struct {
+	V      int       `json:"v"`
+	ID     string    `json:"id"`
+	Kind   string    `json:"kind"`
+	Target string    `json:"target"`
+	Time   time.Time `json:"time"`
+}
+
+// Requests is where operator requests are kept (the metadata store).
+type Requests interface {
+	// PutRequest stores r, replacing an earlier request of the same kind
+	// and target.
+	PutRequest(ctx context.Context, r Request) error
+	// GetRequest returns the request of kind for target; found is false
+	// when there is none.
+	GetRequest(ctx context.Context, kind, target string) (r Request, found bool, err error)
+	// DeleteRequest removes it (no error if absent).
+	DeleteRequest(ctx context.Context, kind, target string) error
 }
 
 // ScrubReport is a node's scrubber progress.
@@ -284,6 +330,9 @@ type ScrubReport struct {
 	LastTook    time.Duration `json:"last_took"`
 	LastShards  int           `json:"last_shards"`
 	LastCorrupt int           `json:"last_corrupt"`
+	// Request is the id of the last operator request (sherdctl scrub)
+	// whose pass has ended.
+	Request string `json:"request,omitempty"`
 }
 
 // RepairReport is a repairer's progress.
@@ -300,6 +349,9 @@ type RepairReport struct {
 	// last one (nil before the first).
 	Rounds    int               `json:"rounds,omitempty"`
 	LastRound *AntiEntropyRound `json:"last_round,omitempty"`
+	// Request is the id of the last operator request (sherdctl repair)
+	// whose round has ended.
+	Request string `json:"request,omitempty"`
 }
 
 // AntiEntropyRound is what one anti-entropy round did.
@@ -484,6 +536,12 @@ type Store interface {
 	// WatchNodes sends the full node list now and after every change,
 	// until ctx ends (then it closes the channel).
 	WatchNodes(ctx context.Context) (<-chan []Node, error)
+	// SetNodeState changes a member's administrative state (active,
+	// draining, removed), kept across its restarts. Errors: ErrInvalid (no
+	// such member), ErrConflict (changed meanwhile: retry).
+	SetNodeState(ctx context.Context, id string, state NodeState) error
+
+	Requests
 }
 
 // partitionOf is the first 12 bits of a hex segment id (0 if malformed).

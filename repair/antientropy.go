@@ -98,6 +98,7 @@ type AntiEntropy struct {
 	pending  map[string]suspect // version id → when its uncommitted segment list was first seen (hash: its revision)
 	last     RoundReport
 	rounds   int
+	kick     chan struct{}
 }
 
 // NewAntiEntropy returns an AntiEntropy.
@@ -117,7 +118,16 @@ func NewAntiEntropy(cfg AntiEntropyConfig) (*AntiEntropy, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &AntiEntropy{cfg: cfg, log: cfg.Log, suspects: map[string]suspect{}, pending: map[string]suspect{}}, nil
+	return &AntiEntropy{cfg: cfg, log: cfg.Log, suspects: map[string]suspect{}, pending: map[string]suspect{}, kick: make(chan struct{}, 1)}, nil
+}
+
+// Kick makes Run start its next round now (an operator's request), or
+// as soon as the round under way ends.
+func (a *AntiEntropy) Kick() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Last returns the report of the last round and the number of rounds.
@@ -163,6 +173,7 @@ func (a *AntiEntropy) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.kick:
 		}
 	}
 }

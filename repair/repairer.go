@@ -117,6 +117,12 @@ func New(cfg Config) (*Repairer, error) {
 	return &Repairer{cfg: cfg, log: cfg.Log, limiter: rate.NewLimiter(rate.Limit(cfg.Rate), burst)}, nil
 }
 
+// Throttle is the repairer's rate limit as a cluster.Throttle, for other
+// workers that must share its budget (the mover).
+func (r *Repairer) Throttle() cluster.Throttle {
+	return func(ctx context.Context, n int) error { return r.limiter.WaitN(ctx, n) }
+}
+
 // Run makes a pass every interval until ctx ends.
 func (r *Repairer) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)

@@ -112,6 +112,16 @@ type Scrubber struct {
 	limiter *rate.Limiter
 	mu      sync.Mutex
 	p       ScrubProgress
+	kick    chan struct{}
+}
+
+// Kick starts a pass now (an operator's request), or as soon as the one
+// under way ends.
+func (sc *Scrubber) Kick() {
+	select {
+	case sc.kick <- struct{}{}:
+	default:
+	}
 }
 
 // NewScrubber returns a scrubber of store.
@@ -128,7 +138,7 @@ func NewScrubber(store *Store, cfg ScrubConfig) *Scrubber {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Scrubber{store: store, cfg: cfg, limiter: rate.NewLimiter(rate.Limit(cfg.Rate), max(int(cfg.Rate/10), 1<<20))}
+	return &Scrubber{store: store, cfg: cfg, limiter: rate.NewLimiter(rate.Limit(cfg.Rate), max(int(cfg.Rate/10), 1<<20)), kick: make(chan struct{}, 1)}
 }
 
 // Progress returns a snapshot.
@@ -145,6 +155,16 @@ func (sc *Scrubber) Pass(ctx context.Context) error {
 	sc.p.Running, sc.p.PassStarted, sc.p.Shards, sc.p.Bytes, sc.p.Fraction, sc.p.Quarantined = true, start, 0, 0, 0, 0
 	sc.mu.Unlock()
 	throttle := func(ctx context.Context, n int) error { return sc.limiter.WaitN(ctx, n) }
+	// Verification times are recorded in batches (one index transaction
+	// per 1000 shards, and at the end).
+	var verified []ShardID
+	flush := func() {
+		if err := sc.store.MarkVerified(verified, sc.cfg.Now()); err != nil {
+			sc.cfg.Log.Warn("scrub: record verification times", "err", err)
+		}
+		verified = verified[:0]
+	}
+	defer flush()
 	err := sc.store.Walk(ctx, func(info ShardInfo) error {
 		id, err := ParseShardID(info.ID)
 		if err != nil {
@@ -168,6 +188,10 @@ func (sc *Scrubber) Pass(ctx context.Context) error {
 			}
 		} else if verr != nil && !errors.Is(verr, ErrNotFound) {
 			return verr // I/O error or ctx: stop the pass
+		} else if verr == nil {
+			if verified = append(verified, id); len(verified) >= 1000 {
+				flush()
+			}
 		}
 		pos, _ := strconv.ParseUint(id.Segment[:4], 16, 32)
 		sc.mu.Lock()
@@ -197,6 +221,7 @@ func (sc *Scrubber) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-sc.kick:
 		}
 		if err := sc.Pass(ctx); err != nil && ctx.Err() == nil {
 			sc.cfg.Log.Warn("scrub pass", "err", err)

@@ -76,6 +76,10 @@ type ShardInfo struct {
 	Hash     string    `json:"hash"`  // XXH3-128 of the whole file, hex
 	BlockLen int       `json:"block"` // shard block length of a full stripe
 	ModTime  time.Time `json:"mtime"`
+	// Verified is when the shard's content was last checked against its
+	// block hashes: by a scrub pass, a verify request, or the write that
+	// stored it (a Put checks every block). Filled by Stat and Verify.
+	Verified time.Time `json:"verified,omitzero"`
 }
 
 // EntryDigest is the shard's contribution to its Merkle leaf.

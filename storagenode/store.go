@@ -41,6 +41,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,10 @@ import (
 var (
 	bucketShards = []byte("shards")
 	bucketLeaves = []byte("leaves")
+	// bucketVerified: shard id → when a scrub or verify last read it
+	// whole (unix nanoseconds, 8 bytes big-endian). Not fsynced on its
+	// own: written in batches, lost at worst to a crash.
+	bucketVerified = []byte("verified")
 )
 
 // record is a shard's index entry.
@@ -73,6 +78,14 @@ type Store struct {
 	// tree mirrors the leaves bucket in memory with cached interior
 	// digests; changed after every index commit by the same XORs.
 	tree *merkle.Incremental
+	// shards and bytes count the index's records and their sizes,
+	// changed after every index commit like tree.
+	shards, bytes atomic.Int64
+}
+
+// Usage returns the number of shards the index holds and their size.
+func (s *Store) Usage() (shards int, bytes int64) {
+	return int(s.shards.Load()), s.bytes.Load()
 }
 
 // Options configures a Store.
@@ -104,7 +117,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, db: db, now: opts.Now, seed: maphash.MakeSeed()}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketShards, bucketLeaves} {
+		for _, b := range [][]byte{bucketShards, bucketLeaves, bucketVerified} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -122,6 +135,20 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storagenode: open: load leaves: %w", err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketShards).ForEach(func(_, v []byte) error {
+			var rec record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			s.shards.Add(1)
+			s.bytes.Add(rec.Size)
+			return nil
+		})
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storagenode: open: count shards: %w", err)
 	}
 	s.tree = merkle.NewIncremental()
 	for l, d := range leaves {
@@ -249,9 +276,40 @@ func (s *Store) Stat(ctx context.Context, id ShardID) (ShardInfo, error) {
 		if v == nil {
 			return fmt.Errorf("stat %s: %w", id, ErrNotFound)
 		}
-		return json.Unmarshal(v, &rec)
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		rec.Verified = rec.ModTime // the Put checked every block
+		if t := tx.Bucket(bucketVerified).Get([]byte(id.String())); len(t) == 8 {
+			if vt := time.Unix(0, int64(binary.BigEndian.Uint64(t))); vt.After(rec.Verified) {
+				rec.Verified = vt
+			}
+		}
+		return nil
 	})
 	return rec.ShardInfo, err
+}
+
+// MarkVerified records that the shards in ids were read whole and found
+// intact at t (one index transaction for all of them).
+func (s *Store) MarkVerified(ids []ShardID, t time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(t.UnixNano()))
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVerified)
+		for _, id := range ids {
+			if tx.Bucket(bucketShards).Get([]byte(id.String())) == nil {
+				continue // deleted meanwhile
+			}
+			if err := b.Put([]byte(id.String()), v[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Delete implements ShardStore.
@@ -385,6 +443,8 @@ func leafKey(l uint32) []byte { return binary.BigEndian.AppendUint32(nil, l) }
 type indexTx struct {
 	tx     *bolt.Tx
 	deltas []leafDelta
+	shards int64 // records added minus removed
+	bytes  int64 // their sizes
 }
 
 type leafDelta struct {
@@ -407,6 +467,8 @@ func (s *Store) updateIndex(f func(*indexTx) error) error {
 		for _, d := range x.deltas {
 			s.tree.Xor(d.leaf, d.d)
 		}
+		s.shards.Add(x.shards)
+		s.bytes.Add(x.bytes)
 	}
 	return nil
 }
@@ -438,6 +500,8 @@ func (x *indexTx) putRecord(rec record) error {
 	if err := x.tx.Bucket(bucketShards).Put([]byte(rec.ID), v); err != nil {
 		return err
 	}
+	x.shards++
+	x.bytes += rec.Size
 	return x.xorLeaf(id.Leaf(), rec.EntryDigest())
 }
 
@@ -458,6 +522,11 @@ func (x *indexTx) deleteRecord(key string) error {
 	if err := x.xorLeaf(id.Leaf(), old.EntryDigest()); err != nil {
 		return err
 	}
+	if err := x.tx.Bucket(bucketVerified).Delete([]byte(key)); err != nil {
+		return err
+	}
+	x.shards--
+	x.bytes -= old.Size
 	return b.Delete([]byte(key))
 }
 

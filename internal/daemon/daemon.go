@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -186,18 +188,36 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 			}
 		}
 		n.Scrubber = storagenode.NewScrubber(st, storagenode.ScrubConfig{Rate: c.ScrubRate, Interval: c.ScrubInterval, OnCorrupt: queue, Log: log})
-		n.loops.Add(2)
+		kick := make(chan struct{}, 1)
+		var doneRequest atomic.Pointer[string]
+		n.loops.Add(3)
 		go func() {
 			defer n.loops.Done()
 			n.Scrubber.Run(lctx)
 		}()
 		go func() {
 			defer n.loops.Done()
-			publish(lctx, c.Store, c.StatusInterval, log, func() metadata.ProcessStatus {
+			followScrubRequests(lctx, c.Store, c.ID, n.Scrubber, &doneRequest, kick, log)
+		}()
+		go func() {
+			defer n.loops.Done()
+			publish(lctx, c.Store, c.StatusInterval, kick, log, func() metadata.ProcessStatus {
 				p := n.Scrubber.Progress()
-				return metadata.ProcessStatus{Kind: "node", Name: c.ID, Scrub: &metadata.ScrubReport{
+				rep := &metadata.ScrubReport{
 					Running: p.Running, Fraction: p.Fraction, Passes: p.Passes, LastPass: p.LastPass,
-					LastTook: p.LastTook, LastShards: p.LastShards, LastCorrupt: p.LastCorrupt}}
+					LastTook: p.LastTook, LastShards: p.LastShards, LastCorrupt: p.LastCorrupt}
+				if id := doneRequest.Load(); id != nil {
+					rep.Request = *id
+				}
+				return metadata.ProcessStatus{Kind: "node", Name: c.ID, Scrub: rep, Disk: diskReport(st)}
+			})
+		}()
+	} else {
+		n.loops.Add(1)
+		go func() {
+			defer n.loops.Done()
+			publish(lctx, c.Store, c.StatusInterval, nil, log, func() metadata.ProcessStatus {
+				return metadata.ProcessStatus{Kind: "node", Name: c.ID, Disk: diskReport(st)}
 			})
 		}()
 	}
@@ -217,6 +237,62 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	log.Info("storage node up", "url", c.Advert, "dir", c.Dir)
 	return n, nil
+}
+
+// diskReport describes the store's use of its disk.
+func diskReport(st *storagenode.Store) *metadata.DiskReport {
+	shards, bytes := st.Usage()
+	d := &metadata.DiskReport{Shards: shards, ShardBytes: bytes}
+	var fs syscall.Statfs_t
+	if syscall.Statfs(st.Dir(), &fs) == nil {
+		d.Total = int64(fs.Blocks) * fs.Bsize
+		d.Used = d.Total - int64(fs.Bavail)*fs.Bsize
+	}
+	return d
+}
+
+// followScrubRequests starts a scrub pass when an operator asks for one
+// (sherdctl scrub: ctl/scrub/<node> or ctl/scrub/all), and records the
+// request's id in done once a pass that started after it has ended.
+func followScrubRequests(ctx context.Context, store metadata.Store, id string, sc *storagenode.Scrubber, done *atomic.Pointer[string], publishNow chan<- struct{}, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	seen := map[string]bool{}
+	first := true
+	var pending string
+	var asked time.Time
+	for {
+		for _, target := range []string{id, "all"} {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			r, ok, err := store.GetRequest(rctx, "scrub", target)
+			cancel()
+			if err != nil || !ok || seen[r.ID] {
+				continue
+			}
+			seen[r.ID] = true
+			if first {
+				continue // requested before this process started: not replayed
+			}
+			pending, asked = r.ID, time.Now()
+			sc.Kick()
+			log.Info("scrub requested", "request", r.ID)
+		}
+		first = false
+		if p := sc.Progress(); pending != "" && !p.Running && p.Passes > 0 && !p.LastPass.Add(-p.LastTook).Before(asked) {
+			finished := pending
+			done.Store(&finished)
+			pending = ""
+			select {
+			case publishNow <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Shards is the node's shard store (for tests and tools).
@@ -366,7 +442,8 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 
 // publish stores what report says now and every interval (default 10 s)
 // until ctx ends.
-func publish(ctx context.Context, store metadata.Store, interval time.Duration, log *slog.Logger, report func() metadata.ProcessStatus) {
+// A send on kick publishes at once (nil: only on the ticker).
+func publish(ctx context.Context, store metadata.Store, interval time.Duration, kick <-chan struct{}, log *slog.Logger, report func() metadata.ProcessStatus) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
@@ -384,6 +461,7 @@ func publish(ctx context.Context, store metadata.Store, interval time.Duration, 
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
 }

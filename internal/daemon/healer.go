@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sherdstore/sherd/cluster"
@@ -29,12 +32,20 @@ type HealConfig struct {
 	Grace time.Duration
 	// StatusInterval is how often progress is published (default 10 s).
 	StatusInterval time.Duration
+	// MoveInterval is the pause between mover passes while a node is
+	// draining or removed or a rebalance is requested (default 10 s).
+	MoveInterval time.Duration
+	// RequestPoll is how often operator requests (sherdctl repair,
+	// rebalance) are looked for (default 1 s).
+	RequestPoll time.Duration
 }
 
 // Healer is a running repairer and anti-entropy loop.
 type Healer struct {
 	Repairer    *repair.Repairer
 	AntiEntropy *repair.AntiEntropy
+	Mover       *repair.Mover
+	doneRequest atomic.Pointer[string] // the last operator request whose round ended
 	cancel      context.CancelFunc
 	loops       sync.WaitGroup
 }
@@ -52,6 +63,12 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 	if c.AntiEntropyInterval <= 0 {
 		c.AntiEntropyInterval = time.Minute
 	}
+	if c.MoveInterval <= 0 {
+		c.MoveInterval = 10 * time.Second
+	}
+	if c.RequestPoll <= 0 {
+		c.RequestPoll = time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	// Two claimers: claims are re-entrant for their holder, and the
 	// orphan sweep must exclude this process's repairer too.
@@ -66,10 +83,18 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 		cancel()
 		return nil, err
 	}
+	moveClaims, err := cf.NewClaimer(ctx, name+" (mover)", 10*time.Second)
+	if err != nil {
+		claims.Close()
+		aeClaims.Close()
+		cancel()
+		return nil, err
+	}
 	h := &Healer{cancel: cancel}
 	fail := func(err error) (*Healer, error) {
 		claims.Close()
 		aeClaims.Close()
+		moveClaims.Close()
 		cancel()
 		return nil, err
 	}
@@ -80,7 +105,17 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 		Repairer: h.Repairer, Grace: c.Grace, Log: log}); err != nil {
 		return fail(err)
 	}
-	h.loops.Add(3)
+	if h.Mover, err = repair.NewMover(repair.MoverConfig{Meta: store, Cluster: cl, Claims: moveClaims,
+		Throttle: h.Repairer.Throttle(), Log: log}); err != nil {
+		return fail(err)
+	}
+	kick := make(chan struct{}, 1)
+	h.loops.Add(4)
+	go func() {
+		defer h.loops.Done()
+		defer moveClaims.Close()
+		h.control(ctx, store, cl, c, kick, log)
+	}()
 	go func() {
 		defer h.loops.Done()
 		defer claims.Close()
@@ -95,7 +130,7 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 		defer h.loops.Done()
 		var lastBytes int64
 		last := time.Now()
-		publish(ctx, store, c.StatusInterval, log, func() metadata.ProcessStatus {
+		publish(ctx, store, c.StatusInterval, kick, log, func() metadata.ProcessStatus {
 			st := h.Repairer.Stats.Snapshot()
 			now := time.Now()
 			rate := float64(st.BytesRead-lastBytes) / max(now.Sub(last).Seconds(), 0.001)
@@ -105,7 +140,11 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 			if round, n := h.AntiEntropy.Last(); n > 0 {
 				rep.Rounds, rep.LastRound = n, &round
 			}
-			return metadata.ProcessStatus{Kind: "repairer", Name: name, Repair: rep}
+			if id := h.doneRequest.Load(); id != nil {
+				rep.Request = *id
+			}
+			mv := h.Mover.Report()
+			return metadata.ProcessStatus{Kind: "repairer", Name: name, Repair: rep, Move: &mv}
 		})
 	}()
 	return h, nil
@@ -115,4 +154,104 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 func (h *Healer) Close() {
 	h.cancel()
 	h.loops.Wait()
+}
+
+// control follows operator requests and runs the mover: an anti-entropy
+// request (sherdctl repair) starts a round now and publishes its report
+// when done; the mover makes a pass every MoveInterval while a member is
+// draining or removed or a rebalance is requested. A situation (the
+// draining and removed members, the rebalance request) that a pass found
+// nothing to do for, once it is older than the commit window (no write
+// placed before it can still commit), is not scanned again until it
+// changes.
+func (h *Healer) control(ctx context.Context, store metadata.Store, cl *cluster.Cluster, c HealConfig, kick chan<- struct{}, log *slog.Logger) {
+	poll := time.NewTicker(c.RequestPoll)
+	defer poll.Stop()
+	var (
+		lastAE    string
+		requested time.Time // when a requested round was asked for (zero: none waited for)
+		lastMove  time.Time
+		cleanSig  string
+		sig       string
+		sigSince  time.Time
+	)
+	if r, ok, err := getRequest(ctx, store, "antientropy"); err == nil && ok {
+		lastAE = r.ID // an old request is not replayed at start
+	}
+	publishNow := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		}
+		if r, ok, err := getRequest(ctx, store, "antientropy"); err == nil && ok && r.ID != lastAE {
+			lastAE, requested = r.ID, time.Now()
+			h.AntiEntropy.Kick()
+			log.Info("anti-entropy round requested", "request", r.ID)
+		}
+		if !requested.IsZero() {
+			// Publish once a round that started after the request ended.
+			if last, n := h.AntiEntropy.Last(); n > 0 && !last.Started.Before(requested) {
+				requested = time.Time{}
+				finished := lastAE
+				h.doneRequest.Store(&finished)
+				publishNow()
+			}
+		}
+		if time.Since(lastMove) < c.MoveInterval {
+			continue
+		}
+		lastMove = time.Now()
+		rb, rebalance, err := getRequest(ctx, store, "rebalance")
+		if err != nil {
+			continue
+		}
+		members := cl.Nodes()
+		if !rebalance && !repair.NeedsPass(members) {
+			continue
+		}
+		next := moveSignature(members, rb.ID)
+		if next != sig {
+			sig, sigSince = next, time.Now()
+		}
+		if sig == cleanSig {
+			continue
+		}
+		pass := h.Mover.RunOnce(ctx, rebalance)
+		if pass.Segments == 0 && pass.Err == nil && time.Since(sigSince) > cl.CommitWindow() {
+			cleanSig = sig
+		}
+		if pass.Moved > 0 {
+			publishNow()
+		}
+	}
+}
+
+// getRequest reads an operator request with a deadline.
+func getRequest(ctx context.Context, store metadata.Store, kind string) (metadata.Request, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return store.GetRequest(rctx, kind, "all")
+}
+
+// moveSignature names what the mover must act on: the draining and removed
+// members and the rebalance request.
+func moveSignature(members []metadata.Node, rebalance string) string {
+	var b strings.Builder
+	ids := make([]string, 0, len(members))
+	for _, n := range members {
+		if n.State == metadata.NodeDraining || n.State == metadata.NodeRemoved {
+			ids = append(ids, n.ID+"="+string(n.State))
+		}
+	}
+	slices.Sort(ids)
+	b.WriteString(strings.Join(ids, ","))
+	b.WriteString("|" + rebalance)
+	return b.String()
 }

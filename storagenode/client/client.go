@@ -152,6 +152,27 @@ func (c *Client) Stat(ctx context.Context, id storagenode.ShardID) (storagenode.
 	info.Size, _ = strconv.ParseInt(resp.Header.Get(storagenode.HeaderSize), 10, 64)
 	info.BlockLen, _ = strconv.Atoi(resp.Header.Get(storagenode.HeaderBlock))
 	info.ModTime, _ = http.ParseTime(resp.Header.Get("Last-Modified"))
+	info.Verified, _ = time.Parse(time.RFC3339Nano, resp.Header.Get(storagenode.HeaderVerified))
+	return info, nil
+}
+
+// Verify asks the node to re-read shard id whole and check every block
+// hash and the whole-file hash now. It returns the shard's description,
+// with Verified the time of the check before this one. Errors:
+// storagenode.ErrNotFound, storagenode.ErrCorrupt.
+func (c *Client) Verify(ctx context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+	if err := valid(id); err != nil {
+		return storagenode.ShardInfo{}, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/verify/"+id.String(), nil, nil, nil)
+	if err != nil {
+		return storagenode.ShardInfo{}, err
+	}
+	defer resp.Body.Close()
+	var info storagenode.ShardInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return info, fmt.Errorf("verify %s: %w", id, err)
+	}
 	return info, nil
 }
 
