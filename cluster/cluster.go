@@ -184,19 +184,11 @@ func (c *Cluster) Watch(store metadata.Store) error {
 // ring whether live or not (their missing shards are repaired); draining
 // members take no new shards.
 func (c *Cluster) Update(nodes []metadata.Node) {
-	var members []placement.Member
 	byID := map[string]metadata.Node{}
 	for _, n := range nodes {
 		byID[n.ID] = n
-		if n.State == metadata.NodeActive || n.State == "" {
-			w := 1.0
-			if n.Capacity > 0 {
-				w = float64(n.Capacity) / (1 << 40)
-			}
-			members = append(members, placement.Member{ID: n.ID, Zone: n.Zone, Weight: w})
-		}
 	}
-	ring, err := placement.New(members, 0)
+	ring, err := Ring(nodes)
 	if err != nil {
 		ring = nil
 	}
@@ -210,6 +202,22 @@ func (c *Cluster) Update(nodes []metadata.Node) {
 			c.addrs[id] = n.Address
 		}
 	}
+}
+
+// Ring is the placement ring of nodes: its active members, weighted by
+// capacity. Pure.
+func Ring(nodes []metadata.Node) (*placement.Ring, error) {
+	var members []placement.Member
+	for _, n := range nodes {
+		if n.State == metadata.NodeActive || n.State == "" {
+			w := 1.0
+			if n.Capacity > 0 {
+				w = float64(n.Capacity) / (1 << 40)
+			}
+			members = append(members, placement.Member{ID: n.ID, Zone: n.Zone, Weight: w})
+		}
+	}
+	return placement.New(members, 0)
 }
 
 // Place returns the nodes for the k+m shards of a new segment.

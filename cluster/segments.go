@@ -292,15 +292,47 @@ func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 			seg = rec
 		}
 	}
-	open := func(ctx context.Context, i int, off, n int64) (io.ReadCloser, error) {
-		if i >= len(seg.Nodes) || seg.ShardHashes[i] == "" {
-			return nil, fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
-		}
-		st, live := c.Store(seg.Nodes[i])
+	// A shard not where the copy says may have moved (drain, rebalance,
+	// repair to another node): the record is read once, on the first such
+	// failure, and the shard opened where it says.
+	var (
+		recOnce sync.Once
+		rec     metadata.Segment
+		recOK   bool
+	)
+	record := func(ctx context.Context) (metadata.Segment, bool) {
+		recOnce.Do(func() {
+			if c.cfg.Records == nil {
+				return
+			}
+			r, _, err := c.cfg.Records.GetSegment(ctx, seg.ID)
+			recOK = err == nil && len(r.Nodes) == len(seg.Nodes) && len(r.ShardHashes) == len(seg.Nodes)
+			rec = r
+		})
+		return rec, recOK
+	}
+	openAt := func(ctx context.Context, node string, i int, off, n int64) (io.ReadCloser, error) {
+		st, live := c.Store(node)
 		if st == nil || !live {
-			return nil, fmt.Errorf("shard %d: node %s: %w", i, seg.Nodes[i], ErrUnavailable)
+			return nil, fmt.Errorf("shard %d: node %s: %w", i, node, ErrUnavailable)
 		}
 		return st.Open(ctx, storagenode.ShardID{Segment: seg.ID, Index: i}, off, n)
+	}
+	open := func(ctx context.Context, i int, off, n int64) (io.ReadCloser, error) {
+		if i >= len(seg.Nodes) {
+			return nil, fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
+		}
+		var rc io.ReadCloser
+		err := fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
+		if seg.ShardHashes[i] != "" {
+			if rc, err = openAt(ctx, seg.Nodes[i], i, off, n); err == nil {
+				return rc, nil
+			}
+		}
+		if r, ok := record(ctx); ok && r.ShardHashes[i] != "" && (r.Nodes[i] != seg.Nodes[i] || seg.ShardHashes[i] == "") {
+			return openAt(ctx, r.Nodes[i], i, off, n)
+		}
+		return nil, err
 	}
 	bad, err := codec.ReadRange(ctx, w, seg.Size, off, n, open)
 	// Shards on a node that is down are not queued: they are likely intact

@@ -10,9 +10,10 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
-	"text/tabwriter"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
@@ -43,7 +45,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // (before, between or after the arguments); anything the command does not
 // take is refused, never ignored.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout)
+	root := newRoot(&ui{out: stdout, errw: stderr, tty: isTerminal(stdout)})
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -88,7 +90,20 @@ func subcommandNames(c *cobra.Command) []string {
 	return out
 }
 
-func newRoot(stdout io.Writer) *cobra.Command {
+// isTerminal says whether w is a terminal (progress bars are drawn only
+// then).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// signalContext ends at SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newRoot(u *ui) *cobra.Command {
+	stdout := u.out
 	root := &cobra.Command{
 		Use:           "sherdctl",
 		Short:         "Sherd's operator CLI: cluster status, presigned URLs, webhooks",
@@ -98,7 +113,8 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	}
 	root.RunE = needSubcommand
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(statusCmd(stdout), presignCmd(stdout), notifyCmd(stdout), whatIfCmd(stdout))
+	root.AddCommand(statusCmd(u), presignCmd(stdout), notifyCmd(stdout), whatIfCmd(u),
+		nodeCmd(u), rebalanceCmd(u), scrubCmd(u), verifyCmd(u), repairCmd(u))
 	return root
 }
 
@@ -110,14 +126,27 @@ func etcdFlag(c *cobra.Command, persistent bool) *string {
 	return fs.String("etcd", os.Getenv("SHERD_ETCD"), "etcd client URLs, comma-separated (or SHERD_ETCD)")
 }
 
-func statusCmd(stdout io.Writer) *cobra.Command {
-	c := &cobra.Command{Use: "status", Short: "nodes (live or down) and the repair, gc and notification queues", Args: exactArgs(0, "no arguments")}
+func statusCmd(u *ui) *cobra.Command {
+	c := &cobra.Command{Use: "status", Short: "nodes (live, down, draining; disk used), segments by healthy shards, backlogs, last anti-entropy round and scrub pass", Args: exactArgs(0, "no arguments")}
 	etcdURLs := etcdFlag(c, false)
-	c.RunE = func(*cobra.Command, []string) error { return status(stdout, *etcdURLs) }
+	asJSON := c.Flags().Bool("json", false, "print the report as JSON")
+	c.RunE = func(*cobra.Command, []string) error {
+		return withStoreUntil(*etcdURLs, 0, func(ctx context.Context, store metadata.Store) error {
+			rep, err := call(ctx, func(ctx context.Context) (statusReport, error) { return gatherStatus(ctx, store, time.Now()) })
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return u.json(rep)
+			}
+			return printStatus(u.out, rep)
+		})
+	}
 	return c
 }
 
-func whatIfCmd(stdout io.Writer) *cobra.Command {
+func whatIfCmd(u *ui) *cobra.Command {
+	stdout := u.out
 	c := &cobra.Command{Use: "what-if --lose NODE[,NODE…]", Short: "which objects losing those nodes now would make unreadable, from metadata alone", Args: exactArgs(0, "no arguments")}
 	etcdURLs := etcdFlag(c, false)
 	lose := c.Flags().StringSlice("lose", nil, "nodes to imagine lost, comma-separated (required)")
@@ -127,7 +156,7 @@ func whatIfCmd(stdout io.Writer) *cobra.Command {
 			return usagef("--lose NODE[,NODE…] is required")
 		}
 		return withStore(*etcdURLs, func(ctx context.Context, store metadata.Store) error {
-			rep, err := whatIf(ctx, store, *lose)
+			rep, err := whatIf(ctx, u, store, *lose)
 			if err != nil {
 				return err
 			}
@@ -153,7 +182,7 @@ type whatIfReport struct {
 // whatIf counts, from segment records alone, the objects that losing the
 // nodes in lose (and those already down) would leave unreadable or with no
 // redundancy. Unknown node ids are refused.
-func whatIf(ctx context.Context, store metadata.Store, lose []string) (whatIfReport, error) {
+func whatIf(ctx context.Context, u *ui, store metadata.Store, lose []string) (whatIfReport, error) {
 	nodes, err := store.ListNodes(ctx)
 	if err != nil {
 		return whatIfReport{}, err
@@ -187,6 +216,8 @@ func whatIf(ctx context.Context, store metadata.Store, lose []string) (whatIfRep
 	if err != nil {
 		return rep, err
 	}
+	bar := u.bar(int64(len(records)), "segments of objects examined", false)
+	defer bar.Close()
 	for _, b := range buckets {
 		after := ""
 		for {
@@ -210,6 +241,7 @@ func whatIf(ctx context.Context, store metadata.Store, lose []string) (whatIfRep
 				}
 				rep.Objects++
 				rep.Bytes += obj.Size
+				bar.Add(len(segs))
 				switch m := repair.Margin(segs, available); {
 				case m < 0:
 					rep.Unreadable++
@@ -309,142 +341,6 @@ func withStore(etcdURLs string, f func(ctx context.Context, store metadata.Store
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return f(ctx, daemon.NewMetadataStore(cli))
-}
-
-func status(stdout io.Writer, etcdURLs string) error {
-	return withStore(etcdURLs, func(ctx context.Context, store metadata.Store) error { return printStatus(ctx, stdout, store) })
-}
-
-func printStatus(ctx context.Context, stdout io.Writer, store metadata.Store) error {
-	nodes, err := store.ListNodes(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tLIVE\tADDRESS\tZONE\tSTARTED")
-	live := 0
-	for _, n := range nodes {
-		l := "DOWN"
-		if n.Live {
-			l, live = "up", live+1
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.State, l, n.Address, n.Zone, n.Started.Format(time.RFC3339))
-	}
-	tw.Flush()
-	// Queue backlogs: every item, and those due now (the rest wait for a
-	// retry or a claim to run out).
-	type backlog struct{ total, due int }
-	queues := map[string]backlog{}
-	for _, q := range []string{"repair", "gc", "events"} {
-		total, due, err := store.QueueLength(ctx, q, time.Now())
-		if err != nil {
-			return err
-		}
-		queues[q] = backlog{total, due}
-	}
-	// Segments by healthy shards, from metadata alone: recorded shards on
-	// live nodes (a scan of every partition's segment records).
-	liveNode := map[string]bool{}
-	for _, n := range nodes {
-		liveNode[n.ID] = n.Live
-	}
-	type class struct{ healthy, k, n int }
-	byHealth := map[class]int{}
-	total := 0
-	if _, err := store.ScanSegments(ctx, func(seg metadata.Segment) error {
-		h := repair.RecordedHealthy(seg, func(id string) bool { return liveNode[id] })
-		byHealth[class{h, seg.Profile.K, seg.Profile.K + seg.Profile.M}]++
-		total++
-		return nil
-	}); err != nil {
-		return err
-	}
-	classes := slices.Collect(maps.Keys(byHealth))
-	slices.SortFunc(classes, func(a, b class) int { return b.healthy - a.healthy })
-	fmt.Fprintf(stdout, "\nsegments by healthy shards (recorded, on live nodes): %d in all", total)
-	for _, c := range classes {
-		note := ""
-		if c.healthy < c.k {
-			note = " (UNREADABLE)"
-		} else if c.healthy == c.k {
-			note = " (no redundancy left)"
-		}
-		fmt.Fprintf(stdout, "; %d/%d%s: %d", c.healthy, c.n, note, byHealth[c])
-	}
-	fmt.Fprintln(stdout)
-	if err := printProgress(ctx, stdout, store); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "\n%d of %d nodes live; repair queue: %d entries (%d due); gc queue: %d entries; notifications waiting: %d (%d due, the others claimed or waiting to retry)\n",
-		live, len(nodes), queues["repair"].total, queues["repair"].due, queues["gc"].total, queues["events"].total, queues["events"].due)
-	return nil
-}
-
-// printProgress shows what the scrubbers and repairers last published.
-func printProgress(ctx context.Context, stdout io.Writer, store metadata.Store) error {
-	sts, err := store.ListStatus(ctx)
-	if err != nil {
-		return err
-	}
-	ago := func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return time.Since(t).Round(time.Second).String() + " ago"
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	scrubs, repairs := 0, 0
-	for _, st := range sts {
-		if st.Scrub == nil {
-			continue
-		}
-		if scrubs == 0 {
-			fmt.Fprintln(tw, "\nSCRUB\tLAST PASS\tTOOK\tSHARDS\tCORRUPT\tNOW\tREPORTED")
-		}
-		scrubs++
-		sc := st.Scrub
-		now := "idle"
-		if sc.Running {
-			now = fmt.Sprintf("pass %d at %.0f%%", sc.Passes+1, 100*sc.Fraction)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", st.Name, ago(sc.LastPass), sc.LastTook.Round(time.Millisecond), sc.LastShards, sc.LastCorrupt, now, ago(st.Time))
-	}
-	for _, st := range sts {
-		if st.Repair == nil {
-			continue
-		}
-		if repairs == 0 {
-			fmt.Fprintln(tw, "\nREPAIRER\tLAST PASS\tSEGMENTS\tSHARDS\tREAD\tRATE\tWAITING\tREPORTED")
-		}
-		repairs++
-		r := st.Repair
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f MiB\t%.1f MiB/s\t%d\t%s\n", st.Name, ago(r.LastPass), r.Segments, r.ShardsRebuilt,
-			float64(r.BytesRead)/(1<<20), r.Rate/(1<<20), r.Waiting, ago(st.Time))
-		if r.LastError != "" {
-			fmt.Fprintf(tw, "\t  last error: %s\n", r.LastError)
-		}
-	}
-	rounds := 0
-	for _, st := range sts {
-		if st.Repair == nil || st.Repair.LastRound == nil {
-			continue
-		}
-		if rounds == 0 {
-			fmt.Fprintln(tw, "\nANTI-ENTROPY\tLAST ROUND\tTOOK\tROUNDS\tNODES\tPARTITIONS\tMISSING\tWRONG\tUNEXPECTED\tREBUILT\tSWEPT\tNODE CALLS")
-		}
-		rounds++
-		r := st.Repair.LastRound
-		swept := fmt.Sprint(r.Swept)
-		if r.SweptLists > 0 {
-			swept += fmt.Sprintf(" +%d lists", r.SweptLists)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%d\t%d\t%d\t%s\t%d\n", st.Name, ago(r.Started), r.Took.Round(time.Millisecond),
-			st.Repair.Rounds, r.Nodes, r.Examined, r.Differing, r.Missing, r.Wrong, r.Unexpected, r.Rebuilt, swept, r.NodeCalls)
-		if r.Error != "" {
-			fmt.Fprintf(tw, "\t  error: %s\n", r.Error)
-		}
-	}
-	return tw.Flush()
 }
 
 func showWebhooks(stdout io.Writer, etcdURLs, bucket string) error {

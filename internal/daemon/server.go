@@ -134,6 +134,17 @@ func (s *Server) StopNode(i int) error {
 	return err
 }
 
+// AddNode starts one more storage node (node-<N+1>) and returns its index.
+func (s *Server) AddNode(ctx context.Context) (int, error) {
+	i := len(s.Nodes)
+	n, err := s.startNode(ctx, i)
+	if err != nil {
+		return 0, err
+	}
+	s.Nodes = append(s.Nodes, n)
+	return i, nil
+}
+
 // RestartNode starts node i again on its data directory.
 func (s *Server) RestartNode(ctx context.Context, i int) error {
 	if s.Nodes[i] != nil {
