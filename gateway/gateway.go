@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway/s3"
+	"github.com/sherdstore/sherd/internal/reqid"
 	"github.com/sherdstore/sherd/metadata"
 )
 
@@ -36,8 +38,12 @@ type Config struct {
 	// MinPartSize is the smallest multipart part but the last (default
 	// 5 MiB, as AWS); tests lower it to build 10,000-part objects quickly.
 	MinPartSize int64
-	Log         *slog.Logger
-	Now         func() time.Time
+	// Metrics receives the request metrics (nil: none); LatencyBuckets
+	// are their histogram buckets in seconds (nil: Prometheus's).
+	Metrics        prometheus.Registerer
+	LatencyBuckets []float64
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // Gateway serves the S3 API. It is stateless: everything it knows is in
@@ -50,6 +56,7 @@ type Gateway struct {
 	log      *slog.Logger
 	now      func() time.Time
 	router   *mux.Router
+	metrics  *metrics
 }
 
 // New returns a gateway; it serves once cfg.Cluster knows the nodes.
@@ -78,6 +85,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, store: cfg.Store, cluster: cfg.Cluster, log: cfg.Log, now: cfg.Now,
 		verifier: s3.NewVerifier(cfg.Credentials, cfg.Now)}
 	g.router = g.routes()
+	g.metrics = newMetrics(cfg.Metrics, cfg.LatencyBuckets)
 	return g, nil
 }
 
@@ -116,6 +124,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rand.Read(ridb[:])
 	rid := strings.ToUpper(hex.EncodeToString(ridb[:]))
 	w.Header().Set("X-Amz-Request-Id", rid)
+	// The id goes with every shard call the request makes, so a node's
+	// log names the S3 request.
+	r = r.WithContext(reqid.With(r.Context(), rid))
+	g.observe(w, r, rid, g.serve)
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	rid := reqid.From(r.Context())
 	w.Header().Set("Server", "Sherd")
 	vhost := g.vhostBucket(r.Host)
 	bucketOf := func(path string) string {

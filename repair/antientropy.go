@@ -121,6 +121,17 @@ func NewAntiEntropy(cfg AntiEntropyConfig) (*AntiEntropy, error) {
 	return &AntiEntropy{cfg: cfg, log: cfg.Log, suspects: map[string]suspect{}, pending: map[string]suspect{}, kick: make(chan struct{}, 1)}, nil
 }
 
+// SegmentHealth counts the segments by recorded shards on nodes live
+// says are up, from the expected trees Run keeps current; false while
+// they are not loaded.
+func (a *AntiEntropy) SegmentHealth(live func(node string) bool) (map[Health]int, bool) {
+	exp := a.expected.Load()
+	if exp == nil {
+		return nil, false
+	}
+	return exp.Health(live), true
+}
+
 // Kick makes Run start its next round now (an operator's request), or
 // as soon as the round under way ends.
 func (a *AntiEntropy) Kick() {

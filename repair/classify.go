@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/sherdstore/sherd/cluster"
@@ -133,11 +134,62 @@ type Expected struct {
 	trees    map[string]*merkle.Incremental
 	unhashed map[string]metadata.Segment
 	segments int
+	// groups counts the segments by where their recorded shards are (the
+	// sorted nodes holding a hashed shard) and profile: few groups, as
+	// placement makes few distinct node sets, so health by liveness is
+	// cheap to count.
+	groups map[string]*group
+}
+
+type group struct {
+	nodes []string
+	k, n  int
+	count int
 }
 
 // NewExpected returns an empty Expected.
 func NewExpected() *Expected {
-	return &Expected{trees: map[string]*merkle.Incremental{}, unhashed: map[string]metadata.Segment{}}
+	return &Expected{trees: map[string]*merkle.Incremental{}, unhashed: map[string]metadata.Segment{}, groups: map[string]*group{}}
+}
+
+// Health is a class of segments: Healthy of Shards shards on live nodes
+// (recorded with a hash), K needed to read.
+type Health struct{ Healthy, K, Shards int }
+
+// Health counts the segments by recorded shards on nodes live says are up.
+func (e *Expected) Health(live func(node string) bool) map[Health]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[Health]int{}
+	for _, g := range e.groups {
+		h := 0
+		for _, id := range g.nodes {
+			if live(id) {
+				h++
+			}
+		}
+		out[Health{h, g.k, g.n}] += g.count
+	}
+	return out
+}
+
+func (e *Expected) group(seg *metadata.Segment, delta int) {
+	var nodes []string
+	for i, node := range seg.Nodes {
+		if i < len(seg.ShardHashes) && seg.ShardHashes[i] != "" {
+			nodes = append(nodes, node)
+		}
+	}
+	slices.Sort(nodes)
+	key := fmt.Sprintf("%s/%d/%d", strings.Join(nodes, ","), seg.Profile.K, len(seg.Nodes))
+	g := e.groups[key]
+	if g == nil {
+		g = &group{nodes: nodes, k: seg.Profile.K, n: len(seg.Nodes)}
+		e.groups[key] = g
+	}
+	if g.count += delta; g.count <= 0 {
+		delete(e.groups, key)
+	}
 }
 
 // Apply changes the trees from record old to record new (nil: none).
@@ -155,8 +207,10 @@ func (e *Expected) Apply(old, new *metadata.Segment) {
 		if seg == old {
 			e.segments--
 			delete(e.unhashed, seg.ID)
+			e.group(seg, -1)
 		} else {
 			e.segments++
+			e.group(seg, 1)
 		}
 		size := ShardFileSize(*seg)
 		for i, node := range seg.Nodes {

@@ -14,7 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sherdstore/sherd/internal/merkle"
+	"github.com/sherdstore/sherd/internal/reqid"
 )
 
 // Wire names of the node API.
@@ -108,7 +111,48 @@ type Server struct {
 	now   func() time.Time
 	log   *slog.Logger
 	mux   *http.ServeMux
+	// Request metrics (nil: none).
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
+
+// Instrument registers the API's request metrics with reg: calls by
+// route and status, and their latency.
+func (s *Server) Instrument(reg prometheus.Registerer, buckets []float64) {
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sherd_node_requests_total", Help: "Node API requests by route and HTTP status."}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sherd_node_request_duration_seconds",
+		Help: "Node API request latency by route.", Buckets: buckets}, []string{"route"})
+	reg.MustRegister(s.requests, s.latency)
+}
+
+// statusRecorder records a response's status.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return io.Copy(w.ResponseWriter, r)
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // NewServer serves store's API to requests signed with key.
 func NewServer(store *Store, key []byte, now func() time.Time, log *slog.Logger) *Server {
@@ -130,8 +174,29 @@ func NewServer(store *Store, key []byte, now func() time.Time, log *slog.Logger)
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. The gateway's request id (header
+// reqid.Header) goes into the context, so the node's log lines about the
+// call name the S3 request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id := r.Header.Get(reqid.Header); reqid.Valid(id) {
+		r = r.WithContext(reqid.With(r.Context(), id))
+	}
+	start := s.now()
+	rec := &statusRecorder{ResponseWriter: w}
+	s.mux.ServeHTTP(rec, r)
+	route := r.Pattern // set by the mux on this request
+	if route == "" {
+		route = "unmatched"
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	if s.requests != nil {
+		s.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		s.latency.WithLabelValues(route).Observe(s.now().Sub(start).Seconds())
+	}
+	s.log.Debug("node request", "request_id", reqid.From(r.Context()), "route", route, "path", r.URL.Path, "status", rec.status, "took", s.now().Sub(start))
+}
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +220,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrUnauthorized):
 		code, status = CodeUnauthorized, http.StatusForbidden
 	default:
-		s.log.Error("node request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("node request failed", "request_id", reqid.From(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

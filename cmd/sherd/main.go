@@ -12,8 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/internal/telemetry"
 	"github.com/sherdstore/sherd/metadata"
 )
 
@@ -30,6 +33,11 @@ run none unless --repair-interval is set):
   --repair-rate 128           rebuild read rate, MiB/s
   --orphan-grace 1h           an unreferenced shard is deleted after this long (more than
                               the gateways' --commit-window, default 15m)
+  --move-interval 10s         pause between mover passes (drain, remove, rebalance)
+
+METRICS (every process): /_sherd/metrics, /_sherd/health, /_sherd/ready on its port
+  --metrics-allow CIDRS       who may scrape, comma-separated CIDRs or addresses
+                              (default loopback only; "any": everyone)
 
 Environment:
   SHERD_ROOT_USER, SHERD_ROOT_PASSWORD  root credentials: required by gateway; server uses
@@ -38,6 +46,8 @@ Environment:
   SHERD_CLUSTER_KEY                     shared secret of gateways and nodes (required by
                                         gateway and node; server keeps one in DIR/cluster.key)
   SHERD_LOG_LEVEL                       debug | info | warn | error (default info)
+  SHERD_METRICS_TOKEN                   when set, a scrape must send
+                                        "Authorization: Bearer <token>" as well
 `
 
 func main() {
@@ -95,8 +105,22 @@ func clusterKey() ([]byte, error) {
 	return []byte(k), nil
 }
 
-// connect reads the cluster key and opens the metadata store on etcd.
-func connect(etcdURLs string) (key []byte, store metadata.Store, closeEtcd func() error, err error) {
+// metricsFlag declares --metrics-allow; the function it returns reads it
+// (and SHERD_METRICS_TOKEN) after fs.Parse.
+func metricsFlag(fs *flag.FlagSet) func() (telemetry.Access, error) {
+	allow := fs.String("metrics-allow", "", "who may scrape /_sherd/metrics: comma-separated CIDRs or addresses (default loopback; any: everyone)")
+	return func() (telemetry.Access, error) {
+		prefixes, err := telemetry.ParseAllow(*allow)
+		if err != nil {
+			return telemetry.Access{}, err
+		}
+		return telemetry.Access{Allow: prefixes, Token: os.Getenv("SHERD_METRICS_TOKEN")}, nil
+	}
+}
+
+// connect reads the cluster key and opens the metadata store on etcd, its
+// calls timed into reg.
+func connect(etcdURLs string, reg *prometheus.Registry) (key []byte, store metadata.Store, closeEtcd func() error, err error) {
 	if key, err = clusterKey(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -104,7 +128,7 @@ func connect(etcdURLs string) (key []byte, store metadata.Store, closeEtcd func(
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return key, daemon.NewMetadataStore(cli), cli.Close, nil
+	return key, daemon.NewObservedMetadataStore(cli, reg), cli.Close, nil
 }
 
 func runServer(ctx context.Context, log *slog.Logger, args []string) error {
@@ -115,7 +139,12 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
 	etcdAddr := fs.String("etcd-address", "", "embedded etcd client address (default: a free loopback port)")
 	heal := healFlags(fs, 10*time.Second)
+	metrics := metricsFlag(fs)
 	fs.Parse(args)
+	access, err := metrics()
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("server: unexpected argument %q", fs.Arg(0))
 	}
@@ -124,7 +153,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
-		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, Heal: *heal()})
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, Heal: *heal(), MetricsAccess: access})
 	if err != nil {
 		return err
 	}
@@ -143,7 +172,12 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	claim := fs.Duration("notify-claim", 30*time.Second, "how long a notification being delivered is left to this gateway before others retry it")
 	heal := healFlags(fs, -1)
 	window := fs.Duration("commit-window", 0, "how long after writing a segment its commit may still be sent (default 15m; less than every --orphan-grace)")
+	metrics := metricsFlag(fs)
 	fs.Parse(args)
+	access, err := metrics()
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
 	}
@@ -154,14 +188,15 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	key, store, closeEtcd, err := connect(*etcdURLs)
+	reg := telemetry.NewRegistry()
+	key, store, closeEtcd, err := connect(*etcdURLs, reg)
 	if err != nil {
 		return err
 	}
 	defer closeEtcd()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
 		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim,
-		Heal: heal(), CommitWindow: *window})
+		Heal: heal(), CommitWindow: *window, Metrics: reg, MetricsAccess: access})
 	if err != nil {
 		return err
 	}
@@ -181,20 +216,27 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	scrubEvery := fs.Duration("scrub-interval", 24*time.Hour, "pause between scrub passes (negative: no scrubber)")
 	scrubRate := fs.Float64("scrub-rate", 64, "scrub read rate, MiB/s")
 	heal := healFlags(fs, 10*time.Second)
+	metrics := metricsFlag(fs)
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("node: unexpected argument %q", fs.Arg(0))
 	}
+	access, err := metrics()
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	if *etcdURLs == "" || *data == "" {
 		return fmt.Errorf("node: --etcd and --data are required")
 	}
-	key, store, closeEtcd, err := connect(*etcdURLs)
+	reg := telemetry.NewRegistry()
+	key, store, closeEtcd, err := connect(*etcdURLs, reg)
 	if err != nil {
 		return err
 	}
 	defer closeEtcd()
 	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
-		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20), Heal: heal()})
+		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20), Heal: heal(),
+		Metrics: reg, MetricsAccess: access})
 	if err != nil {
 		return err
 	}
@@ -210,7 +252,8 @@ func healFlags(fs *flag.FlagSet, interval time.Duration) func() *daemon.HealConf
 	ae := fs.Duration("anti-entropy-interval", time.Minute, "pause between anti-entropy rounds")
 	rate := fs.Float64("repair-rate", 128, "rebuild read rate, MiB/s")
 	grace := fs.Duration("orphan-grace", 0, "delete a shard no segment record refers to after this long (default 1h)")
+	move := fs.Duration("move-interval", 10*time.Second, "pause between mover passes while a node drains or a rebalance is requested")
 	return func() *daemon.HealConfig {
-		return &daemon.HealConfig{Interval: *every, AntiEntropyInterval: *ae, Rate: *rate * (1 << 20), Grace: *grace}
+		return &daemon.HealConfig{Interval: *every, AntiEntropyInterval: *ae, Rate: *rate * (1 << 20), Grace: *grace, MoveInterval: *move}
 	}
 }

@@ -18,12 +18,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway"
+	"github.com/sherdstore/sherd/internal/telemetry"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/storagenode"
@@ -73,6 +75,10 @@ type NodeConfig struct {
 	// Heal runs a repairer and anti-entropy in the node process (one per
 	// node: the default of sherd node). Nil: none.
 	Heal *HealConfig
+	// Metrics is the node's registry, served at /_sherd/metrics on its
+	// port to those MetricsAccess allows (nil: a new one).
+	Metrics       *prometheus.Registry
+	MetricsAccess telemetry.Access
 }
 
 // Node is a running storage node.
@@ -81,7 +87,8 @@ type Node struct {
 	URL      string
 	Scrubber *storagenode.Scrubber // nil when it runs none
 	Healer   *Healer               // nil when it runs none
-	cluster  *cluster.Cluster      // the healer's view of the others
+	Metrics  *prometheus.Registry
+	cluster  *cluster.Cluster // the healer's view of the others
 	store    *storagenode.Store
 	srv      *http.Server
 	reg      metadata.Registration
@@ -161,8 +168,20 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	log := c.Log.With("node", c.ID)
 	lctx, cancel := context.WithCancel(context.Background())
-	n := &Node{ID: c.ID, URL: c.Advert, store: st, cancel: cancel}
-	n.srv = &http.Server{Handler: storagenode.NewServer(st, c.Key, nil, log), ReadHeaderTimeout: 30 * time.Second}
+	if c.Metrics == nil {
+		c.Metrics = telemetry.NewRegistry()
+	}
+	n := &Node{ID: c.ID, URL: c.Advert, store: st, cancel: cancel, Metrics: c.Metrics}
+	api := storagenode.NewServer(st, c.Key, nil, log)
+	api.Instrument(c.Metrics, telemetry.Buckets())
+	var registered atomic.Bool
+	ready := func(context.Context) error {
+		if !registered.Load() {
+			return errors.New("not registered in etcd yet")
+		}
+		return nil
+	}
+	n.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, api), ReadHeaderTimeout: 30 * time.Second}
 	n.loops.Add(1)
 	go func() {
 		defer n.loops.Done()
@@ -177,6 +196,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.reg = reg
+	registered.Store(true)
 	if c.ScrubInterval >= 0 {
 		// A shard that rots is quarantined and queued for repair at once.
 		queue := func(ctx context.Context, id storagenode.ShardID) {
@@ -212,7 +232,9 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 				return metadata.ProcessStatus{Kind: "node", Name: c.ID, Scrub: rep, Disk: diskReport(st)}
 			})
 		}()
-	} else {
+	}
+	registerNodeMetrics(c.Metrics, st, n.Scrubber)
+	if n.Scrubber == nil {
 		n.loops.Add(1)
 		go func() {
 			defer n.loops.Done()
@@ -223,8 +245,9 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	if c.Heal != nil && c.Heal.Interval >= 0 {
 		hc := NodeHTTPClient()
+		calls := cluster.NewShardCallMetrics(c.Metrics, telemetry.Buckets())
 		n.cluster = cluster.New(cluster.Config{Dial: func(m metadata.Node) storagenode.ShardStore {
-			return client.New(m.Address, c.Key, hc, nil)
+			return calls.Wrap(m.ID, client.New(m.Address, c.Key, hc, nil))
 		}, Repairs: c.Store, Records: c.Store, Log: log})
 		err := n.cluster.Watch(c.Store)
 		if err == nil {
@@ -234,6 +257,9 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		registerHealerMetrics(c.Metrics, n.Healer, n.cluster)
+		registerClusterMetrics(c.Metrics, n.cluster)
+		c.Metrics.MustRegister(newQueueBacklog(c.Store))
 	}
 	log.Info("storage node up", "url", c.Advert, "dir", c.Dir)
 	return n, nil
@@ -341,7 +367,11 @@ type GatewayConfig struct {
 	// healer's orphan grace.
 	CommitWindow time.Duration
 	MinPartSize  int64 // see gateway.Config.MinPartSize
-	Log          *slog.Logger
+	// Metrics is the gateway's registry, served at /_sherd/metrics on
+	// its S3 port to those MetricsAccess allows (nil: a new one).
+	Metrics       *prometheus.Registry
+	MetricsAccess telemetry.Access
+	Log           *slog.Logger
 }
 
 // Gateway is a running S3 gateway.
@@ -349,9 +379,28 @@ type Gateway struct {
 	URL     string
 	Cluster *cluster.Cluster
 	Healer  *Healer // nil when it runs none
+	Metrics *prometheus.Registry
 	srv     *http.Server
 	cancel  context.CancelFunc
 	loops   sync.WaitGroup // the collector and the notifier
+}
+
+// gatewayReady: etcd answers, and enough nodes are live and active to
+// store a write of the default profile (its quorum, k+1).
+func gatewayReady(ctx context.Context, store metadata.Store, cl *cluster.Cluster, prof erasure.Profile) error {
+	if _, err := store.ListBuckets(ctx); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	usable := 0
+	for _, n := range cl.Nodes() {
+		if n.Live && (n.State == metadata.NodeActive || n.State == "") {
+			usable++
+		}
+	}
+	if need := prof.K + 1; usable < need {
+		return fmt.Errorf("%d storage nodes live and active, a write needs %d", usable, need)
+	}
+	return nil
 }
 
 // NodeHTTPClient is the HTTP client gateways use to reach nodes.
@@ -377,16 +426,21 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if err := migrate(ctx, c.Store); err != nil {
 		return nil, err
 	}
+	if c.Metrics == nil {
+		c.Metrics = telemetry.NewRegistry()
+	}
 	hc := NodeHTTPClient()
+	calls := cluster.NewShardCallMetrics(c.Metrics, telemetry.Buckets())
 	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
-		return client.New(n.Address, c.Key, hc, nil)
+		return calls.Wrap(n.ID, client.New(n.Address, c.Key, hc, nil))
 	}, Repairs: c.Store, Records: c.Store, CommitWindow: c.CommitWindow, Log: c.Log})
 	if err := cl.Watch(c.Store); err != nil {
 		cl.Close()
 		return nil, err
 	}
 	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cl, Credentials: c.Credentials,
-		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize})
+		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize,
+		Metrics: c.Metrics, LatencyBuckets: telemetry.Buckets()})
 	if err != nil {
 		cl.Close()
 		return nil, err
@@ -397,8 +451,15 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	gw := &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cl, cancel: cancel}
-	gw.srv = &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	gw := &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cl, cancel: cancel, Metrics: c.Metrics}
+	registerClusterMetrics(c.Metrics, cl)
+	c.Metrics.MustRegister(newQueueBacklog(c.Store))
+	prof := c.Profile
+	if prof == (erasure.Profile{}) {
+		prof = erasure.DefaultProfile()
+	}
+	ready := func(ctx context.Context) error { return gatewayReady(ctx, c.Store, cl, prof) }
+	gw.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, g), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	gw.loops.Add(1)
 	go func() {
 		defer gw.loops.Done()
@@ -425,6 +486,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			gw.Close()
 			return nil, err
 		}
+		registerHealerMetrics(c.Metrics, gw.Healer, cl)
 	}
 	if c.NotifyInterval >= 0 {
 		if c.NotifyInterval == 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/etcdserver"
+	"github.com/sherdstore/sherd/internal/telemetry"
 	"github.com/sherdstore/sherd/metadata"
 )
 
@@ -40,6 +41,8 @@ type ServerConfig struct {
 	ScrubRate     float64
 	// StatusInterval: see NodeConfig and GatewayConfig.
 	StatusInterval time.Duration
+	// MetricsAccess: who may scrape the gateway and the nodes.
+	MetricsAccess telemetry.Access
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
@@ -99,7 +102,10 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	if s.cli, err = s.etcd.Client(); err != nil {
 		return nil, err
 	}
-	s.Store = NewMetadataStore(s.cli)
+	// The server's etcd latency is the gateway's metric (one store serves
+	// the gateway and the nodes of this process).
+	gwMetrics := telemetry.NewRegistry()
+	s.Store = NewObservedMetadataStore(s.cli, gwMetrics)
 	for i := range c.Nodes {
 		n, err := s.startNode(ctx, i)
 		if err != nil {
@@ -108,7 +114,8 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 		s.Nodes = append(s.Nodes, n)
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
-		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize})
+		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
+		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +125,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 func (s *Server) startNode(ctx context.Context, i int) (*Node, error) {
 	id := fmt.Sprintf("node-%d", i+1)
 	return StartNode(ctx, NodeConfig{ID: id, Dir: filepath.Join(s.cfg.Data, id), Key: s.Key, Store: s.Store, Log: s.cfg.Log,
-		ScrubInterval: s.cfg.ScrubInterval, ScrubRate: s.cfg.ScrubRate, StatusInterval: s.cfg.StatusInterval})
+		ScrubInterval: s.cfg.ScrubInterval, ScrubRate: s.cfg.ScrubRate, StatusInterval: s.cfg.StatusInterval, MetricsAccess: s.cfg.MetricsAccess})
 }
 
 // EtcdURL is the embedded etcd's client URL.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sherdstore/sherd/internal/merkle"
+	"github.com/sherdstore/sherd/internal/reqid"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -50,6 +51,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
+	}
+	if id := reqid.From(ctx); id != "" {
+		req.Header.Set(reqid.Header, id)
 	}
 	storagenode.SignRequest(req, c.key, c.now())
 	resp, err := c.hc.Do(req)
