@@ -56,9 +56,13 @@ type observedTxn struct {
 	obs Observer
 }
 
-func (t observedTxn) If(cs ...clientv3.Cmp) clientv3.Txn  { return observedTxn{t.Txn.If(cs...), t.obs} }
-func (t observedTxn) Then(ops ...clientv3.Op) clientv3.Txn { return observedTxn{t.Txn.Then(ops...), t.obs} }
-func (t observedTxn) Else(ops ...clientv3.Op) clientv3.Txn { return observedTxn{t.Txn.Else(ops...), t.obs} }
+func (t observedTxn) If(cs ...clientv3.Cmp) clientv3.Txn { return observedTxn{t.Txn.If(cs...), t.obs} }
+func (t observedTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	return observedTxn{t.Txn.Then(ops...), t.obs}
+}
+func (t observedTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	return observedTxn{t.Txn.Else(ops...), t.obs}
+}
 
 func (t observedTxn) Commit() (*clientv3.TxnResponse, error) {
 	s := time.Now()
