@@ -4,7 +4,7 @@ GO ?= go
 # integration tests in test/ drive the gateway, daemon, nodes and etcd store.
 RACE_PKGS := ./storagenode/... ./metadata/... ./cluster/... ./repair/... ./gateway ./internal/daemon ./test/...
 
-.PHONY: test run build vet bench fuzz e2e
+.PHONY: test run build vet bench fuzz e2e rules
 
 # The slowest test (10,000 part uploads, ~2 min) runs once, without -race.
 SLOW_TESTS := TestTenThousandParts
@@ -39,3 +39,8 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/s3/ || exit 1; done
 	for f in FuzzCopySource FuzzParseCopyRange; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/ || exit 1; done
+
+# The Prometheus alert rules (promtool: Debian's prometheus package).
+rules:
+	promtool check rules ops/prometheus/sherd-alerts.yml
+	promtool test rules ops/prometheus/sherd-alerts.test.yml

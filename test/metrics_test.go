@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -134,11 +136,20 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if v := value(node, "sherd_node_disk_total_bytes", nil); v <= 0 {
 		t.Errorf("node-1 disk size %v", v)
 	}
-	var names []string
-	for n := range after {
-		if strings.HasPrefix(n, "sherd_") {
-			names = append(names, n)
+	// Every sherd_ metric the alert rules and the dashboard use is one a
+	// gateway or a node exports.
+	for _, file := range []string{"../ops/prometheus/sherd-alerts.yml", "../ops/grafana/sherd-dashboard.json"} {
+		b, err := os.ReadFile(file)
+		noErr(t, err)
+		for _, name := range regexp.MustCompile(`sherd_[a-z0-9_]+`).FindAllString(string(b), -1) {
+			base := name
+			for _, suf := range []string{"_bucket", "_count", "_sum"} {
+				base = strings.TrimSuffix(base, suf)
+			}
+			if after[base] == nil && node[base] == nil {
+				t.Errorf("%s uses %s, which no process exports", file, name)
+			}
 		}
 	}
-	t.Logf("gateway exports %d sherd_ families", len(names))
+	t.Logf("the gateway exports %d metric families, a node %d", len(after), len(node))
 }

@@ -102,17 +102,26 @@ func registerHealerMetrics(reg prometheus.Registerer, h *Healer, cl *cluster.Clu
 	gauge(reg, "sherd_mover_waiting_shards", "Moves the last mover pass could not make.", func() float64 { return float64(mv().Waiting) })
 	reg.MustRegister(&segmentHealth{h: h, cl: cl, desc: prometheus.NewDesc("sherd_segments",
 		"Segments by recorded shards on live nodes (healthy) of shards, k needed to read; from the anti-entropy expected trees.",
-		[]string{"healthy", "shards", "k"}, nil)})
+		[]string{"healthy", "shards", "k"}, nil),
+		degraded:   prometheus.NewDesc("sherd_segments_degraded", "Segments with fewer healthy shards (recorded, on live nodes) than shards.", nil, nil),
+		edge:       prometheus.NewDesc("sherd_segments_at_edge", "Segments with exactly k healthy shards: one more loss makes them unreadable.", nil, nil),
+		unreadable: prometheus.NewDesc("sherd_segments_unreadable", "Segments with fewer than k healthy shards.", nil, nil)})
 }
 
 // segmentHealth reports segments by healthy-shard count.
 type segmentHealth struct {
-	h    *Healer
-	cl   *cluster.Cluster
-	desc *prometheus.Desc
+	h                          *Healer
+	cl                         *cluster.Cluster
+	desc                       *prometheus.Desc
+	degraded, edge, unreadable *prometheus.Desc
 }
 
-func (c *segmentHealth) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *segmentHealth) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.degraded
+	ch <- c.edge
+	ch <- c.unreadable
+}
 
 func (c *segmentHealth) Collect(ch chan<- prometheus.Metric) {
 	live := map[string]bool{}
@@ -123,9 +132,22 @@ func (c *segmentHealth) Collect(ch chan<- prometheus.Metric) {
 	if !ok {
 		return
 	}
+	var degraded, edge, unreadable int
 	for h, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), strconv.Itoa(h.Healthy), strconv.Itoa(h.Shards), strconv.Itoa(h.K))
+		switch {
+		case h.Healthy < h.K:
+			unreadable += n
+		case h.Healthy == h.K:
+			edge += n
+		}
+		if h.Healthy < h.Shards {
+			degraded += n
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(c.degraded, prometheus.GaugeValue, float64(degraded))
+	ch <- prometheus.MustNewConstMetric(c.edge, prometheus.GaugeValue, float64(edge))
+	ch <- prometheus.MustNewConstMetric(c.unreadable, prometheus.GaugeValue, float64(unreadable))
 }
 
 // queueBacklog reports the work queues' lengths, read from etcd at most
