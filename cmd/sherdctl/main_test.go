@@ -60,6 +60,7 @@ func TestRefusesWhatItCannotUse(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "ctl-user")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "ctl-secret-key")
 	t.Setenv("SHERD_ETCD", "")
+	t.Setenv("SHERD_CLUSTER_KEY", "")
 	for _, line := range []string{
 		"presign s3://photos/a.jpg s3://photos/b.jpg",  // two targets
 		"presign s3://photos/a.jpg extra",              // a stray word
@@ -77,8 +78,23 @@ func TestRefusesWhatItCannotUse(t *testing.T) {
 		"notify --etcd http://127.0.0.1:1 set photos extra --url http://x",
 		"notify --etcd http://127.0.0.1:1 clear photos other",
 		"notify --etcd http://127.0.0.1:1 frobnicate photos", // unknown verb
-		"status",     // no etcd anywhere
-		"frobnicate", // unknown command
+		"node drain", // no node
+		"node drain a b --etcd http://127.0.0.1:1",           // two nodes
+		"node remove node-1 --wait-live 1s",                  // a flag of another verb
+		"node frobnicate node-1",                             // unknown verb
+		"rebalance --wait --stop --etcd http://127.0.0.1:1",  // exclusive flags
+		"rebalance extra",                                    // no argument taken
+		"scrub --etcd http://127.0.0.1:1",                    // neither NODE nor --all
+		"scrub node-1 --all --etcd http://127.0.0.1:1",       // both
+		"scrub a b --etcd http://127.0.0.1:1",                // two nodes
+		"verify photos/a.jpg",                                // not s3://
+		"verify s3://photos",                                 // no key
+		"verify s3://photos/a.jpg --etcd http://127.0.0.1:1", // no cluster key anywhere
+		"repair s3://a s3://b",                               // two scopes
+		"repair photos/ --etcd http://127.0.0.1:1",           // not s3://
+		"what-if --etcd http://127.0.0.1:1",                  // no --lose
+		"status",                                             // no etcd anywhere
+		"frobnicate",                                         // unknown command
 	} {
 		var out, errOut strings.Builder
 		if code := run(strings.Fields(line), &out, &errOut); code != 2 {

@@ -115,6 +115,16 @@ func newRequestID() string {
 	return time.Now().UTC().Format("20060102T150405.000Z") + "-" + cluster.NewID()[:8]
 }
 
+// maxArgs allows at most n arguments, answering a usage error.
+func maxArgs(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usagef("want %s, got %d arguments: %q", names, len(args), args)
+		}
+		return nil
+	}
+}
+
 // findNode returns the member id, or a usage error naming the members.
 func findNode(nodes []metadata.Node, id string) (metadata.Node, error) {
 	for _, n := range nodes {
@@ -484,7 +494,7 @@ func rebalance(ctx context.Context, u *ui, store metadata.Store, wait, stop, asJ
 }
 
 func scrubCmd(u *ui) *cobra.Command {
-	c := &cobra.Command{Use: "scrub [NODE | --all] [--wait]", Short: "start a scrub pass now on one node or all of them", Args: cobra.MaximumNArgs(1)}
+	c := &cobra.Command{Use: "scrub [NODE | --all] [--wait]", Short: "start a scrub pass now on one node or all of them", Args: maxArgs(1, "at most one NODE")}
 	etcdURLs := etcdFlag(c, false)
 	all := c.Flags().Bool("all", false, "every node")
 	wait := c.Flags().Bool("wait", false, "follow the passes until they end")
@@ -783,7 +793,7 @@ func verify(ctx context.Context, u *ui, store metadata.Store, key []byte, bucket
 }
 
 func repairCmd(u *ui) *cobra.Command {
-	c := &cobra.Command{Use: "repair [s3://BUCKET[/PREFIX]] [--wait]", Short: "an anti-entropy round now, cluster-wide or for a bucket or prefix", Args: cobra.MaximumNArgs(1)}
+	c := &cobra.Command{Use: "repair [s3://BUCKET[/PREFIX]] [--wait]", Short: "an anti-entropy round now, cluster-wide or for a bucket or prefix", Args: maxArgs(1, "at most one s3://BUCKET[/PREFIX]")}
 	etcdURLs := etcdFlag(c, false)
 	keyFile := c.Flags().String("cluster-key-file", "", "file holding the cluster key, for a bucket or prefix (default: SHERD_CLUSTER_KEY)")
 	wait := c.Flags().Bool("wait", false, "follow until the round (or the repairs it queued) are done")
