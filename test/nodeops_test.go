@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/storagenode/client"
 )
 
 // startMovingServer runs n nodes whose healer (in the gateway) makes a
@@ -329,3 +332,129 @@ func TestAddNodeAndRebalanceUnderLoad(t *testing.T) {
 	waitFor(t, "5 live nodes", 10*time.Second, func() bool { return liveCount(s) == 5 })
 	readEverything(t, c, "grow", all, "after the rebalance, node-1 and node-2 stopped")
 }
+
+// TestMultiProcessOperatorCommands drives sherdctl against a real
+// cluster of separate processes (Debian's etcd, `sherd node` processes
+// with their healers, a `sherd gateway`): node add and rebalance, status,
+// scrub and repair rounds, verify before and after a lost shard, a scoped
+// repair, drain and remove.
+func TestMultiProcessOperatorCommands(t *testing.T) {
+	cl := startCluster(t, "--repair-interval", "300ms", "--anti-entropy-interval", "1h", "--move-interval", "300ms", "--scrub-interval", "1h")
+	_, url := cl.startGateway(t)
+	ctl := filepath.Join(filepath.Dir(cl.bin), "sherdctl")
+	etcd := "--etcd=" + cl.etcdURL
+	c := minioClient(t, url, false)
+	objects := putObjects(t, c, "ops", 12)
+
+	// A seventh node joins and takes its share.
+	dir := filepath.Join(filepath.Dir(cl.bin), "n7")
+	args := []string{"node", "--etcd", cl.etcdURL, "--data", dir, "--id", "node-7", "--repair-interval", "300ms", "--anti-entropy-interval", "1h", "--move-interval", "300ms", "--scrub-interval", "1h"}
+	cl.nodes = append(cl.nodes, spawn(t, cl.env, cl.bin, args...))
+	cl.nodeArgs = append(cl.nodeArgs, args)
+	cl.nodes[6].waitLine(t, "Sherd storage node")
+	sherdctl(t, ctl, false, "node", "add", "node-7", etcd)
+	out := sherdctl(t, ctl, false, "rebalance", "--wait", "--json", etcd)
+	if !strings.Contains(out, `"state": "done`) {
+		t.Fatalf("rebalance: %s", out)
+	}
+
+	var st struct {
+		Nodes []struct {
+			ID       string
+			State    string
+			Live     bool
+			Recorded int `json:"shards_recorded"`
+			Disk     *struct{ Total int64 }
+		}
+		Segments int
+	}
+	waitFor(t, "status to show 7 live nodes with their disks", 30*time.Second, func() bool {
+		noErr(t, json.Unmarshal([]byte(sherdctl(t, ctl, false, "status", "--json", etcd)), &st))
+		ok := len(st.Nodes) == 7
+		for _, n := range st.Nodes {
+			ok = ok && n.Live && n.Disk != nil && n.Disk.Total > 0
+		}
+		return ok
+	})
+	if st.Nodes[6].Recorded == 0 {
+		t.Fatalf("node-7 holds nothing after the rebalance: %+v", st.Nodes)
+	}
+
+	out = sherdctl(t, ctl, false, "scrub", "--all", "--wait", "--json", etcd)
+	var sc struct {
+		Done   bool
+		Shards map[string]int
+	}
+	noErr(t, json.Unmarshal([]byte(out), &sc))
+	if !sc.Done || len(sc.Shards) != 7 {
+		t.Fatalf("scrub --all --wait: %s", out)
+	}
+	out = sherdctl(t, ctl, false, "repair", "--wait", "--json", etcd)
+	if !strings.Contains(out, `"done": true`) || !strings.Contains(out, `"repairers": 7`) {
+		t.Fatalf("repair --wait: %s", out)
+	}
+
+	// Lose one shard of one object; verify sees it, a scoped repair
+	// rebuilds it, verify sees it healthy.
+	cli, err := daemon.EtcdClient(cl.etcdURL)
+	noErr(t, err)
+	defer cli.Close()
+	store := daemon.NewMetadataStore(cli)
+	obj, err := store.GetObject(ctx, "ops", "obj-003")
+	noErr(t, err)
+	seg, _, err := store.GetSegment(ctx, obj.Segments[0].ID)
+	noErr(t, err)
+	nodes, err := store.ListNodes(ctx)
+	noErr(t, err)
+	victim := slices.IndexFunc(nodes, func(n metadata.Node) bool { return n.ID == seg.Nodes[2] })
+	nc := clientFor(nodes[victim].Address)
+	noErr(t, nc.Delete(ctx, shardID(seg.ID, 2)))
+	env := append(os.Environ(), "SHERD_CLUSTER_KEY=multi-process-cluster-key")
+	run := func(wantFail bool, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(ctl, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != wantFail {
+			t.Fatalf("sherdctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	out = run(false, "verify", "s3://ops/obj-003", etcd)
+	if !strings.Contains(out, "missing") {
+		t.Fatalf("verify after a lost shard:\n%s", out)
+	}
+	t.Logf("verify:\n%s", out)
+	out = run(false, "repair", "s3://ops/obj-00", "--wait", "--json", etcd)
+	if !strings.Contains(out, `"missing": 1`) || !strings.Contains(out, `"rebuilt": 1`) {
+		t.Fatalf("scoped repair: %s", out)
+	}
+	out = run(false, "verify", "s3://ops/obj-003", "--json", etcd)
+	if strings.Contains(out, "missing") || strings.Contains(out, "corrupt") {
+		t.Fatalf("verify after repair: %s", out)
+	}
+
+	// Drain node-1 and remove it; everything reads back with two more
+	// nodes gone.
+	sherdctl(t, ctl, false, "node", "drain", "node-1", "--wait", etcd)
+	waitFor(t, "no shard recorded on node-1", time.Minute, func() bool {
+		n := 0
+		store.ScanSegments(ctx, func(s metadata.Segment) error {
+			n += len(slices.DeleteFunc(slices.Clone(s.Nodes), func(id string) bool { return id != "node-1" }))
+			return nil
+		})
+		return n == 0
+	})
+	sherdctl(t, ctl, false, "node", "remove", "node-1", etcd)
+	cl.nodes[0].kill()
+	cl.nodes[3].kill()
+	cl.nodes[5].kill()
+	readBack(t, c, "ops", objects)
+}
+
+// clientFor is a node client signed with the multi-process cluster's key.
+func clientFor(addr string) *client.Client {
+	return client.New(addr, []byte("multi-process-cluster-key"), daemon.NodeHTTPClient(), nil)
+}
+
+func shardID(seg string, i int) storagenode.ShardID { return storagenode.ShardID{Segment: seg, Index: i} }
