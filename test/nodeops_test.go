@@ -457,4 +457,6 @@ func clientFor(addr string) *client.Client {
 	return client.New(addr, []byte("multi-process-cluster-key"), daemon.NodeHTTPClient(), nil)
 }
 
-func shardID(seg string, i int) storagenode.ShardID { return storagenode.ShardID{Segment: seg, Index: i} }
+func shardID(seg string, i int) storagenode.ShardID {
+	return storagenode.ShardID{Segment: seg, Index: i}
+}
