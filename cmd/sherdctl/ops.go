@@ -883,6 +883,8 @@ func repairAll(ctx context.Context, u *ui, store metadata.Store, wait, asJSON bo
 	if !wait {
 		return u.repairResult(res, asJSON)
 	}
+	bar := u.bar(int64(len(freshRepairers(sts))), "anti-entropy rounds", false)
+	defer bar.Close()
 	for !res.Done {
 		if err := sleep(ctx); err != nil {
 			return err
@@ -906,14 +908,11 @@ func repairAll(ctx context.Context, u *ui, store metadata.Store, wait, asJSON bo
 			res.Unexpected += lr.Unexpected
 			res.Waiting += lr.Waiting
 		}
-		if !asJSON && u.tty {
-			fmt.Fprintf(u.errw, "\ranti-entropy rounds done: %d of %d repairers", done, len(reps))
-		}
+		bar.ChangeMax(len(reps))
+		bar.Set(done)
 		res.Done = done == len(reps) && done > 0
 	}
-	if !asJSON && u.tty {
-		fmt.Fprintln(u.errw)
-	}
+	bar.Finish()
 	return u.repairResult(res, asJSON)
 }
 
