@@ -24,7 +24,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sherdstore/sherd/gateway"
-	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/repair"
 )
@@ -330,17 +329,7 @@ func notifyCmd(stdout io.Writer) *cobra.Command {
 // withStore connects to etcd and runs f with the metadata store and a
 // context of 30 s (every etcd call has that deadline).
 func withStore(etcdURLs string, f func(ctx context.Context, store metadata.Store) error) error {
-	if etcdURLs == "" {
-		return usagef("--etcd (or SHERD_ETCD) is required")
-	}
-	cli, err := daemon.EtcdClient(etcdURLs)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return f(ctx, daemon.NewMetadataStore(cli))
+	return withStoreUntil(etcdURLs, callTimeout, f)
 }
 
 func showWebhooks(stdout io.Writer, etcdURLs, bucket string) error {

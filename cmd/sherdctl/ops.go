@@ -613,14 +613,31 @@ func clusterKey(file string) ([]byte, error) {
 	return nil, usagef("this command asks the nodes: set SHERD_CLUSTER_KEY or --cluster-key-file (sherd server: DATA/cluster.key)")
 }
 
-// nodeClients dials every member with key.
-func nodeClients(nodes []metadata.Node, key []byte) map[string]*client.Client {
-	hc := daemon.NodeHTTPClient()
-	out := map[string]*client.Client{}
-	for _, n := range nodes {
-		out[n.ID] = client.New(n.Address, key, hc, nil)
+// nodeView is the members as sherdctl reaches them: who is live, and a
+// client of each signed with the cluster key.
+type nodeView struct {
+	live    map[string]bool
+	clients map[string]*client.Client
+}
+
+// viewNodes lists the members and dials each with key.
+func viewNodes(ctx context.Context, store metadata.Store, key []byte) (nodeView, error) {
+	nodes, err := call(ctx, store.ListNodes)
+	if err != nil {
+		return nodeView{}, err
 	}
-	return out
+	v := nodeView{live: map[string]bool{}, clients: map[string]*client.Client{}}
+	hc := daemon.NodeHTTPClient()
+	for _, n := range nodes {
+		v.live[n.ID] = n.Live
+		v.clients[n.ID] = client.New(n.Address, key, hc, nil)
+	}
+	return v, nil
+}
+
+// check asks the node holding shard i of seg about it.
+func (v nodeView) check(ctx context.Context, seg metadata.Segment, i int, deep bool) shardReport {
+	return checkShard(ctx, v.clients[seg.Nodes[i]], v.live[seg.Nodes[i]], seg, i, deep)
 }
 
 // parseS3 splits s3://bucket[/key-or-prefix].
@@ -733,15 +750,10 @@ func verify(ctx context.Context, u *ui, store metadata.Store, key []byte, bucket
 	if err != nil {
 		return err
 	}
-	nodes, err := call(ctx, store.ListNodes)
+	view, err := viewNodes(ctx, store, key)
 	if err != nil {
 		return err
 	}
-	live := map[string]bool{}
-	for _, n := range nodes {
-		live[n.ID] = n.Live
-	}
-	clients := nodeClients(nodes, key)
 	segs, err := objectSegments(ctx, store, obj)
 	if err != nil {
 		return err
@@ -755,7 +767,7 @@ func verify(ctx context.Context, u *ui, store metadata.Store, key []byte, bucket
 	for p, seg := range segs {
 		healthy := 0
 		for i := range seg.Nodes {
-			r := checkShard(ctx, clients[seg.Nodes[i]], live[seg.Nodes[i]], seg, i, deep)
+			r := view.check(ctx, seg, i, deep)
 			r.Part = p + 1
 			if r.State == "healthy" {
 				healthy++
@@ -924,15 +936,10 @@ func repairScope(ctx context.Context, u *ui, store metadata.Store, key []byte, b
 	if _, err := call(ctx, func(ctx context.Context) (metadata.Bucket, error) { return store.GetBucket(ctx, bucket) }); err != nil {
 		return err
 	}
-	nodes, err := call(ctx, store.ListNodes)
+	view, err := viewNodes(ctx, store, key)
 	if err != nil {
 		return err
 	}
-	live := map[string]bool{}
-	for _, n := range nodes {
-		live[n.ID] = n.Live
-	}
-	clients := nodeClients(nodes, key)
 	res := repairResult{Scope: "s3://" + bucket + "/" + prefix}
 	type bad struct {
 		seg    metadata.Segment
@@ -965,7 +972,7 @@ func repairScope(ctx context.Context, u *ui, store metadata.Store, key []byte, b
 				var shards []int
 				for i := range seg.Nodes {
 					res.Shards++
-					switch checkShard(ctx, clients[seg.Nodes[i]], live[seg.Nodes[i]], seg, i, false).State {
+					switch view.check(ctx, seg, i, false).State {
 					case "missing":
 						res.Missing++
 						shards = append(shards, i)
@@ -1015,7 +1022,7 @@ func repairScope(ctx context.Context, u *ui, store metadata.Store, key []byte, b
 					return err
 				}
 				for _, i := range b.shards {
-					if checkShard(ctx, clients[rec.Nodes[i]], live[rec.Nodes[i]], rec, i, false).State == "healthy" {
+					if view.check(ctx, rec, i, false).State == "healthy" {
 						healthy++
 					}
 				}
@@ -1028,13 +1035,9 @@ func repairScope(ctx context.Context, u *ui, store metadata.Store, key []byte, b
 			if err := sleep(ctx); err != nil {
 				return err
 			}
-			if nodes, err = call(ctx, store.ListNodes); err != nil {
+			if view, err = viewNodes(ctx, store, key); err != nil {
 				return err
 			}
-			for _, n := range nodes {
-				live[n.ID] = n.Live
-			}
-			clients = nodeClients(nodes, key)
 		}
 		bar.Finish()
 	} else if len(queued) > 0 {
