@@ -62,5 +62,4 @@ func TestAccess(t *testing.T) {
 	}
 }
 
-
 var errNotReady = errors.New("two nodes live, a write needs five")
