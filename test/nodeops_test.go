@@ -274,6 +274,11 @@ func TestAddNodeAndRebalanceUnderLoad(t *testing.T) {
 		before[k] = randomBytes(1+i*40_000, uint64(i+70))
 		must(t)(c.PutObject(ctx, "grow", k, bytes.NewReader(before[k]), int64(len(before[k])), minio.PutObjectOptions{DisableMultipart: true}))
 	}
+	// With 6 nodes and 4+2, no node can be drained: the other 5 cannot
+	// hold 6 distinct shards.
+	if out := sherdctl(t, ctl, true, "node", "drain", "node-1", etcd); !strings.Contains(out, "refused") {
+		t.Fatalf("drain of one of 6 nodes: %s", out)
+	}
 	// Nothing to move while placement is what it was.
 	if out := sherdctl(t, ctl, false, "rebalance", "--json", etcd); !strings.Contains(out, `"misplaced": 0`) {
 		t.Fatalf("rebalance of a balanced cluster: %s", out)
@@ -459,4 +464,36 @@ func clientFor(addr string) *client.Client {
 
 func shardID(seg string, i int) storagenode.ShardID {
 	return storagenode.ShardID{Segment: seg, Index: i}
+}
+
+// TestForceRemoveDeadNode: a node that died for good is removed with
+// --force (refused while it is up); its shards are rebuilt on the others,
+// after which any two more nodes can be lost.
+func TestForceRemoveDeadNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rebuilds a node's shards")
+	}
+	ctl := filepath.Join(filepath.Dir(buildSherd(t, t.TempDir())), "sherdctl")
+	s := startMovingServer(t, 7)
+	etcd := "--etcd=" + s.EtcdURL()
+	c := minioClient(t, s.Gateway.URL, false)
+	objects := putObjects(t, c, "dead", 18)
+	held := shardsOn(t, s)["node-4"]
+	if out := sherdctl(t, ctl, true, "node", "remove", "node-4", "--force", etcd); !strings.Contains(out, "is up") {
+		t.Fatalf("force-remove of a live node: %s", out)
+	}
+	noErr(t, s.StopNode(3))
+	waitFor(t, "6 live nodes", 10*time.Second, func() bool { return liveCount(s) == 6 })
+	out := sherdctl(t, ctl, false, "node", "remove", "node-4", "--force", "--wait", "--json", etcd)
+	if !strings.Contains(out, `"state": "removed"`) || !strings.Contains(out, `"shards": 0`) {
+		t.Fatalf("remove --force --wait: %s", out)
+	}
+	if n := shardsOn(t, s)["node-4"]; n != 0 || held == 0 {
+		t.Fatalf("node-4 held %d shards, %d still recorded there", held, n)
+	}
+	t.Logf("%d shards of the dead node rebuilt elsewhere", held)
+	noErr(t, s.StopNode(0))
+	noErr(t, s.StopNode(6))
+	waitFor(t, "4 live nodes", 10*time.Second, func() bool { return liveCount(s) == 4 })
+	readBack(t, c, "dead", objects)
 }

@@ -475,6 +475,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		// Every gateway collects; passes are idempotent, so several
 		// gateways only repeat each other's (cheap) deletes.
 		gc := &antientropy.Collector{Meta: c.Store, Nodes: cl, Grace: c.GCGrace, Log: c.Log}
+		registerGCMetrics(c.Metrics, gc)
 		gw.loops.Add(1)
 		go func() {
 			defer gw.loops.Done()

@@ -19,6 +19,7 @@ import (
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/repair"
 	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/storagenode/antientropy"
 )
 
 // NewObservedMetadataStore is NewMetadataStore with the latency of every
@@ -73,6 +74,16 @@ func registerNodeMetrics(reg prometheus.Registerer, st *storagenode.Store, sc *s
 	gauge(reg, "sherd_scrub_last_pass_timestamp_seconds", "When the last scrub pass ended.", func() float64 { return unixOrZero(p().LastPass) })
 	gauge(reg, "sherd_scrub_last_pass_corrupt_shards", "Shards the last scrub pass quarantined.", func() float64 { return float64(p().LastCorrupt) })
 	gauge(reg, "sherd_scrub_pass_bytes", "Bytes read by the current (or last) scrub pass.", func() float64 { return float64(p().Bytes) })
+}
+
+// registerGCMetrics: the gateway's garbage collector.
+func registerGCMetrics(reg prometheus.Registerer, gc *antientropy.Collector) {
+	tot := func() antientropy.GCTotals { return gc.Totals() }
+	counter(reg, "sherd_gc_passes_total", "Garbage collection passes.", func() float64 { return float64(tot().Passes) })
+	counter(reg, "sherd_gc_entries_total", "Garbage collection entries finished (released segments and keys deleted).", func() float64 { return float64(tot().Entries) })
+	counter(reg, "sherd_gc_shards_deleted_total", "Shard files deleted by garbage collection, parked deletes included.", func() float64 { return float64(tot().Shards + tot().Late) })
+	gauge(reg, "sherd_gc_deferred_entries", "Entries the last gc pass left for later (in their grace period, or failed).", func() float64 { return float64(tot().Deferred) })
+	gauge(reg, "sherd_gc_last_pass_timestamp_seconds", "When the last gc pass ended.", func() float64 { return unixOrZero(tot().LastPass) })
 }
 
 // registerHealerMetrics: the repairer, anti-entropy and the mover of a

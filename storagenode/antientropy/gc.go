@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sherdstore/sherd/metadata"
@@ -40,6 +41,26 @@ type Collector struct {
 	Grace time.Duration // how long released shards stay readable
 	Now   func() time.Time
 	Log   *slog.Logger
+
+	mu    sync.Mutex
+	total GCTotals
+}
+
+// GCTotals is what Run's passes have done so far.
+type GCTotals struct {
+	Passes   int
+	Entries  int // entries finished
+	Shards   int // shard files deleted
+	Late     int // parked shards deleted or forgotten
+	Deferred int // entries the last pass left for later
+	LastPass time.Time
+}
+
+// Totals returns what Run has done so far.
+func (c *Collector) Totals() GCTotals {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
 }
 
 // GCStats is what one pass did.
@@ -177,7 +198,16 @@ func (c *Collector) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if st, err := c.RunOnce(ctx); err != nil {
+		st, err := c.RunOnce(ctx)
+		c.mu.Lock()
+		c.total.Passes++
+		c.total.Entries += st.Entries
+		c.total.Shards += st.Shards
+		c.total.Late += st.Late
+		c.total.Deferred = st.Deferred
+		c.total.LastPass = time.Now()
+		c.mu.Unlock()
+		if err != nil {
 			c.log().Warn("gc pass failed", "err", err)
 		} else if st.Entries > 0 || st.Shards > 0 || st.Late > 0 {
 			c.log().Info("gc pass", "entries", st.Entries, "shards", st.Shards, "deferred", st.Deferred, "parked", st.Parked, "late", st.Late)
