@@ -180,15 +180,7 @@ func NeedsPass(members []metadata.Node) bool {
 // decides, Workers segments at a time.
 func (m *Mover) RunOnce(ctx context.Context, rebalance bool) MovePass {
 	pass := MovePass{Started: m.cfg.Now()}
-	members := m.cfg.Cluster.Nodes()
-	nodes := map[string]metadata.Node{}
-	active := 0
-	for _, n := range members {
-		nodes[n.ID] = n
-		if n.State == metadata.NodeActive || n.State == "" {
-			active++
-		}
-	}
+	nodes, active := Members(m.cfg.Cluster.Nodes())
 	var (
 		mu   sync.Mutex
 		errs []error

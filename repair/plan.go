@@ -140,3 +140,16 @@ func Margin(segs []metadata.Segment, available func(node string) bool) int {
 	}
 	return m
 }
+
+// Members indexes nodes by id and counts the active ones (the members the
+// placement ring is made of). Pure.
+func Members(nodes []metadata.Node) (byID map[string]metadata.Node, active int) {
+	byID = make(map[string]metadata.Node, len(nodes))
+	for _, n := range nodes {
+		byID[n.ID] = n
+		if n.State == metadata.NodeActive || n.State == "" {
+			active++
+		}
+	}
+	return byID, active
+}

@@ -172,14 +172,7 @@ func (r *Repairer) RunOnce(ctx context.Context) (int, error) {
 // acknowledged once their segment needs nothing more; others (anti-entropy
 // findings) are not queue entries and need no acknowledgement.
 func (r *Repairer) Repair(ctx context.Context, entries []metadata.RepairEntry) (rebuilt, waiting int, err error) {
-	nodes := map[string]metadata.Node{}
-	active := 0
-	for _, n := range r.cfg.Cluster.Nodes() {
-		nodes[n.ID] = n
-		if n.State == metadata.NodeActive || n.State == "" {
-			active++
-		}
-	}
+	nodes, active := Members(r.cfg.Cluster.Nodes())
 	var (
 		mu   sync.Mutex
 		work []assessed

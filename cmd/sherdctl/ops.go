@@ -111,6 +111,14 @@ func sleep(ctx context.Context) error {
 	}
 }
 
+// postRequest asks the cluster's workers for kind on target now and
+// returns the request.
+func postRequest(ctx context.Context, store metadata.Store, kind, target string) (metadata.Request, error) {
+	r := metadata.Request{ID: newRequestID(), Kind: kind, Target: target, Time: time.Now().UTC()}
+	_, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, store.PutRequest(ctx, r) })
+	return r, err
+}
+
 func newRequestID() string {
 	return time.Now().UTC().Format("20060102T150405.000Z") + "-" + cluster.NewID()[:8]
 }
@@ -152,14 +160,7 @@ type placementCensus struct {
 
 func census(ctx context.Context, store metadata.Store, nodes []metadata.Node) (placementCensus, error) {
 	c := placementCensus{PerNode: map[string]int{}}
-	byID := map[string]metadata.Node{}
-	active := 0
-	for _, n := range nodes {
-		byID[n.ID] = n
-		if n.State == metadata.NodeActive || n.State == "" {
-			active++
-		}
-	}
+	byID, active := repair.Members(nodes)
 	ring, ringErr := cluster.Ring(nodes)
 	_, err := store.ScanSegments(ctx, func(seg metadata.Segment) error {
 		c.Segments++
@@ -455,11 +456,11 @@ func rebalance(ctx context.Context, u *ui, store metadata.Store, wait, stop, asJ
 	if err != nil {
 		return err
 	}
-	r := metadata.Request{ID: newRequestID(), Kind: "rebalance", Target: "all", Time: time.Now().UTC()}
 	if c.Misplaced == 0 {
 		return out(rebalanceResult{Misplaced: 0, Segments: c.Segments, State: "done (nothing to move)"})
 	}
-	if _, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, store.PutRequest(ctx, r) }); err != nil {
+	r, err := postRequest(ctx, store, "rebalance", "all")
+	if err != nil {
 		return err
 	}
 	if !wait {
@@ -546,8 +547,8 @@ func scrub(ctx context.Context, u *ui, store metadata.Store, target string, wait
 		}
 		targets = []string{target}
 	}
-	r := metadata.Request{ID: newRequestID(), Kind: "scrub", Target: target, Time: time.Now().UTC()}
-	if _, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, store.PutRequest(ctx, r) }); err != nil {
+	r, err := postRequest(ctx, store, "scrub", target)
+	if err != nil {
 		return err
 	}
 	res := scrubResult{Request: r.ID, Nodes: targets}
@@ -887,8 +888,8 @@ func repairAll(ctx context.Context, u *ui, store metadata.Store, wait, asJSON bo
 	if len(freshRepairers(sts)) == 0 {
 		return errors.New("no repairer has reported in the last minute: is healing off (sherd node --repair-interval) or are the nodes down?")
 	}
-	r := metadata.Request{ID: newRequestID(), Kind: "antientropy", Target: "all", Time: time.Now().UTC()}
-	if _, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, store.PutRequest(ctx, r) }); err != nil {
+	r, err := postRequest(ctx, store, "antientropy", "all")
+	if err != nil {
 		return err
 	}
 	res := repairResult{Scope: "the cluster", Request: r.ID}
