@@ -56,8 +56,17 @@ type Config struct {
 	// DefaultCommitWindow). The orphan sweep's grace period must exceed it:
 	// a shard nobody referenced within the window never will be.
 	CommitWindow time.Duration
-	Log          *slog.Logger
-	Now          func() time.Time
+	// StallTimeout bounds how long a shard stream may make no progress (a
+	// block not taken, a response not begun) before the shard is
+	// abandoned and the node's circuit breaker opens (default 5 s). Calls
+	// that do not stream get CallTimeout each (default 30 s).
+	StallTimeout time.Duration
+	CallTimeout  time.Duration
+	// HedgeAfter: a read whose shard is this late also reads a parity
+	// shard and uses the first k to answer (default 500 ms; < 0: never).
+	HedgeAfter time.Duration
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // DefaultCommitWindow is the default Config.CommitWindow.
@@ -72,11 +81,12 @@ type Cluster struct {
 	now    func() time.Time
 	codecs codecs
 
-	mu     sync.RWMutex
-	nodes  map[string]metadata.Node
-	stores map[string]storagenode.ShardStore
-	addrs  map[string]string
-	ring   *placement.Ring
+	mu       sync.RWMutex
+	nodes    map[string]metadata.Node
+	stores   map[string]storagenode.ShardStore // guarded
+	breakers map[string]*breaker
+	addrs    map[string]string
+	ring     *placement.Ring
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -100,9 +110,18 @@ func New(cfg Config) *Cluster {
 	if cfg.CommitWindow <= 0 {
 		cfg.CommitWindow = DefaultCommitWindow
 	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 5 * time.Second
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.HedgeAfter == 0 {
+		cfg.HedgeAfter = 500 * time.Millisecond
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{cfg: cfg, log: cfg.Log, now: cfg.Now, nodes: map[string]metadata.Node{},
-		stores: map[string]storagenode.ShardStore{}, addrs: map[string]string{},
+		stores: map[string]storagenode.ShardStore{}, breakers: map[string]*breaker{}, addrs: map[string]string{},
 		ctx: ctx, cancel: cancel, tasks: make(chan func(context.Context), 64*cfg.Workers)}
 	for range cfg.Workers {
 		c.wg.Add(1)
@@ -198,7 +217,9 @@ func (c *Cluster) Update(nodes []metadata.Node) {
 	c.ring = ring
 	for id, n := range byID {
 		if _, dialed := c.stores[id]; !dialed || c.addrs[id] != n.Address {
-			c.stores[id] = c.cfg.Dial(n)
+			b := &breaker{}
+			c.breakers[id] = b
+			c.stores[id] = &guarded{ShardStore: c.cfg.Dial(n), b: b, now: c.now, timeout: c.cfg.CallTimeout}
 			c.addrs[id] = n.Address
 		}
 	}
@@ -234,10 +255,65 @@ func (c *Cluster) Place(segmentID string, n int) ([]string, error) {
 
 // Store returns node id's shard store and whether the node is live. A
 // node that is not live is not called at all: its shards count as missing.
+// Every call through the store feeds the node's circuit breaker; calls
+// that do not stream have a deadline.
 func (c *Cluster) Store(id string) (storagenode.ShardStore, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.stores[id], c.nodes[id].Live
+}
+
+// Healthy says whether node id is live and its circuit breaker closed.
+// A call on an open breaker starts a probe of the node when one is due.
+func (c *Cluster) Healthy(id string) bool {
+	c.mu.RLock()
+	b, st, live := c.breakers[id], c.stores[id], c.nodes[id].Live
+	c.mu.RUnlock()
+	if !live || b == nil {
+		return false
+	}
+	if b.allow() {
+		return true
+	}
+	if b.probeDue(c.now()) {
+		c.background("probe node", func(ctx context.Context) {
+			ok := true
+			if p, isPinger := unwrap(st).(Pinger); isPinger {
+				ctx, cancel := context.WithTimeout(ctx, min(c.cfg.StallTimeout, 2*time.Second))
+				defer cancel()
+				ok = p.Health(ctx) == nil
+			}
+			b.probed(c.now(), ok)
+			if ok {
+				c.log.Info("node answers again; circuit breaker closed", "node", id)
+			}
+		})
+	}
+	return false
+}
+
+// Breakers returns the state of every member's circuit breaker.
+func (c *Cluster) Breakers() map[string]BreakerState {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make(map[string]BreakerState, len(c.breakers))
+	for id, b := range c.breakers {
+		if _, member := c.nodes[id]; member {
+			out[id] = b.state()
+		}
+	}
+	return out
+}
+
+// unwrap returns the store under wrappers that have Unwrap.
+func unwrap(st storagenode.ShardStore) storagenode.ShardStore {
+	for {
+		u, ok := st.(interface{ Unwrap() storagenode.ShardStore })
+		if !ok {
+			return st
+		}
+		st = u.Unwrap()
+	}
 }
 
 // Nodes returns the current members.

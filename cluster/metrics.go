@@ -69,6 +69,13 @@ func (s instrumented) Put(ctx context.Context, id storagenode.ShardID, blockLen 
 	return info, err
 }
 
+func (s instrumented) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
+	t := time.Now()
+	info, err := s.st.Replace(ctx, id, blockLen, r, want)
+	s.m.done(s.node, "replace", t, err)
+	return info, err
+}
+
 func (s instrumented) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
 	t := time.Now()
 	rc, err := s.st.Open(ctx, id, off, n)
@@ -103,3 +110,6 @@ func (s instrumented) Children(ctx context.Context, level int, idx uint32) ([mer
 	s.m.done(s.node, "tree", t, err)
 	return out, err
 }
+
+// Unwrap returns the store instrumented (for optional interfaces).
+func (s instrumented) Unwrap() storagenode.ShardStore { return s.st }

@@ -101,7 +101,7 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, readErr = codec.ReadRange(ctx, dataW, seg.Size, 0, seg.Size, open)
+		_, readErr = codec.ReadRangeWith(ctx, dataW, seg.Size, 0, seg.Size, open, c.readOptions())
 		dataW.CloseWithError(readErr) // nil: EOF
 	}()
 	var src io.Reader = data
@@ -110,7 +110,7 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	}
 
 	// Re-encode; only the rebuilt shards go anywhere.
-	streams := openShardStreams(ctx, seg.ID, prof.FullShardBlock(), stores)
+	streams := c.openShardStreams(ctx, seg.ID, prof.FullShardBlock(), stores, seg.ShardHashes)
 	for i := range n {
 		if stores[i] == nil {
 			streams.writers[i] = io.Discard
@@ -137,6 +137,9 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	for i := range targets {
 		want := hex.EncodeToString(res.ShardHashes[i][:])
 		switch {
+		case errors.Is(putErrs[i], storagenode.ErrCorrupt):
+			// The node refused content that differs from the record.
+			errs = append(errs, fmt.Errorf("shard %d on %s: %w: %w", i, targets[i], erasure.ErrCorrupt, putErrs[i]))
 		case putErrs[i] != nil || res.ShardErrs[i] != nil:
 			errs = append(errs, fmt.Errorf("shard %d on %s: %w", i, targets[i], errOr(putErrs[i], res.ShardErrs[i])))
 		case infos[i].Hash != want:
@@ -186,7 +189,7 @@ func (c *Cluster) CopyShard(ctx context.Context, seg metadata.Segment, i int, to
 	if throttle != nil {
 		r = &throttled{ctx: ctx, r: rc, t: throttle}
 	}
-	info, err := dst.Put(ctx, id, Profile(seg.Profile).FullShardBlock(), r)
+	info, err := dst.Replace(ctx, id, Profile(seg.Profile).FullShardBlock(), r, seg.ShardHashes[i])
 	if err != nil {
 		return "", fmt.Errorf("copy %s to %s: %w", id, to, err)
 	}

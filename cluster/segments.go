@@ -109,19 +109,12 @@ func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 		return seg, nil, false, fmt.Errorf("place %s: %w: %w", id, ErrUnavailable, err)
 	}
 	quorum := c.quorum(prof)
-	stores := make([]storagenode.ShardStore, n)
-	live := 0
-	for i, nid := range nodes {
-		if st, isLive := c.Store(nid); isLive && st != nil {
-			stores[i] = st
-			live++
-		}
-	}
+	stores, live := c.writeStores(nodes, quorum)
 	if live < quorum {
 		return seg, nil, false, fmt.Errorf("write %s: %d of %d nodes live, quorum %d: %w", id, live, n, quorum, ErrUnavailable)
 	}
 
-	streams := openShardStreams(ctx, id, prof.FullShardBlock(), stores)
+	streams := c.openShardStreams(ctx, id, prof.FullShardBlock(), stores, nil)
 	res, encErr := codec.Encode(br, streams.writers, quorum)
 	if encErr == nil {
 		// Encode stops at the first EOF; make the promise explicit (a
@@ -162,36 +155,87 @@ func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 	return seg, missing, true, nil
 }
 
+// writeStores returns the stores to write a segment's shards to, nil
+// where the node is down, and how many there are. A node whose circuit
+// breaker is open gets no shard (it goes to the repair queue) unless the
+// quorum needs it.
+func (c *Cluster) writeStores(nodes []string, quorum int) ([]storagenode.ShardStore, int) {
+	stores := make([]storagenode.ShardStore, len(nodes))
+	live, healthy := 0, 0
+	for i, nid := range nodes {
+		if st, isLive := c.Store(nid); isLive && st != nil {
+			stores[i] = st
+			live++
+			if c.Healthy(nid) {
+				healthy++
+			}
+		}
+	}
+	if healthy >= quorum && healthy < live {
+		for i, nid := range nodes {
+			if stores[i] != nil && !c.Healthy(nid) {
+				stores[i] = nil
+				live--
+			}
+		}
+	}
+	return stores, live
+}
+
 // shardStreams are Put streams of one segment's shards, one per store
 // given; writers[i] is nil where there is no store.
+//
+// Every stream is bounded by progress, not by a whole-request deadline:
+// a block the node does not take within the stall timeout, or a response
+// it does not begin within the stall timeout of the body's end, abandons
+// that shard (its request is cancelled with cause erasure.ErrStalled, so
+// the node's breaker opens); the other shards go on.
 type shardStreams struct {
 	writers []io.Writer
 	pipes   []*io.PipeWriter
+	aborts  []func(error)
 	infos   []storagenode.ShardInfo
 	errs    []error
+	stall   time.Duration
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
 
 // openShardStreams starts a Put of shard i of segment id to stores[i]
-// for every non-nil store; the caller writes the shard files to writers
-// and calls finish.
-func openShardStreams(ctx context.Context, id string, blockLen int, stores []storagenode.ShardStore) *shardStreams {
+// for every non-nil store (a Replace with want[i] when want is not nil:
+// a repair); the caller writes the shard files to writers and calls
+// finish.
+func (c *Cluster) openShardStreams(ctx context.Context, id string, blockLen int, stores []storagenode.ShardStore, want []string) *shardStreams {
 	n := len(stores)
 	ctx, cancel := context.WithCancel(ctx)
-	s := &shardStreams{writers: make([]io.Writer, n), pipes: make([]*io.PipeWriter, n),
-		infos: make([]storagenode.ShardInfo, n), errs: make([]error, n), cancel: cancel}
+	s := &shardStreams{writers: make([]io.Writer, n), pipes: make([]*io.PipeWriter, n), aborts: make([]func(error), n),
+		infos: make([]storagenode.ShardInfo, n), errs: make([]error, n), stall: c.cfg.StallTimeout, cancel: cancel}
 	for i, st := range stores {
 		if st == nil {
 			s.errs[i] = errors.New("node not live")
 			continue
 		}
+		sctx, scancel := context.WithCancelCause(ctx)
 		pr, pw := io.Pipe()
-		s.pipes[i], s.writers[i] = pw, pw
+		abort := func(cause error) {
+			scancel(cause)
+			pr.CloseWithError(cause)
+		}
+		s.pipes[i], s.aborts[i] = pw, abort
+		s.writers[i] = &stallWriter{w: pw, stall: s.stall, abort: abort}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.infos[i], s.errs[i] = st.Put(ctx, storagenode.ShardID{Segment: id, Index: i}, blockLen, pr)
+			defer scancel(nil)
+			sid := storagenode.ShardID{Segment: id, Index: i}
+			if want != nil {
+				s.infos[i], s.errs[i] = st.Replace(sctx, sid, blockLen, pr, want[i])
+			} else {
+				s.infos[i], s.errs[i] = st.Put(sctx, sid, blockLen, pr)
+			}
+			if s.errs[i] != nil && errors.Is(context.Cause(sctx), erasure.ErrStalled) {
+				s.errs[i] = fmt.Errorf("shard %d: %w: %w", i, erasure.ErrStalled, s.errs[i])
+			}
 			// Unblock the writer if the node stopped reading early.
 			pr.CloseWithError(fmt.Errorf("shard %d: %w", i, errOr(s.errs[i], errors.New("node ended the request"))))
 		}()
@@ -199,19 +243,39 @@ func openShardStreams(ctx context.Context, id string, blockLen int, stores []sto
 	return s
 }
 
+// stallWriter is a shard stream's writer: a block not taken within stall
+// aborts the stream.
+type stallWriter struct {
+	w     io.Writer
+	stall time.Duration
+	abort func(error)
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	t := time.AfterFunc(w.stall, func() { w.abort(erasure.ErrStalled) })
+	defer t.Stop()
+	return w.w.Write(p)
+}
+
 // finish ends every stream: cleanly when err is nil (the nodes commit
 // their shards), else aborted with err (no node commits). It waits for
-// the Puts and returns what each answered.
+// the Puts, each at most the stall timeout from here, and returns what
+// each answered.
 func (s *shardStreams) finish(err error) ([]storagenode.ShardInfo, []error) {
-	for _, pw := range s.pipes {
+	var timers []*time.Timer
+	for i, pw := range s.pipes {
 		if pw != nil {
 			pw.CloseWithError(err) // nil: a clean end
+			timers = append(timers, time.AfterFunc(s.stall, func() { s.aborts[i](erasure.ErrStalled) }))
 		}
 	}
 	if err != nil {
 		s.cancel()
 	}
 	s.wg.Wait()
+	for _, t := range timers {
+		t.Stop()
+	}
 	s.cancel()
 	return s.infos, s.errs
 }
@@ -311,10 +375,23 @@ func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 		})
 		return rec, recOK
 	}
+	// A node whose breaker is open is skipped on the first attempt; if
+	// that leaves too few shards, the read is retried asking it too.
+	var (
+		skipMu  sync.Mutex
+		skipped = map[int]bool{}
+		skip    = true
+	)
 	openAt := func(ctx context.Context, node string, i int, off, n int64) (io.ReadCloser, error) {
 		st, live := c.Store(node)
 		if st == nil || !live {
 			return nil, fmt.Errorf("shard %d: node %s: %w", i, node, ErrUnavailable)
+		}
+		if skip && !c.Healthy(node) {
+			skipMu.Lock()
+			skipped[i] = true
+			skipMu.Unlock()
+			return nil, fmt.Errorf("shard %d: node %s: circuit breaker open: %w", i, node, ErrUnavailable)
 		}
 		return st.Open(ctx, storagenode.ShardID{Segment: seg.ID, Index: i}, off, n)
 	}
@@ -334,13 +411,21 @@ func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 		}
 		return nil, err
 	}
-	bad, err := codec.ReadRange(ctx, w, seg.Size, off, n, open)
-	// Shards on a node that is down are not queued: they are likely intact
-	// and the node is anti-entropy's business when it returns or is removed.
+	cw := &countingWriter{w: w}
+	bad, err := codec.ReadRangeWith(ctx, cw, seg.Size, off, n, open, c.readOptions())
+	if errors.Is(err, erasure.ErrTooFewShards) && len(skipped) > 0 {
+		skip = false
+		var more []int
+		more, err = codec.ReadRangeWith(ctx, cw, seg.Size, off+cw.n, n-cw.n, open, c.readOptions())
+		bad = append(bad, more...)
+	}
+	// Shards on a node that is down or skipped are not queued: they are
+	// likely intact and the node is anti-entropy's business when it
+	// returns or is removed.
 	var repair []int
 	for _, i := range bad {
-		if i < len(seg.Nodes) {
-			if _, live := c.Store(seg.Nodes[i]); live || seg.ShardHashes[i] == "" {
+		if i < len(seg.Nodes) && !slices.Contains(repair, i) {
+			if _, live := c.Store(seg.Nodes[i]); (live && !skipped[i]) || seg.ShardHashes[i] == "" {
 				repair = append(repair, i)
 			}
 		}
@@ -352,6 +437,23 @@ func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 		return fmt.Errorf("read segment %s: %w: %w", seg.ID, ErrUnavailable, err)
 	}
 	return err
+}
+
+// readOptions are the hedging and stall bounds of segment reads.
+func (c *Cluster) readOptions() erasure.ReadOptions {
+	return erasure.ReadOptions{Hedge: max(c.cfg.HedgeAfter, 0), Stall: c.cfg.StallTimeout}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // QueueRepair records shards to rebuild, in the background. A failure is

@@ -18,6 +18,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/klauspost/reedsolomon"
 	"github.com/zeebo/xxh3"
@@ -154,16 +155,47 @@ func (c *Codec) Encode(r io.Reader, w []io.Writer, minHealthy int) (EncodeResult
 
 // OpenFunc opens n bytes of shard i's file starting at byte off. The caller
 // closes the returned reader. An error (or a short read later) marks the
-// shard bad for the rest of the read.
+// shard bad for the rest of the read. ctx is the shard's own: ReadRange
+// cancels it to abandon a late shard, with cause ErrStalled when the shard
+// made no progress for ReadOptions.Stall, or errHedged when spare shards
+// answered first.
 type OpenFunc func(ctx context.Context, shard int, off, n int64) (io.ReadCloser, error)
 
-// ReadRange writes bytes [off, off+length) of a segment of the given size to
-// w, reading shard files through open. It returns the shards it found bad
-// (missing, failing or corrupt), sorted, whether or not it succeeded, so the
-// caller can queue them for repair. The error wraps ErrTooFewShards when
-// fewer than K shards were healthy for some stripe; an error from w is
-// returned as is (wrapped). The range must lie within the segment.
+// ErrStalled means a shard stream made no progress within its stall
+// timeout (a hung node or disk); it is the cancel cause of the stream's
+// context.
+var ErrStalled = errors.New("erasure: shard stream stalled")
+
+// errHedged is the cancel cause of a shard abandoned because spare shards
+// answered first: the shard is slow, not bad.
+var errHedged = errors.New("erasure: shard read hedged")
+
+// ReadOptions bound how long ReadRange waits for a shard.
+type ReadOptions struct {
+	// Hedge: when a shard's record is this late, read one more shard (a
+	// parity shard) as well, and use the first K that answer; 0: never.
+	Hedge time.Duration
+	// Stall: a shard whose record read (open included) takes longer is
+	// abandoned as failed and its context cancelled with ErrStalled;
+	// 0: wait as long as ctx allows.
+	Stall time.Duration
+}
+
+// ReadRange is ReadRangeWith without hedging or stall timeouts.
 func (c *Codec) ReadRange(ctx context.Context, w io.Writer, size, off, length int64, open OpenFunc) (bad []int, err error) {
+	return c.ReadRangeWith(ctx, w, size, off, length, open, ReadOptions{})
+}
+
+// ReadRangeWith writes bytes [off, off+length) of a segment of the given
+// size to w, reading shard files through open. It returns the shards it
+// found bad (missing, failing or corrupt), sorted, whether or not it
+// succeeded, so the caller can queue them for repair; shards abandoned for
+// being late (hedged or stalled) are not known bad and not listed.
+// The error wraps ErrTooFewShards when fewer than K shards were healthy
+// for some stripe; an error from w is returned as is (wrapped). The range
+// must lie within the segment. Every goroutine it starts has ended when
+// it returns.
+func (c *Codec) ReadRangeWith(ctx context.Context, w io.Writer, size, off, length int64, open OpenFunc, opt ReadOptions) (bad []int, err error) {
 	if off < 0 || length < 0 || off+length > size {
 		return nil, fmt.Errorf("erasure: range [%d,+%d) outside segment of %d bytes", off, length, size)
 	}
@@ -175,15 +207,16 @@ func (c *Codec) ReadRange(ctx context.Context, w io.Writer, size, off, length in
 	first, last := off/bs, (off+length-1)/bs
 	end := l.RecordOffset(last + 1)
 
-	r := &rangeReader{c: c, ctx: ctx, l: l, open: open, end: end,
-		streams: make([]io.ReadCloser, c.p.Shards()), bad: make([]bool, c.p.Shards())}
+	n := c.p.Shards()
+	r := &rangeReader{c: c, ctx: ctx, l: l, open: open, end: end, opt: opt,
+		shards: make([]shardStream, n), results: make(chan recordResult, n)}
 	defer r.closeAll()
 	full := c.p.FullShardBlock()
-	records := make([][]byte, c.p.Shards())
+	records := make([][]byte, n)
 	for i := range records {
 		records[i] = make([]byte, HashSize+full)
 	}
-	shards := make([][]byte, c.p.Shards())
+	shards := make([][]byte, n)
 	data := make([]byte, 0, c.p.K*full) // k shard blocks may exceed BlockSize when k does not divide it
 	for s := first; s <= last; s++ {
 		if err := ctx.Err(); err != nil {
@@ -211,55 +244,125 @@ func (c *Codec) ReadRange(ctx context.Context, w io.Writer, size, off, length in
 	return r.badList(), nil
 }
 
+// shardStream is one shard's state in a ReadRange call. While a record
+// read of the shard is in flight (inFlight), only its goroutine touches
+// rc; the reading loop only cancels.
+type shardStream struct {
+	rc       io.ReadCloser
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	bad      bool // not to be read again
+	slow     bool // abandoned for being late, not for failing
+	inFlight bool
+	started  time.Time
+}
+
+type recordResult struct {
+	shard  int
+	stripe int64
+	err    error
+}
+
 // rangeReader holds the open shard streams of one ReadRange call.
 type rangeReader struct {
 	c       *Codec
 	ctx     context.Context
 	l       Layout
 	open    OpenFunc
+	opt     ReadOptions
 	end     int64 // shard file offset where the range's last record ends
-	streams []io.ReadCloser
-	bad     []bool
+	shards  []shardStream
+	results chan recordResult // capacity K+M: one read per shard in flight at most
+	wg      sync.WaitGroup
 }
 
 // readStripe fills shards[0:K] with stripe s's data shard blocks, verified,
-// reconstructing from parity when needed.
+// reconstructing from parity when needed. It reads the first K usable
+// shards; a shard late by opt.Hedge brings in one more, one stalled for
+// opt.Stall is abandoned; once K have answered, the others still in
+// flight are abandoned as slow.
 func (r *rangeReader) readStripe(s int64, records, shards [][]byte) error {
 	k, n := r.c.p.K, r.c.p.Shards()
 	per := r.l.ShardBlock(s)
 	for i := range shards {
 		shards[i] = nil
 	}
-	good := 0
+	good, inFlight := 0, 0
 	next := 0 // next shard index to try
-	for good < k {
-		// Choose shards to read now: untried, not bad, enough to reach k.
-		var batch []int
-		for ; next < n && good+len(batch) < k; next++ {
-			if !r.bad[next] {
-				batch = append(batch, next)
+	launch := func() bool {
+		for ; next < n; next++ {
+			if !r.shards[next].bad {
+				r.start(next, s, records[next][:HashSize+per])
+				next++
+				inFlight++
+				return true
 			}
 		}
-		if len(batch) == 0 {
+		return false
+	}
+	for good+inFlight < k && launch() {
+	}
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	lastLaunch, spare := time.Now(), true
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for good < k {
+		if inFlight == 0 {
 			return fmt.Errorf("erasure: stripe %d: %d of %d needed shards healthy: %w", s, good, k, ErrTooFewShards)
 		}
-		errs := make([]error, len(batch))
-		var wg sync.WaitGroup
-		for j, i := range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[j] = r.readRecord(i, s, records[i][:HashSize+per])
-			}()
+		if wake, ok := r.nextWake(lastLaunch, spare); ok {
+			d := time.Until(wake)
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			timerC = timer.C
 		}
-		wg.Wait()
-		for j, i := range batch {
-			if errs[j] != nil {
-				r.markBad(i)
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case res := <-r.results:
+			st := &r.shards[res.shard]
+			st.inFlight = false
+			if res.stripe != s || st.bad { // an abandoned read ending
 				continue
 			}
-			shards[i] = records[i][HashSize : HashSize+per]
+			inFlight--
+			if res.err != nil {
+				r.markBad(res.shard, false, nil)
+				for good+inFlight < k && launch() {
+				}
+				continue
+			}
+			shards[res.shard] = records[res.shard][HashSize : HashSize+per]
 			good++
+		case now := <-timerC:
+			timerC = nil
+			for i := range r.shards {
+				st := &r.shards[i]
+				if st.inFlight && !st.bad && r.opt.Stall > 0 && now.Sub(st.started) >= r.opt.Stall {
+					r.markBad(i, true, ErrStalled) // late, not known bad
+					inFlight--
+				}
+			}
+			if spare && r.opt.Hedge > 0 && now.Sub(lastLaunch) >= r.opt.Hedge && inFlight > 0 {
+				spare = launch()
+				lastLaunch = now
+			}
+			for good+inFlight < k && launch() {
+				lastLaunch = now
+			}
+		}
+	}
+	// K answered: the rest are late, not bad.
+	for i := range r.shards {
+		if st := &r.shards[i]; st.inFlight && !st.bad {
+			r.markBad(i, true, errHedged)
 		}
 	}
 	for i := 0; i < k; i++ {
@@ -273,18 +376,56 @@ func (r *rangeReader) readStripe(s int64, records, shards [][]byte) error {
 	return nil
 }
 
-// readRecord reads and verifies shard i's record of stripe s into rec,
-// opening the shard's stream at that stripe if it is not open yet.
-func (r *rangeReader) readRecord(i int, s int64, rec []byte) error {
-	if r.streams[i] == nil {
+// nextWake is when the reading loop must look at the clock again: the
+// next hedge or the earliest stall deadline.
+func (r *rangeReader) nextWake(lastLaunch time.Time, spare bool) (time.Time, bool) {
+	var wake time.Time
+	set := func(t time.Time) {
+		if wake.IsZero() || t.Before(wake) {
+			wake = t
+		}
+	}
+	if spare && r.opt.Hedge > 0 {
+		set(lastLaunch.Add(r.opt.Hedge))
+	}
+	if r.opt.Stall > 0 {
+		for i := range r.shards {
+			if st := &r.shards[i]; st.inFlight && !st.bad {
+				set(st.started.Add(r.opt.Stall))
+			}
+		}
+	}
+	return wake, !wake.IsZero()
+}
+
+// start reads and verifies shard i's record of stripe s into rec in a
+// goroutine, opening the shard's stream at that stripe if it is not open
+// yet; the result goes to r.results.
+func (r *rangeReader) start(i int, s int64, rec []byte) {
+	st := &r.shards[i]
+	if st.ctx == nil {
+		st.ctx, st.cancel = context.WithCancelCause(r.ctx)
+	}
+	st.inFlight, st.started = true, time.Now()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		err := r.readRecord(st, s, rec, i)
+		r.results <- recordResult{shard: i, stripe: s, err: err}
+	}()
+}
+
+// readRecord runs in shard i's goroutine: it may touch st.rc.
+func (r *rangeReader) readRecord(st *shardStream, s int64, rec []byte, i int) error {
+	if st.rc == nil {
 		at := r.l.RecordOffset(s)
-		rc, err := r.open(r.ctx, i, at, r.end-at)
+		rc, err := r.open(st.ctx, i, at, r.end-at)
 		if err != nil {
 			return err
 		}
-		r.streams[i] = rc
+		st.rc = rc
 	}
-	if _, err := io.ReadFull(r.streams[i], rec); err != nil {
+	if _, err := io.ReadFull(st.rc, rec); err != nil {
 		return err
 	}
 	if BlockHash(rec[HashSize:]) != [HashSize]byte(rec[:HashSize]) {
@@ -293,29 +434,52 @@ func (r *rangeReader) readRecord(i int, s int64, rec []byte) error {
 	return nil
 }
 
-func (r *rangeReader) markBad(i int) {
-	r.bad[i] = true
-	if r.streams[i] != nil {
-		r.streams[i].Close()
-		r.streams[i] = nil
+// markBad takes shard i out of the read. A shard with a read in flight is
+// cancelled with cause (its goroutine closes nothing; closeAll does, after
+// it ends); slow marks it late rather than failed.
+func (r *rangeReader) markBad(i int, slow bool, cause error) {
+	st := &r.shards[i]
+	st.bad, st.slow = true, slow
+	if st.inFlight {
+		st.cancel(cause)
+		return
+	}
+	if st.cancel != nil {
+		st.cancel(errors.New("erasure: shard failed"))
+	}
+	if st.rc != nil {
+		st.rc.Close()
+		st.rc = nil
 	}
 }
 
 func (r *rangeReader) badList() []int {
 	var out []int
-	for i, b := range r.bad {
-		if b {
+	for i := range r.shards {
+		if st := &r.shards[i]; st.bad && !st.slow {
 			out = append(out, i)
 		}
 	}
 	return slices.Clip(out)
 }
 
+// closeAll abandons the reads in flight, waits for their goroutines and
+// closes every stream.
 func (r *rangeReader) closeAll() {
-	for i, s := range r.streams {
-		if s != nil {
-			s.Close()
-			r.streams[i] = nil
+	for i := range r.shards {
+		if st := &r.shards[i]; st.cancel != nil && st.inFlight {
+			st.cancel(errHedged)
+		}
+	}
+	r.wg.Wait()
+	for i := range r.shards {
+		st := &r.shards[i]
+		if st.rc != nil {
+			st.rc.Close()
+			st.rc = nil
+		}
+		if st.cancel != nil {
+			st.cancel(nil)
 		}
 	}
 }

@@ -72,6 +72,9 @@ func (m *memNode) total() int {
 func (m *memNode) Put(context.Context, storagenode.ShardID, int, io.Reader) (storagenode.ShardInfo, error) {
 	return storagenode.ShardInfo{}, fmt.Errorf("memNode: no data: %w", storagenode.ErrInvalid)
 }
+func (m *memNode) Replace(context.Context, storagenode.ShardID, int, io.Reader, string) (storagenode.ShardInfo, error) {
+	return storagenode.ShardInfo{}, fmt.Errorf("memNode: no data: %w", storagenode.ErrInvalid)
+}
 func (m *memNode) Open(context.Context, storagenode.ShardID, int64, int64) (io.ReadCloser, error) {
 	return nil, fmt.Errorf("memNode: no data: %w", storagenode.ErrNotFound)
 }

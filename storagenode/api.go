@@ -86,6 +86,7 @@ const (
 	CodeInvalid      = "Invalid"
 	CodeCorrupt      = "Corrupt"
 	CodeUnauthorized = "Unauthorized"
+	CodeExists       = "Exists"
 	CodeInternal     = "Internal"
 )
 
@@ -100,6 +101,8 @@ func ErrorForCode(code string) error {
 		return ErrCorrupt
 	case CodeUnauthorized:
 		return ErrUnauthorized
+	case CodeExists:
+		return ErrExists
 	}
 	return nil
 }
@@ -219,6 +222,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, status = CodeCorrupt, http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnauthorized):
 		code, status = CodeUnauthorized, http.StatusForbidden
+	case errors.Is(err, ErrExists):
+		code, status = CodeExists, http.StatusConflict
 	default:
 		s.log.Error("node request failed", "request_id", reqid.From(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -250,7 +255,12 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("block length: %w", ErrInvalid))
 		return
 	}
-	info, err := s.store.Put(r.Context(), id, block, r.Body)
+	var info ShardInfo
+	if q := r.URL.Query(); q.Get("replace") == "1" {
+		info, err = s.store.Replace(r.Context(), id, block, r.Body, q.Get("want"))
+	} else {
+		info, err = s.store.Put(r.Context(), id, block, r.Body)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -111,7 +111,7 @@ func TestCrashSIGKILL(t *testing.T) {
 				case op < 9: // overwrite
 					id = mine[rng.IntN(len(mine))]
 					var info storagenode.ShardInfo
-					info, err = c.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(uint64(i), rng.IntN(20000))))
+					info, err = c.Replace(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(uint64(i), rng.IntN(20000))), "")
 					hash = info.Hash
 				default: // delete
 					id = mine[rng.IntN(len(mine))]

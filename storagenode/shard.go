@@ -21,6 +21,9 @@ var (
 	ErrInvalid      = errors.New("invalid request")
 	ErrCorrupt      = errors.New("shard data corrupt")
 	ErrUnauthorized = errors.New("request not signed with the cluster key")
+	// ErrExists: a different shard is already stored under the id (only a
+	// repair may replace a shard: Replace).
+	ErrExists = errors.New("a different shard exists under this id")
 )
 
 // SegmentIDLen is the length of a segment id: 128 bits in lowercase hex.
@@ -93,14 +96,22 @@ func (s ShardInfo) EntryDigest() merkle.Digest {
 type ShardStore interface {
 	// Put stores shard id from r, a sequence of (hash || block) records
 	// whose blocks are blockLen bytes except the last, verifying every
-	// block hash as it streams. It replaces an existing shard atomically:
-	// readers see the old or the new file, never a mix. Errors: ErrInvalid
+	// block hash as it streams. It never replaces a different shard: if id
+	// is stored with another whole-file hash it fails with ErrExists; the
+	// same content again succeeds (a retried write). Errors: ErrInvalid
 	// (bad id or block length), ErrCorrupt (a record fails its hash or is
-	// torn); on error nothing is stored. The caller owns r.
+	// torn), ErrExists; on error nothing is stored. The caller owns r.
 	Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) (ShardInfo, error)
+	// Replace is Put that may replace a stored shard atomically (readers
+	// see the old or the new file, never a mix): a repair rewriting a lost
+	// or corrupt shard. When want is not "" the new file's whole-file hash
+	// must equal it, else nothing changes and the error wraps ErrCorrupt.
+	Replace(ctx context.Context, id ShardID, blockLen int, r io.Reader, want string) (ShardInfo, error)
 	// Open returns n bytes of the shard's file starting at off (n < 0: to
 	// the end). The caller closes the reader. Errors: ErrNotFound,
-	// ErrInvalid (range outside the file).
+	// ErrInvalid (range outside the file). A read of the whole file also
+	// checks the whole-file hash: the reader's last Read fails with
+	// ErrCorrupt in place of io.EOF when it differs from the index's.
 	Open(ctx context.Context, id ShardID, off, n int64) (io.ReadCloser, error)
 	// Stat describes the shard. Errors: ErrNotFound.
 	Stat(ctx context.Context, id ShardID) (ShardInfo, error)

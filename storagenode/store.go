@@ -173,6 +173,17 @@ func (s *Store) lock(id ShardID) *sync.Mutex {
 
 // Put implements ShardStore.
 func (s *Store) Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) (ShardInfo, error) {
+	return s.put(ctx, id, blockLen, r, false, "")
+}
+
+// Replace implements ShardStore.
+func (s *Store) Replace(ctx context.Context, id ShardID, blockLen int, r io.Reader, want string) (ShardInfo, error) {
+	return s.put(ctx, id, blockLen, r, true, want)
+}
+
+// put stores a shard: a new one, or (replace) over what is stored, when
+// the content hashes to want (if set).
+func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, replace bool, want string) (ShardInfo, error) {
 	if _, err := ParseShardID(id.String()); err != nil {
 		return ShardInfo{}, err
 	}
@@ -200,10 +211,24 @@ func (s *Store) Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) 
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
 	info := ShardInfo{ID: id.String(), Size: n, Hash: hashHex(h), BlockLen: blockLen, ModTime: s.now().UTC()}
+	if replace && want != "" && info.Hash != want {
+		return ShardInfo{}, fmt.Errorf("replace %s: content hash %s, want %s: %w", id, info.Hash, want, ErrCorrupt)
+	}
 
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
+	if !replace {
+		old, err := s.Stat(ctx, id)
+		switch {
+		case err == nil && old.Hash == info.Hash:
+			return old, nil // a retried write: the same shard is stored
+		case err == nil:
+			return ShardInfo{}, fmt.Errorf("put %s: stored hash %s, new %s: %w", id, old.Hash, info.Hash, ErrExists)
+		case !errors.Is(err, ErrNotFound):
+			return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
+		}
+	}
 	final := s.path(id)
 	if err := s.ensureDir(filepath.Dir(final)); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
@@ -258,7 +283,35 @@ func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClos
 		f.Close()
 		return nil, fmt.Errorf("open %s: range [%d,+%d) of %d bytes: %w", id, off, n, st.Size(), ErrInvalid)
 	}
-	return sectionReadCloser{io.NewSectionReader(f, off, n), f}, nil
+	sr := sectionReadCloser{io.NewSectionReader(f, off, n), f}
+	if off == 0 && n == st.Size() {
+		info, err := s.Stat(ctx, id)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open %s: %w", id, err)
+		}
+		return &wholeReader{sectionReadCloser: sr, id: id, want: info.Hash, h: erasure.NewShardHasher()}, nil
+	}
+	return sr, nil
+}
+
+// wholeReader reads a whole shard file and checks its hash at the end.
+type wholeReader struct {
+	sectionReadCloser
+	id   ShardID
+	want string
+	h    *xxh3.Hasher128
+}
+
+func (w *wholeReader) Read(p []byte) (int, error) {
+	n, err := w.sectionReadCloser.Read(p)
+	w.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hashHex(w.h); got != w.want {
+			return n, fmt.Errorf("read %s: file hash %s, index %s: %w", w.id, got, w.want, ErrCorrupt)
+		}
+	}
+	return n, err
 }
 
 type sectionReadCloser struct {

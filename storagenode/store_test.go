@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,4 +80,37 @@ func TestReconcileCrashStates(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(dir, "quarantine")); len(ents) != 2 {
 		t.Fatalf("quarantine holds %d files, want the orphan and the stray", len(ents))
 	}
+}
+
+// TestFullReadChecksWholeFileHash swaps a shard's file for another shard
+// whose every block is valid: ranged reads cannot tell, a whole read must.
+func TestFullReadChecksWholeFileHash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	id := storetest.ID(4, 4, 1)
+	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(1, 9000))); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
+	if err := os.WriteFile(p, storetest.MakeShard(2, 9000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Open(ctx, id, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, storagenode.ErrCorrupt) {
+		t.Fatalf("whole read of a swapped file: err %v, want ErrCorrupt", err)
+	}
+	rc, err = s.Open(ctx, id, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(rc); err != nil {
+		t.Fatalf("ranged read: %v", err)
+	}
+	rc.Close()
 }

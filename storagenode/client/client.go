@@ -112,6 +112,27 @@ func (c *Client) Put(ctx context.Context, id storagenode.ShardID, blockLen int, 
 	return info, nil
 }
 
+// Replace implements storagenode.ShardStore.
+func (c *Client) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
+	if err := valid(id); err != nil {
+		return storagenode.ShardInfo{}, err
+	}
+	q := url.Values{"block": {strconv.Itoa(blockLen)}, "replace": {"1"}}
+	if want != "" {
+		q.Set("want", want)
+	}
+	resp, err := c.do(ctx, http.MethodPut, shardPath(id), q, io.NopCloser(r), nil)
+	if err != nil {
+		return storagenode.ShardInfo{}, err
+	}
+	defer resp.Body.Close()
+	var info storagenode.ShardInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return info, fmt.Errorf("replace %s: %w", id, err)
+	}
+	return info, nil
+}
+
 // Open implements storagenode.ShardStore.
 func (c *Client) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
 	if err := valid(id); err != nil {

@@ -4,10 +4,12 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -112,8 +114,29 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(a)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(b)); err != nil {
-			t.Fatal(err)
+		// Put never replaces a different shard; the same one again is fine.
+		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(b)); !errors.Is(err, storagenode.ErrExists) {
+			t.Fatalf("put over a different shard: err %v, want ErrExists", err)
+		}
+		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(a)); err != nil {
+			t.Fatalf("put of the same shard again: %v", err)
+		}
+		if got, err := readAll(t, s, id, 0, -1); err != nil || !bytes.Equal(got, a) {
+			t.Fatalf("after refused put: err %v", err)
+		}
+		// Replace (a repair) must produce the content it expects.
+		hb := erasure.NewShardHasher()
+		hb.Write(b)
+		sumB := hb.Sum128().Bytes()
+		wantB := hex.EncodeToString(sumB[:])
+		if _, err := s.Replace(ctx, id, BlockLen(), bytes.NewReader(b), strings.Repeat("0", len(wantB))); !errors.Is(err, storagenode.ErrCorrupt) {
+			t.Fatalf("replace with the wrong expected hash: err %v, want ErrCorrupt", err)
+		}
+		if got, err := readAll(t, s, id, 0, -1); err != nil || !bytes.Equal(got, a) {
+			t.Fatalf("after refused replace: err %v", err)
+		}
+		if info, err := s.Replace(ctx, id, BlockLen(), bytes.NewReader(b), wantB); err != nil || info.Hash != wantB {
+			t.Fatalf("replace: %+v %v", info, err)
 		}
 		if got, err := readAll(t, s, id, 0, -1); err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("after overwrite: err %v", err)
@@ -250,10 +273,15 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 				for i := range 8 {
 					id := ID(uint32(g*8+i), i, 0)
 					shared := ID(0x77777, 0, 0)
-					for _, x := range []storagenode.ShardID{id, shared} {
-						if _, err := s.Put(ctx, x, BlockLen(), bytes.NewReader(MakeShard(uint64(g), 5000))); err != nil {
-							errs <- err
-						}
+					if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(MakeShard(uint64(g), 5000))); err != nil {
+						errs <- err
+					}
+					// Concurrent replaces of one id, and puts of one content.
+					if _, err := s.Replace(ctx, shared, BlockLen(), bytes.NewReader(MakeShard(uint64(g), 5000)), ""); err != nil {
+						errs <- err
+					}
+					if _, err := s.Put(ctx, ID(0x66666, 0, 0), BlockLen(), bytes.NewReader(MakeShard(99, 5000))); err != nil {
+						errs <- err
 					}
 				}
 			}()
