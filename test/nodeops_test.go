@@ -46,6 +46,7 @@ type load struct {
 	ops     atomic.Int64
 	fails   atomic.Int64
 	errs    []string
+	lat     map[string][]time.Duration // by op: put, get
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -66,7 +67,9 @@ func startLoad(t *testing.T, c *minio.Client, bucket string, workers int) *load 
 				if i%2 == 0 {
 					key := fmt.Sprintf("load/%d/%d", w, i)
 					data := randomBytes(1+rng.IntN(3<<20), uint64(w*1_000_000+i))
+					start := time.Now()
 					_, err := l.c.PutObject(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{DisableMultipart: true})
+					l.took("put", start)
 					l.note(err, "put "+key)
 					if err == nil {
 						l.mu.Lock()
@@ -79,12 +82,14 @@ func startLoad(t *testing.T, c *minio.Client, bucket string, workers int) *load 
 				if key == "" {
 					continue
 				}
+				start := time.Now()
 				obj, err := l.c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
 				var got []byte
 				if err == nil {
 					got, err = readAllErr(obj)
 					obj.Close()
 				}
+				l.took("get", start)
 				if err == nil && !bytes.Equal(got, want) {
 					err = fmt.Errorf("read %d bytes, not the %d written", len(got), len(want))
 				}
@@ -93,6 +98,32 @@ func startLoad(t *testing.T, c *minio.Client, bucket string, workers int) *load 
 		}()
 	}
 	return l
+}
+
+func (l *load) took(op string, start time.Time) {
+	d := time.Since(start)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lat == nil {
+		l.lat = map[string][]time.Duration{}
+	}
+	l.lat[op] = append(l.lat[op], d)
+}
+
+// latencies returns, per op, the count, p50, p99 and max of the requests
+// since the last call, and starts counting anew.
+func (l *load) latencies() map[string][4]time.Duration {
+	l.mu.Lock()
+	lat := l.lat
+	l.lat = nil
+	l.mu.Unlock()
+	out := map[string][4]time.Duration{}
+	for op, ds := range lat {
+		slices.Sort(ds)
+		q := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))] }
+		out[op] = [4]time.Duration{time.Duration(len(ds)), q(0.5), q(0.99), ds[len(ds)-1]}
+	}
+	return out
 }
 
 func (l *load) note(err error, what string) {
