@@ -90,10 +90,7 @@ func (c *Codec) Encode(r io.Reader, w []io.Writer, minHealthy int) (EncodeResult
 	}
 	full := c.p.FullShardBlock()
 	data := make([]byte, c.p.BlockSize)
-	records := make([][]byte, n)
-	for i := range records {
-		records[i] = make([]byte, HashSize+full)
-	}
+	var records [][]byte // allocated once a block has arrived: a stalled body holds only data
 	shards := make([][]byte, n)
 	var wg sync.WaitGroup
 	for {
@@ -103,6 +100,12 @@ func (c *Codec) Encode(r io.Reader, w []io.Writer, minHealthy int) (EncodeResult
 		}
 		if got == 0 {
 			break
+		}
+		if records == nil {
+			records = make([][]byte, n)
+			for i := range records {
+				records[i] = make([]byte, HashSize+full)
+			}
 		}
 		res.Size += int64(got)
 		per := ceilDiv(got, c.p.K)

@@ -24,6 +24,7 @@ var (
 	errBucketNotEmpty        = &s3.Error{Code: "BucketNotEmpty", Message: "The bucket you tried to delete is not empty", Status: http.StatusConflict}
 	errPreconditionFailed    = &s3.Error{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold", Status: http.StatusPreconditionFailed}
 	errConditionalConflict   = &s3.Error{Code: "ConditionalRequestConflict", Message: "A conflicting operation occurred. If using PutObject you can retry the request.", Status: http.StatusConflict}
+	errSlowDown              = &s3.Error{Code: "SlowDown", Message: "Please reduce your request rate.", Status: http.StatusServiceUnavailable}
 	errServiceUnavailable    = &s3.Error{Code: "ServiceUnavailable", Message: "Not enough storage nodes are available. Please retry.", Status: http.StatusServiceUnavailable}
 	errCommitUnknown         = &s3.Error{Code: "ServiceUnavailable", Message: "The metadata store did not confirm the commit; it may have applied. Please retry.", Status: http.StatusServiceUnavailable}
 	errInvalidBucketName     = &s3.Error{Code: "InvalidBucketName", Message: "The specified bucket is not valid.", Status: http.StatusBadRequest}

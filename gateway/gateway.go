@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -38,6 +39,8 @@ type Config struct {
 	// MinPartSize is the smallest multipart part but the last (default
 	// 5 MiB, as AWS); tests lower it to build 10,000-part objects quickly.
 	MinPartSize int64
+	// Limits bound the requests it serves at once and their rates.
+	Limits Limits
 	// Metrics receives the request metrics (nil: none); LatencyBuckets
 	// are their histogram buckets in seconds (nil: Prometheus's).
 	Metrics        prometheus.Registerer
@@ -57,6 +60,11 @@ type Gateway struct {
 	now      func() time.Time
 	router   *mux.Router
 	metrics  *metrics
+	limits   Limits
+
+	inflight    atomic.Int64
+	addrBuckets buckets
+	keyBuckets  buckets
 }
 
 // New returns a gateway; it serves once cfg.Cluster knows the nodes.
@@ -82,8 +90,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MinPartSize <= 0 {
 		cfg.MinPartSize = minPartSize
 	}
+	if cfg.Limits.MaxInFlight <= 0 {
+		cfg.Limits.MaxInFlight = 1024
+	}
+	if cfg.Limits.BodyTimeout <= 0 {
+		cfg.Limits.BodyTimeout = 30 * time.Second
+	}
 	g := &Gateway{cfg: cfg, store: cfg.Store, cluster: cfg.Cluster, log: cfg.Log, now: cfg.Now,
-		verifier: s3.NewVerifier(cfg.Credentials, cfg.Now)}
+		verifier: s3.NewVerifier(cfg.Credentials, cfg.Now), limits: cfg.Limits,
+		addrBuckets: buckets{rate: cfg.Limits.PerAddr}, keyBuckets: buckets{rate: cfg.Limits.PerKey}}
 	g.router = g.routes()
 	g.metrics = newMetrics(cfg.Metrics, cfg.LatencyBuckets)
 	return g, nil
@@ -133,6 +148,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	rid := reqid.From(r.Context())
 	w.Header().Set("Server", "Sherd")
+	if !g.admit(r) {
+		g.writeError(w, r, errSlowDown)
+		return
+	}
+	defer g.release()
+	w, r, done := g.withProgress(w, r)
+	defer done()
 	vhost := g.vhostBucket(r.Host)
 	bucketOf := func(path string) string {
 		if vhost != "" {
@@ -153,6 +175,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		id, err = g.verifier.VerifyV2(r, vhost)
 	default:
 		id, err = g.verifier.Verify(r)
+	}
+	if err == nil && !id.Anonymous && !g.allowKey(id.AccessKey) {
+		err = errSlowDown
 	}
 	if err != nil {
 		g.writeError(w, r, err)

@@ -118,6 +118,30 @@ func metricsFlag(fs *flag.FlagSet) func() (telemetry.Access, error) {
 	}
 }
 
+// protectFlags declares the gateway's protection flags; the function it
+// returns reads them after fs.Parse.
+func protectFlags(fs *flag.FlagSet) func() (gateway.Limits, int) {
+	inflight := fs.Int("max-inflight", 1024, "S3 requests served at once; more are answered 503 SlowDown")
+	conns := fs.Int("max-connections", 4096, "open client connections; more wait to be accepted")
+	keyRate := fs.Float64("rate-per-key", 0, "requests per second per access key (0: no limit); more are answered 503 SlowDown")
+	keyBurst := fs.Int("burst-per-key", 0, "burst of --rate-per-key (default twice the rate)")
+	addrRate := fs.Float64("rate-per-address", 0, "requests per second per client IP address (0: no limit)")
+	addrBurst := fs.Int("burst-per-address", 0, "burst of --rate-per-address (default twice the rate)")
+	loopback := fs.Bool("rate-limit-loopback", false, "apply --rate-per-address to loopback clients too")
+	body := fs.Duration("body-timeout", 30*time.Second, "a request body or response that makes no progress for this long ends the request")
+	return func() (gateway.Limits, int) {
+		burst := func(b int, r float64) int {
+			if b > 0 {
+				return b
+			}
+			return max(1, int(2*r))
+		}
+		return gateway.Limits{MaxInFlight: *inflight, BodyTimeout: *body, LimitLoopback: *loopback,
+			PerKey:  gateway.Rate{PerSecond: *keyRate, Burst: burst(*keyBurst, *keyRate)},
+			PerAddr: gateway.Rate{PerSecond: *addrRate, Burst: burst(*addrBurst, *addrRate)}}, *conns
+	}
+}
+
 // connect reads the cluster key and opens the metadata store on etcd, its
 // calls timed into reg.
 func connect(etcdURLs string, reg *prometheus.Registry) (key []byte, store metadata.Store, closeEtcd func() error, err error) {
@@ -140,7 +164,9 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	etcdAddr := fs.String("etcd-address", "", "embedded etcd client address (default: a free loopback port)")
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
+	protect := protectFlags(fs)
 	fs.Parse(args)
+	limits, maxConns := protect()
 	access, err := metrics()
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -153,7 +179,8 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
-		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, Heal: *heal(), MetricsAccess: access})
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, Heal: *heal(), MetricsAccess: access,
+		Limits: limits, MaxConns: maxConns})
 	if err != nil {
 		return err
 	}
@@ -173,7 +200,9 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	heal := healFlags(fs, -1)
 	window := fs.Duration("commit-window", 0, "how long after writing a segment its commit may still be sent (default 15m; less than every --orphan-grace)")
 	metrics := metricsFlag(fs)
+	protect := protectFlags(fs)
 	fs.Parse(args)
+	limits, maxConns := protect()
 	access, err := metrics()
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -196,7 +225,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	defer closeEtcd()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
 		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim,
-		Heal: heal(), CommitWindow: *window, Metrics: reg, MetricsAccess: access})
+		Heal: heal(), CommitWindow: *window, Metrics: reg, MetricsAccess: access, Limits: limits, MaxConns: maxConns})
 	if err != nil {
 		return err
 	}

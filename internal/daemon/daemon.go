@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+
+	"golang.org/x/net/netutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -367,6 +369,13 @@ type GatewayConfig struct {
 	// healer's orphan grace.
 	CommitWindow time.Duration
 	MinPartSize  int64 // see gateway.Config.MinPartSize
+	// Limits: see gateway.Config.Limits. MaxConns caps the open client
+	// connections (default 4096); more wait in the listen backlog.
+	Limits   gateway.Limits
+	MaxConns int
+	// HeaderTimeout bounds how long a client may take to send a request's
+	// headers (default 10 s).
+	HeaderTimeout time.Duration
 	// Metrics is the gateway's registry, served at /_sherd/metrics on
 	// its S3 port to those MetricsAccess allows (nil: a new one).
 	Metrics       *prometheus.Registry
@@ -440,7 +449,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	}
 	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cl, Credentials: c.Credentials,
 		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize,
-		Metrics: c.Metrics, LatencyBuckets: telemetry.Buckets()})
+		Metrics: c.Metrics, LatencyBuckets: telemetry.Buckets(), Limits: c.Limits})
 	if err != nil {
 		cl.Close()
 		return nil, err
@@ -449,6 +458,13 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if err != nil {
 		cl.Close()
 		return nil, err
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 4096
+	}
+	ln = netutil.LimitListener(ln, c.MaxConns)
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 10 * time.Second
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	gw := &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cl, cancel: cancel, Metrics: c.Metrics}
@@ -459,7 +475,12 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		prof = erasure.DefaultProfile()
 	}
 	ready := func(ctx context.Context) error { return gatewayReady(ctx, c.Store, cl, prof) }
-	gw.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, g), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	// Slow clients: headers must arrive within 10 s, an idle keep-alive
+	// connection is closed after 60 s, and (gateway.Limits.BodyTimeout)
+	// a body or response that makes no progress ends the request.
+	gw.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, g),
+		ReadHeaderTimeout: c.HeaderTimeout, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelDebug)}
 	gw.loops.Add(1)
 	go func() {
 		defer gw.loops.Done()

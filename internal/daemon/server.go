@@ -43,6 +43,10 @@ type ServerConfig struct {
 	StatusInterval time.Duration
 	// MetricsAccess: who may scrape the gateway and the nodes.
 	MetricsAccess telemetry.Access
+	// Limits, MaxConns: see GatewayConfig.
+	Limits        gateway.Limits
+	MaxConns      int
+	HeaderTimeout time.Duration
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
@@ -115,7 +119,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
 		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
-		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess})
+		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout})
 	if err != nil {
 		return nil, err
 	}
