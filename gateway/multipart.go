@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -447,51 +446,25 @@ func (g *Gateway) listUploads(w http.ResponseWriter, r *http.Request) {
 		}
 		p.maxKeys = min(n, 1000)
 	}
-	opts := metadata.UploadListOptions{Prefix: p.prefix, KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: p.maxKeys}
+	opts := metadata.UploadListOptions{Prefix: p.prefix, Delimiter: p.delimiter, KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: p.maxKeys}
 	owner := s3.Owner{ID: b.Owner, DisplayName: b.Owner}
 	res := s3.ListMultipartUploadsResult{XMLNS: s3.XMLNS, Bucket: b.Name, KeyMarker: p.enc(opts.KeyMarker), UploadIDMarker: opts.UploadIDMarker,
 		Prefix: p.enc(p.prefix), Delimiter: p.enc(p.delimiter), MaxUploads: p.maxKeys, EncodingType: p.encoding}
-	count := 0
-	var lastKey, lastID string
-	// Page through the store; with a delimiter, keys under a common prefix
-	// roll up into it (and the listing skips past it).
-	for count < p.maxKeys {
-		opts.MaxUploads = p.maxKeys - count
-		page, more, err := g.store.ListUploads(r.Context(), b.Name, opts)
-		if err != nil {
-			g.writeError(w, r, err)
-			return
-		}
-		for _, u := range page {
-			if count == p.maxKeys {
-				more = true
-				break
-			}
-			if p.delimiter != "" {
-				if i := strings.Index(u.Key[len(p.prefix):], p.delimiter); i >= 0 {
-					cp := u.Key[:len(p.prefix)+i+len(p.delimiter)]
-					if !slices.ContainsFunc(res.CommonPrefixes, func(c s3.CommonPrefix) bool { return c.Prefix == p.enc(cp) }) {
-						res.CommonPrefixes = append(res.CommonPrefixes, s3.CommonPrefix{Prefix: p.enc(cp)})
-						count++
-					}
-					lastKey, lastID = u.Key, u.UploadID
-					continue
-				}
-			}
-			res.Uploads = append(res.Uploads, s3.UploadEntry{Key: p.enc(u.Key), UploadID: u.UploadID, Initiator: owner, Owner: owner,
-				StorageClass: "STANDARD", Initiated: s3.FormatTime(u.Initiated), ChecksumAlgorithm: u.ChecksumAlgo})
-			count++
-			lastKey, lastID = u.Key, u.UploadID
-		}
-		if !more || len(page) == 0 {
-			res.IsTruncated = false
-			break
-		}
-		res.IsTruncated = true
-		opts.KeyMarker, opts.UploadIDMarker = lastKey, lastID
+	page, err := g.store.ListUploads(r.Context(), b.Name, opts)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
 	}
+	for _, cp := range page.CommonPrefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, s3.CommonPrefix{Prefix: p.enc(cp)})
+	}
+	for _, u := range page.Uploads {
+		res.Uploads = append(res.Uploads, s3.UploadEntry{Key: p.enc(u.Key), UploadID: u.UploadID, Initiator: owner, Owner: owner,
+			StorageClass: "STANDARD", Initiated: s3.FormatTime(u.Initiated), ChecksumAlgorithm: u.ChecksumAlgo})
+	}
+	res.IsTruncated = page.IsTruncated
 	if res.IsTruncated {
-		res.NextKeyMarker, res.NextUploadIDMarker = p.enc(lastKey), lastID
+		res.NextKeyMarker, res.NextUploadIDMarker = p.enc(page.NextKeyMarker), page.NextUploadIDMarker
 	}
 	g.writeXML(w, r, res)
 }

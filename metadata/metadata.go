@@ -155,12 +155,26 @@ type Part struct {
 	Segment   Segment           `json:"seg"`
 }
 
-// UploadListOptions selects a page of ListUploads.
+// UploadListOptions selects a page of ListUploads. With a Delimiter,
+// uploads whose key has it after Prefix roll up into one common prefix;
+// a KeyMarker that is such a prefix resumes after all of it.
 type UploadListOptions struct {
 	Prefix         string
+	Delimiter      string
 	KeyMarker      string
 	UploadIDMarker string
 	MaxUploads     int
+}
+
+// UploadListResult is a page of ListUploads: uploads and common prefixes
+// (at most MaxUploads together), in key order each.
+type UploadListResult struct {
+	Uploads        []Upload
+	CommonPrefixes []string
+	IsTruncated    bool
+	// NextKeyMarker, NextUploadIDMarker resume after the page: the last
+	// entry's key and upload id (a common prefix's id is "").
+	NextKeyMarker, NextUploadIDMarker string
 }
 
 // GCKind says what a gc entry releases.
@@ -426,7 +440,9 @@ type Store interface {
 	// ListParts returns up to max parts numbered above after, and whether
 	// more follow.
 	ListParts(ctx context.Context, uploadID string, after, max int) ([]Part, bool, error)
-	ListUploads(ctx context.Context, bucket string, opts UploadListOptions) ([]Upload, bool, error)
+	// ListUploads returns a page of the bucket's uploads in progress.
+	// Errors: ErrNoSuchBucket.
+	ListUploads(ctx context.Context, bucket string, opts UploadListOptions) (UploadListResult, error)
 	// AbortUpload removes the upload; its parts go to gc.
 	AbortUpload(ctx context.Context, bucket, key, uploadID string) error
 	// CompleteUpload commits obj, made of parts (the chosen parts, in

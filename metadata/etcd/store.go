@@ -577,52 +577,28 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, o metadata.ListO
 			start = clientv3.GetPrefixRangeEnd(base + cp)
 		}
 	}
-	count := 0
-	for start < end {
-		resp, err := s.kv.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(int64(o.MaxKeys-count+1)))
-		if err != nil {
-			return res, fmt.Errorf("list objects %s: %w", bucket, err)
+	var rollup func(string) string
+	if o.Delimiter != "" {
+		rollup = func(rel string) string { return commonPrefix(rel, o.Prefix, o.Delimiter) }
+	}
+	page, truncated, err := s.listPage(ctx, base, start, end, o.MaxKeys, rollup)
+	if err != nil {
+		return res, fmt.Errorf("list objects %s: %w", bucket, err)
+	}
+	res.IsTruncated = truncated
+	for _, e := range page {
+		if e.prefix != "" {
+			res.CommonPrefixes = append(res.CommonPrefixes, e.prefix)
+			res.NextMarker = e.prefix
+			continue
 		}
-		if len(resp.Kvs) == 0 {
-			return res, nil
+		var obj metadata.Object
+		if err := json.Unmarshal(e.value, &obj); err != nil {
+			return res, fmt.Errorf("list objects %s: decode %q: %w", bucket, e.rel, err)
 		}
-		restarted := false
-		for _, kv := range resp.Kvs {
-			key := strings.TrimPrefix(string(kv.Key), base)
-			if count == o.MaxKeys { // one more exists: the page is full
-				res.IsTruncated = true
-				return res, nil
-			}
-			if cp := commonPrefix(key, o.Prefix, o.Delimiter); cp != "" {
-				res.CommonPrefixes = append(res.CommonPrefixes, cp)
-				res.NextMarker = cp
-				count++
-				start = clientv3.GetPrefixRangeEnd(base + cp)
-				restarted = true
-				break
-			}
-			var obj metadata.Object
-			if err := json.Unmarshal(kv.Value, &obj); err != nil {
-				return res, fmt.Errorf("list objects %s: decode %q: %w", bucket, key, err)
-			}
-			obj.Segments = nil
-			res.Objects = append(res.Objects, obj)
-			res.NextMarker = key
-			count++
-			start = string(kv.Key) + "\x00"
-		}
-		if !restarted && !resp.More {
-			return res, nil
-		}
-		if count == o.MaxKeys {
-			// Is there anything after the page? One cheap count-only read.
-			more, err := s.kv.Get(ctx, start, clientv3.WithRange(end), clientv3.WithCountOnly(), clientv3.WithLimit(1))
-			if err != nil {
-				return res, fmt.Errorf("list objects %s: %w", bucket, err)
-			}
-			res.IsTruncated = start < end && more.Count > 0
-			return res, nil
-		}
+		obj.Segments = nil
+		res.Objects = append(res.Objects, obj)
+		res.NextMarker = e.rel
 	}
 	return res, nil
 }

@@ -135,35 +135,52 @@ func (s *Store) allParts(ctx context.Context, uploadID string) ([]metadata.Part,
 
 // ListUploads implements metadata.Store: uploads sorted by key, then by
 // initiation order of the upload id as stored.
-func (s *Store) ListUploads(ctx context.Context, bucket string, o metadata.UploadListOptions) ([]metadata.Upload, bool, error) {
+func (s *Store) ListUploads(ctx context.Context, bucket string, o metadata.UploadListOptions) (metadata.UploadListResult, error) {
+	var res metadata.UploadListResult
 	if _, err := s.GetBucket(ctx, bucket); err != nil {
-		return nil, false, fmt.Errorf("list uploads: %w", err)
+		return res, fmt.Errorf("list uploads: %w", err)
 	}
 	if o.MaxUploads <= 0 {
-		return nil, false, nil
+		return res, nil
 	}
 	base := s.uploadPrefix(bucket)
 	start := base + o.Prefix
 	if o.KeyMarker != "" && o.KeyMarker >= o.Prefix {
-		if o.UploadIDMarker != "" {
+		switch {
+		case commonPrefix(o.KeyMarker, o.Prefix, o.Delimiter) == o.KeyMarker:
+			start = clientv3.GetPrefixRangeEnd(base + o.KeyMarker) // a common prefix returned earlier
+		case o.UploadIDMarker != "":
 			start = base + o.KeyMarker + "\x00" + o.UploadIDMarker + "\x00"
-		} else {
+		default:
 			start = base + o.KeyMarker + "\x01" // after every upload of KeyMarker
 		}
 	}
-	resp, err := s.kv.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(base+o.Prefix)), clientv3.WithLimit(int64(o.MaxUploads)))
-	if err != nil {
-		return nil, false, fmt.Errorf("list uploads %s: %w", bucket, err)
-	}
-	out := make([]metadata.Upload, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var u metadata.Upload
-		if err := json.Unmarshal(kv.Value, &u); err != nil {
-			return nil, false, fmt.Errorf("list uploads %s: %w", bucket, err)
+	var rollup func(string) string
+	if o.Delimiter != "" {
+		rollup = func(rel string) string {
+			key, _, _ := strings.Cut(rel, "\x00")
+			return commonPrefix(key, o.Prefix, o.Delimiter)
 		}
-		out = append(out, u)
 	}
-	return out, resp.More, nil
+	page, truncated, err := s.listPage(ctx, base, start, clientv3.GetPrefixRangeEnd(base+o.Prefix), o.MaxUploads, rollup)
+	if err != nil {
+		return res, fmt.Errorf("list uploads %s: %w", bucket, err)
+	}
+	res.IsTruncated = truncated
+	for _, e := range page {
+		if e.prefix != "" {
+			res.CommonPrefixes = append(res.CommonPrefixes, e.prefix)
+			res.NextKeyMarker, res.NextUploadIDMarker = e.prefix, ""
+			continue
+		}
+		var u metadata.Upload
+		if err := json.Unmarshal(e.value, &u); err != nil {
+			return res, fmt.Errorf("list uploads %s: %w", bucket, err)
+		}
+		res.Uploads = append(res.Uploads, u)
+		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.UploadID
+	}
+	return res, nil
 }
 
 // AbortUpload implements metadata.Store: one transaction deletes the upload
