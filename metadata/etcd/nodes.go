@@ -48,13 +48,6 @@ func (s *Store) RegisterNode(ctx context.Context, n metadata.Node, ttl time.Dura
 	if n.State == "" {
 		n.State = metadata.NodeActive
 	}
-	// Keep an operator's state (draining) across restarts.
-	var cur metadata.Node
-	if _, found, err := s.getJSON(ctx, s.nodeKey(n.ID, "info"), &cur); err != nil {
-		return nil, fmt.Errorf("register node %s: %w", n.ID, err)
-	} else if found && cur.State != "" {
-		n.State = cur.State
-	}
 	secs := max(1, int64(ttl/time.Second))
 	kctx, cancel := context.WithCancel(ctx)
 	r := &registration{cancel: cancel, done: make(chan struct{}), s: s}
@@ -90,12 +83,30 @@ func (s *Store) live(ctx context.Context, r *registration, n metadata.Node, secs
 	if err != nil {
 		return nil, err
 	}
-	v := mustJSON(n)
-	if _, err := s.kv.Txn(ctx).Then(
-		clientv3.OpPut(s.nodeKey(n.ID, "info"), v),
-		clientv3.OpPut(s.nodeKey(n.ID, "live"), v, clientv3.WithLease(lease.ID)),
-	).Commit(); err != nil {
-		return nil, err
+	// Keep an operator's state (draining, removed) across restarts and
+	// lease losses: the info key is written only over the revision whose
+	// state was read.
+	info := s.nodeKey(n.ID, "info")
+	for {
+		var cur metadata.Node
+		rev, found, err := s.getJSON(ctx, info, &cur)
+		if err != nil {
+			return nil, err
+		}
+		if found && cur.State != "" {
+			n.State = cur.State
+		}
+		v := mustJSON(n)
+		resp, err := s.kv.Txn(ctx).If(modRev(info, rev)).Then(
+			clientv3.OpPut(info, v),
+			clientv3.OpPut(s.nodeKey(n.ID, "live"), v, clientv3.WithLease(lease.ID)),
+		).Commit()
+		if err != nil {
+			return nil, err
+		}
+		if resp.Succeeded {
+			break
+		}
 	}
 	r.mu.Lock()
 	r.lease = lease.ID

@@ -612,6 +612,10 @@ func TestNodeReRegistersAfterLeaseLoss(t *testing.T) {
 		}
 		return clientv3.LeaseID(resp.Kvs[0].Lease)
 	}
+	// An operator drained it meanwhile: re-registering keeps that.
+	if err := s.SetNodeState(ctx, "n2", metadata.NodeDraining); err != nil {
+		t.Fatal(err)
+	}
 	old := leaseOf()
 	if _, err := cli.Revoke(ctx, old); err != nil {
 		t.Fatal(err)
@@ -620,6 +624,9 @@ func TestNodeReRegistersAfterLeaseLoss(t *testing.T) {
 	for {
 		ns, err := s.ListNodes(ctx)
 		if l := leaseOf(); err == nil && len(ns) == 1 && ns[0].Live && l != 0 && l != old {
+			if ns[0].State != metadata.NodeDraining {
+				t.Fatalf("state after re-registering: %q, want draining", ns[0].State)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
