@@ -218,6 +218,10 @@ func (c *ChunkedBody) readTrailers() error {
 			}
 			break
 		}
+		if c.trailers.Get("x-amz-trailer-signature") != "" {
+			// The signature covers what came before it only.
+			return Errorf(ErrSignatureDoesNotMatch, "trailer %q after the trailer signature", line)
+		}
 		name, val, ok := strings.Cut(line, ":")
 		if !ok || !c.trailer || len(c.trailers) > 16 {
 			return Errorf(ErrInvalidChunk, "unexpected trailer %q", line)

@@ -437,3 +437,39 @@ func (sha256Hasher) Close() {}
 func s3Signer() *v4.Signer {
 	return v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 }
+
+// TestTrailerAfterSignatureRefused: the trailer signature covers the
+// trailers before it; a trailer after it would be accepted unsigned.
+func TestTrailerAfterSignatureRefused(t *testing.T) {
+	key, date, sc, seed := []byte("signing-key"), "20130524T000000Z", scope{"a", "20130524", "r", "s3"}, strings.Repeat("0", 64)
+	sig := func(prev, data string) string {
+		return hmacHex(key, "AWS4-HMAC-SHA256-PAYLOAD\n"+date+"\n"+sc.String()+"\n"+prev+"\n"+EmptySHA256+"\n"+sha256Hex([]byte(data)))
+	}
+	s1 := sig(seed, "hello")
+	s2 := sig(s1, "")
+	trailer := "x-amz-checksum-crc32:NhCmhg==\n"
+	ts := hmacHex(key, "AWS4-HMAC-SHA256-TRAILER\n"+date+"\n"+sc.String()+"\n"+s2+"\n"+sha256Hex([]byte(trailer)))
+	stream := "5;chunk-signature=" + s1 + "\r\nhello\r\n0;chunk-signature=" + s2 + "\r\n" +
+		"x-amz-checksum-crc32:NhCmhg==\r\nx-amz-trailer-signature:" + ts + "\r\n"
+	for _, tc := range []struct {
+		name  string
+		extra string
+		ok    bool
+	}{
+		{"signed trailers", "\r\n", true},
+		{"a trailer after the signature", "x-amz-meta-evil:1\r\n\r\n", false},
+		{"a second signature", "x-amz-trailer-signature:" + ts + "\r\n\r\n", false},
+	} {
+		cb := NewChunkedBody(io.NopCloser(strings.NewReader(stream+tc.extra)), true, true, key, date, sc, seed)
+		got, err := io.ReadAll(cb)
+		if tc.ok != (err == nil) {
+			t.Fatalf("%s: err %v", tc.name, err)
+		}
+		if tc.ok && (string(got) != "hello" || cb.Trailers().Get("x-amz-checksum-crc32") != "NhCmhg==") {
+			t.Fatalf("%s: body %q trailers %v", tc.name, got, cb.Trailers())
+		}
+		if !tc.ok && !errors.Is(err, ErrSignatureDoesNotMatch) {
+			t.Fatalf("%s: err %v, want SignatureDoesNotMatch", tc.name, err)
+		}
+	}
+}
