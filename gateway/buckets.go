@@ -32,10 +32,26 @@ func authorized(r *http.Request, b *metadata.Bucket) error {
 	if !q.id.Anonymous {
 		return nil
 	}
-	if b != nil && b.PublicRead && q.key != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	if b != nil && b.PublicRead && q.key != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) && plainRead(r) {
 		return nil
 	}
 	return s3.ErrAccessDenied
+}
+
+// plainRead says whether a GET or HEAD reads the object itself (a part of
+// it, or a version), not a subresource: public read grants READ on
+// objects, not READ_ACP (the ACL names the owner), tagging or attributes.
+func plainRead(r *http.Request) bool {
+	q := r.URL.Query()
+	for _, sub := range subresources {
+		if sub == "partNumber" || sub == "versionId" {
+			continue
+		}
+		if q.Has(sub) {
+			return false
+		}
+	}
+	return true
 }
 
 // bucket loads the request's bucket and checks access to it.

@@ -49,6 +49,9 @@ func TestPublicReadAndCORS(t *testing.T) {
 		{"GET", "/web/index.html", 200}, {"HEAD", "/web/index.html", 200}, {"GET", "/web/missing", 404},
 		{"PUT", "/web/new", 403}, {"DELETE", "/web/index.html", 403}, {"GET", "/web", 403}, {"GET", "/", 403},
 		{"GET", "/web/index.html?response-content-type=x", 400},
+		// Public read is READ on objects, not READ_ACP: the ACL names the
+		// owner's access key.
+		{"GET", "/web/index.html?acl", 403}, {"GET", "/web?acl", 403},
 	} {
 		if r := anon(tc.method, tc.path, nil); r.StatusCode != tc.status {
 			t.Errorf("anonymous %s %s: %d, want %d", tc.method, tc.path, r.StatusCode, tc.status)
