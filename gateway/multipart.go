@@ -343,6 +343,9 @@ func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Up
 		raw, _ := hex.DecodeString(p.ETag)
 		etags.Write(raw)
 		size += p.Size
+		if size > maxObjectSize {
+			return metadata.Object{}, s3.Errorf(errEntityTooLarge, "the parts add up to more than 5 TiB")
+		}
 		parts = append(parts, p)
 	}
 	algo, value, err := multipartChecksum(u, parts)

@@ -35,6 +35,7 @@ const (
 	maxKeyLen      = 1024
 	maxUserMeta    = 2048
 	maxPutSize     = 5 << 30
+	maxObjectSize  = 5 << 40 // a completed multipart upload, as AWS
 	metaPrefix     = "X-Amz-Meta-"
 	defaultCType   = "binary/octet-stream"
 	checksumModeOn = "ENABLED"

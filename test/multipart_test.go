@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/antientropy"
 )
@@ -367,5 +368,28 @@ func TestTenThousandParts(t *testing.T) {
 	rg, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: key, Range: aws.String("bytes=5119000-5121047")})
 	if err != nil || !bytes.Equal(readAll(t, rg.Body), data[5119000:5121048]) {
 		t.Fatalf("range across parts: %v", err)
+	}
+}
+
+// TestCompleteOverFiveTiBRefused: parts adding up to more than 5 TiB
+// (recorded directly: 1,025 parts of 5 GiB) cannot be completed.
+func TestCompleteOverFiveTiBRefused(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("huge")}))
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("huge"), Key: aws.String("k")})
+	noErr(t, err)
+	u, err := s.Store.GetUpload(ctx, "huge", "k", aws.ToString(up.UploadId))
+	noErr(t, err)
+	var done []types.CompletedPart
+	for n := 1; n <= 1025; n++ {
+		etag := fmt.Sprintf("%032x", n)
+		noErr(t, s.Store.PutPart(ctx, u, metadata.Part{Number: n, Size: 5 << 30, ETag: etag, Modified: time.Now()}))
+		done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(n)), ETag: aws.String(`"` + etag + `"`)})
+	}
+	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("huge"), Key: aws.String("k"),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+	if code, status := errCode(err); code != "EntityTooLarge" || status != 400 {
+		t.Fatalf("complete of 5 TiB + 5 GiB: %v, want EntityTooLarge", err)
 	}
 }
