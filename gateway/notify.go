@@ -44,6 +44,10 @@ type NotifyConfig struct {
 	Webhooks []Webhook `json:"webhooks"`
 }
 
+// MaxWebhooks bounds a bucket's webhooks: each matching one adds an
+// operation to the commit of a write, and an etcd transaction takes 128.
+const MaxWebhooks = 16
+
 // ParseNotifyConfig parses and validates a configuration.
 func ParseNotifyConfig(s string) (NotifyConfig, error) {
 	var c NotifyConfig
@@ -52,6 +56,9 @@ func ParseNotifyConfig(s string) (NotifyConfig, error) {
 	}
 	if err := json.Unmarshal([]byte(s), &c); err != nil {
 		return c, fmt.Errorf("notification configuration: %w", err)
+	}
+	if len(c.Webhooks) > MaxWebhooks {
+		return c, fmt.Errorf("notification configuration: %d webhooks, at most %d per bucket", len(c.Webhooks), MaxWebhooks)
 	}
 	for _, w := range c.Webhooks {
 		u, err := url.Parse(w.URL)
@@ -97,7 +104,11 @@ func (g *Gateway) events(r *http.Request, b metadata.Bucket, name, key string, s
 		return nil
 	}
 	cfg, err := ParseNotifyConfig(b.Notify)
-	if err != nil {
+	if err != nil && len(cfg.Webhooks) > MaxWebhooks {
+		// Stored before the bound: the first MaxWebhooks still deliver.
+		g.log.Warn("bad notification configuration", "bucket", b.Name, "err", err)
+		cfg.Webhooks = cfg.Webhooks[:MaxWebhooks]
+	} else if err != nil {
 		g.log.Warn("bad notification configuration", "bucket", b.Name, "err", err)
 		return nil
 	}

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -145,4 +146,24 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("Backoff(%d) = %v, want %v", n, got, want)
 		}
 	}
+}
+
+// TestWebhooksBounded: sherdctl's validation refuses a 17th webhook, and a
+// bucket whose stored configuration has 200 (written before the bound)
+// still takes writes: a commit carries at most 16 events, not 200 (an
+// etcd transaction takes 128 operations).
+func TestWebhooksBounded(t *testing.T) {
+	s := startServer(t, "")
+	var hooks []gateway.Webhook
+	for i := range 200 {
+		hooks = append(hooks, gateway.Webhook{ID: fmt.Sprintf("h%d", i), URL: "http://127.0.0.1:9/", Events: []string{"s3:ObjectCreated:*"}})
+	}
+	cfg, _ := json.Marshal(gateway.NotifyConfig{Webhooks: hooks})
+	if _, err := gateway.ParseNotifyConfig(string(cfg)); err == nil {
+		t.Fatal("200 webhooks accepted")
+	}
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("many")}))
+	noErr(t, s.Store.UpdateBucket(ctx, "many", func(b *metadata.Bucket) error { b.Notify = string(cfg); return nil }))
+	must(t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("many"), Key: aws.String("k"), Body: strings.NewReader("x")}))
 }
