@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/sherdstore/sherd/gateway/s3"
 	"github.com/sherdstore/sherd/metadata"
@@ -12,13 +13,43 @@ import (
 
 var errCORSForbidden = &s3.Error{Code: "AccessForbidden", Message: "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.", Status: http.StatusForbidden}
 
+// maxCORSCache bounds the parsed configurations kept.
+const maxCORSCache = 1024
+
+// corsCache keeps parsed CORS configurations by their text, so a request
+// with an Origin does not parse its bucket's rules again.
+type corsCache struct {
+	mu sync.Mutex
+	m  map[string]corsEntry
+}
+
+type corsEntry struct {
+	c  s3.CORSConfiguration
+	ok bool
+}
+
 // bucketCORS is the bucket's parsed CORS configuration, if any.
-func bucketCORS(b metadata.Bucket) (s3.CORSConfiguration, bool) {
+func (g *Gateway) bucketCORS(b metadata.Bucket) (s3.CORSConfiguration, bool) {
 	if b.CORS == "" {
 		return s3.CORSConfiguration{}, false
 	}
+	cc := &g.cors
+	cc.mu.Lock()
+	e, hit := cc.m[b.CORS]
+	cc.mu.Unlock()
+	if hit {
+		return e.c, e.ok
+	}
 	c, err := s3.ParseCORS([]byte(b.CORS))
-	return c, err == nil
+	e = corsEntry{c: c, ok: err == nil}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.m == nil || len(cc.m) >= maxCORSCache {
+		cc.m = map[string]corsEntry{}
+	}
+	cc.m[b.CORS] = e
+	g.corsParses.Add(1)
+	return e.c, e.ok
 }
 
 // corsHeaders adds the CORS answer to a request from a browser (one with
@@ -33,7 +64,7 @@ func (g *Gateway) corsHeaders(w http.ResponseWriter, r *http.Request, bucket str
 	if err != nil {
 		return
 	}
-	if c, ok := bucketCORS(b); ok {
+	if c, ok := g.bucketCORS(b); ok {
 		if rule, ok := c.Match(origin, r.Method, nil); ok {
 			rule.SetHeaders(w.Header(), origin, false, nil)
 		}
@@ -52,7 +83,7 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	c, ok := bucketCORS(b)
+	c, ok := g.bucketCORS(b)
 	if !ok {
 		g.writeError(w, r, errCORSForbidden)
 		return
@@ -73,7 +104,7 @@ func (g *Gateway) putBucketCors(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxCORSBody+1))
 	if err != nil {
 		g.writeError(w, r, err)
 		return

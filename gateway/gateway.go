@@ -65,6 +65,8 @@ type Gateway struct {
 	inflight    atomic.Int64
 	addrBuckets buckets
 	keyBuckets  buckets
+	cors        corsCache
+	corsParses  atomic.Int64 // CORS configurations parsed (the cache's misses)
 }
 
 // New returns a gateway; it serves once cfg.Cluster knows the nodes.

@@ -28,10 +28,18 @@ type CORSConfiguration struct {
 
 var corsMethods = []string{"GET", "PUT", "HEAD", "POST", "DELETE"}
 
+// MaxCORSBody bounds a CORS configuration, as AWS does (64 KB); it is
+// stored in the bucket's etcd value, which must stay far below etcd's
+// request limit.
+const MaxCORSBody = 64 << 10
+
 // ParseCORS parses and validates a CORS configuration as S3 does.
 // Errors wrap ErrMalformedXML or ErrInvalidArgument.
 func ParseCORS(body []byte) (CORSConfiguration, error) {
 	var c CORSConfiguration
+	if len(body) > MaxCORSBody {
+		return c, Errorf(ErrMalformedXML, "a CORS configuration is at most 64 KB")
+	}
 	if err := DecodeXML(bytes.NewReader(body), &c); err != nil {
 		return c, err
 	}
