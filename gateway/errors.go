@@ -30,6 +30,7 @@ var (
 	errInvalidBucketName     = &s3.Error{Code: "InvalidBucketName", Message: "The specified bucket is not valid.", Status: http.StatusBadRequest}
 	errKeyTooLong            = &s3.Error{Code: "KeyTooLongError", Message: "Your key is too long", Status: http.StatusBadRequest}
 	errMetadataTooLarge      = &s3.Error{Code: "MetadataTooLarge", Message: "Your metadata headers exceed the maximum allowed metadata size.", Status: http.StatusBadRequest}
+	errHeadersTooLarge       = &s3.Error{Code: "RequestHeaderSectionTooLarge", Message: "Your request header section exceeds the maximum allowed size.", Status: http.StatusBadRequest}
 	errEntityTooLarge        = &s3.Error{Code: "EntityTooLarge", Message: "Your proposed upload exceeds the maximum allowed object size.", Status: http.StatusBadRequest}
 	errMissingContentLength  = &s3.Error{Code: "MissingContentLength", Message: "You must provide the Content-Length HTTP header.", Status: http.StatusLengthRequired}
 	errInvalidRequest        = &s3.Error{Code: "InvalidRequest", Message: "Invalid Request", Status: http.StatusBadRequest}

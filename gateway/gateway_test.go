@@ -263,6 +263,13 @@ func TestParseObjectMeta(t *testing.T) {
 	if _, err := parseObjectMeta(h); !errors.Is(err, errMetadataTooLarge) {
 		t.Fatalf("big metadata: %v", err)
 	}
+	h.Del("X-Amz-Meta-Big")
+	// Stored standard headers are bounded too: they go into etcd values.
+	h.Set("Content-Disposition", string(bytes.Repeat([]byte("y"), 5000)))
+	h.Set("Cache-Control", string(bytes.Repeat([]byte("z"), 4000)))
+	if _, err := parseObjectMeta(h); !errors.Is(err, errHeadersTooLarge) {
+		t.Fatalf("9 KB of stored headers: %v", err)
+	}
 }
 
 func TestPartRange(t *testing.T) {

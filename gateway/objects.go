@@ -32,13 +32,17 @@ import (
 
 // Limits from AWS.
 const (
-	maxKeyLen      = 1024
-	maxUserMeta    = 2048
-	maxPutSize     = 5 << 30
-	maxObjectSize  = 5 << 40 // a completed multipart upload, as AWS
-	metaPrefix     = "X-Amz-Meta-"
-	defaultCType   = "binary/octet-stream"
-	checksumModeOn = "ENABLED"
+	maxKeyLen   = 1024
+	maxUserMeta = 2048
+	// maxStoredHeaders bounds the standard headers stored with an object
+	// (Content-Type, Cache-Control, Content-Disposition, …), which go into
+	// its etcd value: AWS refuses request headers over 8 KB.
+	maxStoredHeaders = 8 << 10
+	maxPutSize       = 5 << 30
+	maxObjectSize    = 5 << 40 // a completed multipart upload, as AWS
+	metaPrefix       = "X-Amz-Meta-"
+	defaultCType     = "binary/octet-stream"
+	checksumModeOn   = "ENABLED"
 )
 
 // storedHeaders are the standard headers kept with an object and returned.
@@ -106,6 +110,13 @@ func parseObjectMeta(h http.Header) (objectMeta, error) {
 	}
 	if size > maxUserMeta {
 		return m, errMetadataTooLarge
+	}
+	stored := len(m.contentType)
+	for k, v := range m.headers {
+		stored += len(k) + len(v)
+	}
+	if stored > maxStoredHeaders {
+		return m, errHeadersTooLarge
 	}
 	return m, nil
 }
