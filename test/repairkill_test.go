@@ -35,17 +35,28 @@ type watchedStore struct {
 	w *putWatch
 }
 
+// Replace is how a repair writes a shard.
+func (s watchedStore) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
+	defer s.watch(id)()
+	return s.ShardStore.Replace(ctx, id, blockLen, r, want)
+}
+
 func (s watchedStore) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+	defer s.watch(id)()
+	return s.ShardStore.Put(ctx, id, blockLen, r)
+}
+
+// watch counts a write of id in flight until the returned func is called.
+func (s watchedStore) watch(id storagenode.ShardID) func() {
 	s.w.mu.Lock()
 	s.w.inFlight[id.String()]++
 	s.w.most = max(s.w.most, s.w.inFlight[id.String()])
 	s.w.mu.Unlock()
-	defer func() {
+	return func() {
 		s.w.mu.Lock()
 		s.w.inFlight[id.String()]--
 		s.w.mu.Unlock()
-	}()
-	return s.ShardStore.Put(ctx, id, blockLen, r)
+	}
 }
 
 // repairProcess is a repairer as a separate process would run it: its own
