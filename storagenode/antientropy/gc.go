@@ -5,7 +5,10 @@ package antientropy
 //
 // Invariants:
 //   - A gc entry is collected only after its grace period (reads that
-//     began before the release keep working).
+//     began before the release keep working). The period is timed on this
+//     collector's own clock from when it first saw the entry, never from
+//     the entry's Time (another process's wall clock): clock skew between
+//     gateways cannot shorten it; a restarted collector waits it again.
 //   - A node that is down does not stop collection: the shards on live
 //     nodes are deleted, those on down nodes are recorded one by one as
 //     deferred deletes of their node (before the entry is finished), and
@@ -44,6 +47,7 @@ type Collector struct {
 
 	mu    sync.Mutex
 	total GCTotals
+	seen  map[string]time.Time // entry → when this collector first listed it
 }
 
 // GCTotals is what Run's passes have done so far.
@@ -72,9 +76,27 @@ type GCStats struct {
 	Late     int // earlier parked shards deleted (or forgotten: node removed)
 }
 
-// due says whether an entry's grace period is over (a pure decision).
-func due(e metadata.GCEntry, now time.Time, grace time.Duration) bool {
-	return !now.Before(e.Time.Add(grace))
+// due says whether an entry first seen at seen is past its grace period
+// (a pure decision).
+func due(seen, now time.Time, grace time.Duration) bool {
+	return now.Sub(seen) >= grace
+}
+
+// firstSeen records the entries of a listing and returns when each was
+// first seen; entries no longer listed are forgotten.
+func (c *Collector) firstSeen(entries []metadata.GCEntry, now time.Time) map[string]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[string]time.Time, len(entries))
+	for _, e := range entries {
+		t, ok := c.seen[e.ID]
+		if !ok {
+			t = now
+		}
+		next[e.ID] = t
+	}
+	c.seen = next
+	return next
 }
 
 // RunOnce collects every gc entry that is due.
@@ -88,8 +110,9 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 	if err != nil {
 		return st, err
 	}
+	seen := c.firstSeen(entries, now())
 	for _, e := range entries {
-		if !due(e, now(), c.Grace) {
+		if !due(seen[e.ID], now(), c.Grace) {
 			st.Deferred++
 			continue
 		}

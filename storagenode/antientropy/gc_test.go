@@ -92,13 +92,19 @@ func TestCollector(t *testing.T) {
 	seg := func(id string, nodes ...string) *metadata.Segment {
 		return &metadata.Segment{ID: id, Nodes: nodes, ShardHashes: []string{"h", "", "h"}}
 	}
+	// The entries' Times are the releasing gateway's clock, an hour
+	// behind: the grace is timed from when this collector saw them.
 	meta := &fakeMeta{entries: []metadata.GCEntry{
 		{ID: "old", Kind: metadata.GCSegment, Time: now.Add(-time.Hour), Segment: seg("aa", "n1", "n2", "n3")},
-		{ID: "young", Kind: metadata.GCSegment, Time: now.Add(-time.Minute), Segment: seg("bb", "n1", "n2", "n3")},
 		{ID: "node-down", Kind: metadata.GCSegment, Time: now.Add(-time.Hour), Segment: seg("cc", "n1", "n2", "down")},
 	}}
 	nodes := fakeNodes{"n1": {}, "n2": {}, "n3": {}}
 	c := &Collector{Meta: meta, Nodes: nodes, Grace: 10 * time.Minute, Now: func() time.Time { return now }}
+	if st, err := c.RunOnce(context.Background()); err != nil || st.Deferred != 2 || st.Entries != 0 {
+		t.Fatalf("first sight of entries stamped an hour ago: %+v %v, want both deferred", st, err)
+	}
+	meta.entries = append(meta.entries, metadata.GCEntry{ID: "young", Kind: metadata.GCSegment, Time: now.Add(time.Hour), Segment: seg("bb", "n1", "n2", "n3")})
+	now = now.Add(10 * time.Minute)
 	st, err := c.RunOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +141,7 @@ func TestDue(t *testing.T) {
 		age  time.Duration
 		want bool
 	}{{0, false}, {time.Minute, false}, {5 * time.Minute, true}, {time.Hour, true}} {
-		if got := due(metadata.GCEntry{Time: t0}, t0.Add(c.age), 5*time.Minute); got != c.want {
+		if got := due(t0, t0.Add(c.age), 5*time.Minute); got != c.want {
 			t.Errorf("age %v: %v", c.age, got)
 		}
 	}
