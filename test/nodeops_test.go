@@ -490,7 +490,8 @@ func TestMultiProcessOperatorCommands(t *testing.T) {
 
 // clientFor is a node client signed with the multi-process cluster's key.
 func clientFor(addr string) *client.Client {
-	return client.New(addr, []byte("multi-process-cluster-key"), daemon.NodeHTTPClient(), nil)
+	hc, _ := daemon.NodeHTTPClient("")
+	return client.New(addr, []byte("multi-process-cluster-key"), hc, nil)
 }
 
 func shardID(seg string, i int) storagenode.ShardID {

@@ -142,6 +142,18 @@ func protectFlags(fs *flag.FlagSet) func() (gateway.Limits, int) {
 	}
 }
 
+// tlsFlags declares --tls-cert and --tls-key (and --tls-ca when withCA);
+// the function it returns reads them after fs.Parse.
+func tlsFlags(fs *flag.FlagSet, withCA bool) func() daemon.TLSFiles {
+	cert := fs.String("tls-cert", "", "serve over HTTPS with this certificate (PEM; with --tls-key)")
+	key := fs.String("tls-key", "", "the certificate's private key (PEM)")
+	ca := new(string)
+	if withCA {
+		ca = fs.String("tls-ca", os.Getenv("SHERD_TLS_CA"), "CA bundle (PEM) that signed the nodes' certificates, beyond the system's (default $SHERD_TLS_CA)")
+	}
+	return func() daemon.TLSFiles { return daemon.TLSFiles{Cert: *cert, Key: *key, CA: *ca} }
+}
+
 // connect reads the cluster key and opens the metadata store on etcd, its
 // calls timed into reg.
 func connect(etcdURLs string, reg *prometheus.Registry) (key []byte, store metadata.Store, closeEtcd func() error, err error) {
@@ -165,6 +177,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
 	protect := protectFlags(fs)
+	tlsFiles := tlsFlags(fs, false)
 	fs.Parse(args)
 	limits, maxConns := protect()
 	access, err := metrics()
@@ -180,7 +193,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
 		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, Heal: *heal(), MetricsAccess: access,
-		Limits: limits, MaxConns: maxConns})
+		Limits: limits, MaxConns: maxConns, TLS: tlsFiles()})
 	if err != nil {
 		return err
 	}
@@ -201,6 +214,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	window := fs.Duration("commit-window", 0, "how long after writing a segment its commit may still be sent (default 15m; less than every --orphan-grace)")
 	metrics := metricsFlag(fs)
 	protect := protectFlags(fs)
+	tlsFiles := tlsFlags(fs, true)
 	fs.Parse(args)
 	limits, maxConns := protect()
 	access, err := metrics()
@@ -225,7 +239,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	defer closeEtcd()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
 		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim,
-		Heal: heal(), CommitWindow: *window, Metrics: reg, MetricsAccess: access, Limits: limits, MaxConns: maxConns})
+		Heal: heal(), CommitWindow: *window, Metrics: reg, MetricsAccess: access, Limits: limits, MaxConns: maxConns, TLS: tlsFiles()})
 	if err != nil {
 		return err
 	}
@@ -246,6 +260,7 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	scrubRate := fs.Float64("scrub-rate", 64, "scrub read rate, MiB/s")
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
+	tlsFiles := tlsFlags(fs, true)
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("node: unexpected argument %q", fs.Arg(0))
@@ -265,7 +280,7 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	defer closeEtcd()
 	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
 		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20), Heal: heal(),
-		Metrics: reg, MetricsAccess: access})
+		Metrics: reg, MetricsAccess: access, TLS: tlsFiles()})
 	if err != nil {
 		return err
 	}

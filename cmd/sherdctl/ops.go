@@ -628,7 +628,10 @@ func viewNodes(ctx context.Context, store metadata.Store, key []byte) (nodeView,
 		return nodeView{}, err
 	}
 	v := nodeView{live: map[string]bool{}, clients: map[string]*client.Client{}}
-	hc := daemon.NodeHTTPClient()
+	hc, err := daemon.NodeHTTPClient(os.Getenv("SHERD_TLS_CA"))
+	if err != nil {
+		return nodeView{}, err
+	}
 	for _, n := range nodes {
 		v.live[n.ID] = n.Live
 		v.clients[n.ID] = client.New(n.Address, key, hc, nil)

@@ -3,6 +3,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -81,6 +82,9 @@ type NodeConfig struct {
 	// port to those MetricsAccess allows (nil: a new one).
 	Metrics       *prometheus.Registry
 	MetricsAccess telemetry.Access
+	// TLS: serve the node API over HTTPS (Advert then defaults to
+	// https://…), and trust TLS.CA when calling other nodes.
+	TLS TLSFiles
 }
 
 // Node is a running storage node.
@@ -160,6 +164,16 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsConf, err := c.TLS.serving()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	hc, err := NodeHTTPClient(c.TLS.CA)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		st.Close()
@@ -167,6 +181,9 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	if c.Advert == "" {
 		c.Advert = "http://" + ln.Addr().String()
+		if tlsConf != nil {
+			c.Advert = "https://" + ln.Addr().String()
+		}
 	}
 	log := c.Log.With("node", c.ID)
 	lctx, cancel := context.WithCancel(context.Background())
@@ -183,11 +200,12 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		}
 		return nil
 	}
-	n.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, api), ReadHeaderTimeout: 30 * time.Second}
+	n.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, api), ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout: 120 * time.Second, TLSConfig: tlsConf}
 	n.loops.Add(1)
 	go func() {
 		defer n.loops.Done()
-		n.srv.Serve(ln) // returns at Shutdown
+		serve(n.srv, ln) // returns at Shutdown
 	}()
 	reg, err := c.Store.RegisterNode(ctx, metadata.Node{ID: c.ID, Address: c.Advert, Zone: c.Zone, Started: time.Now().UTC()}, c.Timeout)
 	if err != nil {
@@ -246,7 +264,6 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		}()
 	}
 	if c.Heal != nil && c.Heal.Interval >= 0 {
-		hc := NodeHTTPClient()
 		calls := cluster.NewShardCallMetrics(c.Metrics, telemetry.Buckets())
 		n.cluster = cluster.New(cluster.Config{Dial: func(m metadata.Node) storagenode.ShardStore {
 			return calls.Wrap(m.ID, client.New(m.Address, c.Key, hc, nil))
@@ -376,6 +393,8 @@ type GatewayConfig struct {
 	// HeaderTimeout bounds how long a client may take to send a request's
 	// headers (default 10 s).
 	HeaderTimeout time.Duration
+	// TLS: serve S3 over HTTPS; trust TLS.CA when calling nodes.
+	TLS TLSFiles
 	// Metrics is the gateway's registry, served at /_sherd/metrics on
 	// its S3 port to those MetricsAccess allows (nil: a new one).
 	Metrics       *prometheus.Registry
@@ -412,16 +431,36 @@ func gatewayReady(ctx context.Context, store metadata.Store, cl *cluster.Cluster
 	return nil
 }
 
-// NodeHTTPClient is the HTTP client gateways use to reach nodes.
-func NodeHTTPClient() *http.Client {
+// serve serves srv on ln, over TLS when srv has a TLS configuration. It
+// returns at Shutdown.
+func serve(srv *http.Server, ln net.Listener) {
+	if srv.TLSConfig != nil {
+		srv.ServeTLS(ln, "", "")
+		return
+	}
+	srv.Serve(ln)
+}
+
+// NodeHTTPClient is the HTTP client gateways (and healers, sherdctl) use
+// to reach nodes; nodes served over TLS are verified with caFile's CAs as
+// well as the system's ("": the system's only). Every call is bounded:
+// dialing 5 s, TLS handshake 10 s, a response 60 s after its request was
+// sent (shard streams have their own progress deadlines: cluster).
+func NodeHTTPClient(caFile string) (*http.Client, error) {
+	roots, err := TLSFiles{CA: caFile}.roots()
+	if err != nil {
+		return nil, err
+	}
 	return &http.Client{Transport: &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 		DisableCompression:    true,
-	}}
+	}}, nil
 }
 
 // StartGateway serves the S3 API on c.Addr.
@@ -438,7 +477,14 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if c.Metrics == nil {
 		c.Metrics = telemetry.NewRegistry()
 	}
-	hc := NodeHTTPClient()
+	tlsConf, err := c.TLS.serving()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := NodeHTTPClient(c.TLS.CA)
+	if err != nil {
+		return nil, err
+	}
 	calls := cluster.NewShardCallMetrics(c.Metrics, telemetry.Buckets())
 	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
 		return calls.Wrap(n.ID, client.New(n.Address, c.Key, hc, nil))
@@ -467,7 +513,11 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		c.HeaderTimeout = 10 * time.Second
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	gw := &Gateway{URL: "http://" + ln.Addr().String(), Cluster: cl, cancel: cancel, Metrics: c.Metrics}
+	scheme := "http://"
+	if tlsConf != nil {
+		scheme = "https://"
+	}
+	gw := &Gateway{URL: scheme + ln.Addr().String(), Cluster: cl, cancel: cancel, Metrics: c.Metrics}
 	registerClusterMetrics(c.Metrics, cl)
 	c.Metrics.MustRegister(newQueueBacklog(c.Store))
 	prof := c.Profile
@@ -480,11 +530,11 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	// a body or response that makes no progress ends the request.
 	gw.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, g),
 		ReadHeaderTimeout: c.HeaderTimeout, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelDebug), TLSConfig: tlsConf}
 	gw.loops.Add(1)
 	go func() {
 		defer gw.loops.Done()
-		gw.srv.Serve(ln) // returns at Shutdown
+		serve(gw.srv, ln) // returns at Shutdown
 	}()
 	if c.GCInterval >= 0 {
 		if c.GCGrace == 0 {

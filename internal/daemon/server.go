@@ -47,6 +47,8 @@ type ServerConfig struct {
 	Limits        gateway.Limits
 	MaxConns      int
 	HeaderTimeout time.Duration
+	// TLS serves the gateway over HTTPS (the nodes stay on loopback).
+	TLS TLSFiles
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
@@ -119,7 +121,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
 		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
-		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout})
+		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout, TLS: c.TLS})
 	if err != nil {
 		return nil, err
 	}
