@@ -42,7 +42,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -71,6 +70,7 @@ type record struct {
 // Store is the shard store on one node's local disk.
 type Store struct {
 	dir   string
+	fs    FS
 	db    *bolt.DB
 	now   func() time.Time
 	locks [256]sync.Mutex
@@ -81,6 +81,9 @@ type Store struct {
 	// shards and bytes count the index's records and their sizes,
 	// changed after every index commit like tree.
 	shards, bytes atomic.Int64
+	// durableDirs are the partition directories whose entry is known to
+	// be fsynced in this process (ensureDir).
+	durableDirs sync.Map
 }
 
 // Usage returns the number of shards the index holds and their size.
@@ -92,6 +95,10 @@ func (s *Store) Usage() (shards int, bytes int64) {
 type Options struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// FS holds the shard files (default OSFS); IndexDir holds index.db
+	// (default dir; it must be on the OS's file system).
+	FS       FS
+	IndexDir string
 }
 
 // Open opens (creating if needed) the shard store in dir, empties tmp/, and
@@ -100,22 +107,38 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.IndexDir == "" {
+		opts.IndexDir = dir
+	}
+	fsys := opts.FS
 	for _, d := range []string{"shards", "tmp", "quarantine"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+		if err := fsys.MkdirAll(filepath.Join(dir, d)); err != nil {
 			return nil, fmt.Errorf("storagenode: open: %w", err)
 		}
 	}
-	if err := os.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
+	if err := fsys.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
 		return nil, fmt.Errorf("storagenode: open: clear tmp: %w", err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o755); err != nil {
+	if err := fsys.MkdirAll(filepath.Join(dir, "tmp")); err != nil {
 		return nil, fmt.Errorf("storagenode: open: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, "index.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	// The directories themselves must survive a crash.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := fsys.SyncDir(d); err != nil {
+			return nil, fmt.Errorf("storagenode: open: %w", err)
+		}
+	}
+	if err := os.MkdirAll(opts.IndexDir, 0o755); err != nil {
+		return nil, fmt.Errorf("storagenode: open: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(opts.IndexDir, "index.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("storagenode: open index: %w", err)
 	}
-	s := &Store{dir: dir, db: db, now: opts.Now, seed: maphash.MakeSeed()}
+	s := &Store{dir: dir, fs: fsys, db: db, now: opts.Now, seed: maphash.MakeSeed()}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketShards, bucketLeaves, bucketVerified} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -190,12 +213,12 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	if blockLen < 1 || blockLen > 1<<30 {
 		return ShardInfo{}, fmt.Errorf("put %s: block length %d: %w", id, blockLen, ErrInvalid)
 	}
-	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), id.String()+".*")
+	f, err := s.fs.CreateTemp(filepath.Join(s.dir, "tmp"), id.String()+".*")
 	if err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
+	defer s.fs.Remove(tmp) // no-op after the rename
 	h := erasure.NewShardHasher()
 	n, err := erasure.CopyRecords(io.MultiWriter(f, h), ctxReader{ctx, r}, blockLen)
 	if err == nil {
@@ -233,13 +256,13 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	if err := s.ensureDir(filepath.Dir(final)); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := s.fs.Rename(tmp, final); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := s.fs.SyncDir(filepath.Dir(final)); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	ino, err := inode(final)
+	ino, err := s.fs.Inode(final)
 	if err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
@@ -250,14 +273,22 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 }
 
 // ensureDir creates a partition directory and makes its entry durable.
+// A directory that exists is not yet durable: its creator may not have
+// synced the parent yet (another shard's Put, under another lock). So
+// the first use of each directory in this process syncs the parent, and
+// only then is the directory known durable.
 func (s *Store) ensureDir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
+	if _, ok := s.durableDirs.Load(dir); ok {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := s.fs.MkdirAll(dir); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	if err := s.fs.SyncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	s.durableDirs.Store(dir, true)
+	return nil
 }
 
 // Open implements ShardStore.
@@ -265,7 +296,7 @@ func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClos
 	if _, err := ParseShardID(id.String()); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(s.path(id))
+	f, err := s.fs.Open(s.path(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open %s: %w", id, ErrNotFound)
 	} else if err != nil {
@@ -316,7 +347,7 @@ func (w *wholeReader) Read(p []byte) (int, error) {
 
 type sectionReadCloser struct {
 	*io.SectionReader
-	f *os.File
+	f File
 }
 
 func (s sectionReadCloser) Close() error { return s.f.Close() }
@@ -382,17 +413,22 @@ func (s *Store) removeLocked(id ShardID, moveTo string) error {
 	p := s.path(id)
 	var err error
 	if moveTo != "" {
-		err = os.Rename(p, moveTo)
+		err = s.fs.Rename(p, moveTo)
 	} else {
-		err = os.Remove(p)
+		err = s.fs.Remove(p)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", id, ErrNotFound)
 	} else if err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := s.fs.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	if moveTo != "" {
+		if err := s.fs.SyncDir(filepath.Dir(moveTo)); err != nil {
+			return fmt.Errorf("delete %s: %w", id, err)
+		}
 	}
 	return s.updateIndex(func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
 }
@@ -606,23 +642,35 @@ func (s *Store) reconcile() error {
 	}
 	matched := map[string]bool{}
 	root := filepath.Join(s.dir, "shards")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	var moved []string // directories whose entries moved to quarantine/
+	err := s.fs.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		id, perr := ParseShardID(d.Name())
 		if perr == nil && filepath.Dir(p) == filepath.Dir(s.path(id)) {
-			st, err := os.Stat(p)
+			st, err := s.fs.Stat(p)
 			if err != nil {
 				return err
 			}
-			if rec, ok := indexed[id.String()]; ok && rec.Inode == st.Sys().(*syscall.Stat_t).Ino && rec.Size == st.Size() {
+			ino, err := s.fs.Inode(p)
+			if err != nil {
+				return err
+			}
+			if rec, ok := indexed[id.String()]; ok && rec.Inode == ino && rec.Size == st.Size() {
 				matched[id.String()] = true
 				return nil
 			}
 		}
-		return os.Rename(p, filepath.Join(s.dir, "quarantine", fmt.Sprintf("%s.%d", d.Name(), s.now().UnixNano())))
+		moved = append(moved, filepath.Dir(p))
+		return s.fs.Rename(p, filepath.Join(s.dir, "quarantine", fmt.Sprintf("%s.%d", d.Name(), s.now().UnixNano())))
 	})
+	// The moves are durable before the index forgets anything.
+	for _, d := range append(moved, filepath.Join(s.dir, "quarantine")) {
+		if err == nil {
+			err = s.fs.SyncDir(d)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("storagenode: reconcile: %w", err)
 	}
@@ -674,7 +722,7 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 		seen[info.ID] = true
 		id, _ := ParseShardID(info.ID)
 		want[id.Leaf()] = want[id.Leaf()].Xor(info.EntryDigest())
-		f, err := os.Open(s.path(id))
+		f, err := s.fs.Open(s.path(id))
 		if errors.Is(err, fs.ErrNotExist) {
 			rep.MissingFiles = append(rep.MissingFiles, info.ID)
 			return nil
@@ -697,7 +745,7 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	err = filepath.WalkDir(filepath.Join(s.dir, "shards"), func(p string, d fs.DirEntry, err error) error {
+	err = s.fs.WalkDir(filepath.Join(s.dir, "shards"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && !seen[d.Name()] {
 			rep.Unindexed = append(rep.Unindexed, d.Name())
 		}
@@ -725,22 +773,6 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 	return rep, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-func inode(p string) (uint64, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return 0, err
-	}
-	return st.Sys().(*syscall.Stat_t).Ino, nil
-}
 
 // ctxReader stops a long copy when the context ends.
 type ctxReader struct {

@@ -40,6 +40,14 @@ func MakeShard(seed uint64, size int) []byte {
 }
 
 // ID returns a shard id whose segment starts with the given 5-hex-digit leaf.
+// Hash is the whole-file hash of a shard file, hex (ShardInfo.Hash).
+func Hash(file []byte) string {
+	h := erasure.NewShardHasher()
+	h.Write(file)
+	sum := h.Sum128().Bytes()
+	return hex.EncodeToString(sum[:])
+}
+
 func ID(leaf uint32, n int, index int) storagenode.ShardID {
 	return storagenode.ShardID{Segment: fmt.Sprintf("%05x%027x", leaf, n), Index: index}
 }
