@@ -773,7 +773,6 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 	return rep, nil
 }
 
-
 // ctxReader stops a long copy when the context ends.
 type ctxReader struct {
 	ctx context.Context
