@@ -25,6 +25,10 @@ package storagenode
 //   - Operations on one shard id are serialized by a striped lock, so a
 //     file and its record never come from two different writes.
 //   - Shard ids are validated (hex and a number) before they touch a path.
+//   - Durability is proven against a file system that loses everything not
+//     fsynced (crashfs, under the FS interface): a file is synced before
+//     its rename, the directory after it, and a partition directory's
+//     entry is synced before the first file goes in it.
 
 import (
 	"bytes"
