@@ -31,14 +31,11 @@ e2e:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./erasure/
 
-# Short fuzz runs of every parser; FUZZTIME=5m for longer.
+# Short fuzz runs of every parser; FUZZTIME=5m for longer, KEEP_CORPUS=1
+# to keep what they found in testdata/fuzz/ (see docs/reliability.md).
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzCopyRecords -fuzztime $(FUZZTIME) ./erasure/
-	for f in FuzzParseAuthHeader FuzzChunkedBody FuzzCanonicalQuery FuzzParseRange FuzzDecodeXML FuzzVerifyV2 FuzzParseCORS FuzzParsePostPolicy; do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/s3/ || exit 1; done
-	for f in FuzzCopySource FuzzParseCopyRange; do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./gateway/ || exit 1; done
+	FUZZTIME=$(FUZZTIME) bash test/fuzz/run.sh
 
 # The Prometheus alert rules (promtool: Debian's prometheus package).
 rules:

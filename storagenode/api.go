@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -327,21 +328,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	}
 	off, n, status := int64(0), int64(-1), http.StatusOK
 	if rng := r.Header.Get("Range"); rng != "" {
-		a, b, ok := strings.Cut(strings.TrimPrefix(rng, "bytes="), "-")
-		lo, err1 := strconv.ParseInt(a, 10, 64)
-		if !ok || !strings.HasPrefix(rng, "bytes=") || err1 != nil {
-			s.fail(w, r, fmt.Errorf("range %q: %w", rng, ErrInvalid))
+		if off, n, err = ParseRange(rng); err != nil {
+			s.fail(w, r, err)
 			return
 		}
-		off, status = lo, http.StatusPartialContent
-		if b != "" {
-			hi, err := strconv.ParseInt(b, 10, 64)
-			if err != nil || hi < lo {
-				s.fail(w, r, fmt.Errorf("range %q: %w", rng, ErrInvalid))
-				return
-			}
-			n = hi - lo + 1
-		}
+		status = http.StatusPartialContent
 	}
 	rc, err := s.store.Open(r.Context(), id, off, n)
 	if err != nil {
@@ -357,6 +348,25 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if _, err := copyBuffer(w, rc); err != nil {
 		s.log.Debug("shard read aborted", "id", id, "err", err)
 	}
+}
+
+// ParseRange parses the node API's Range header: "bytes=lo-" or
+// "bytes=lo-hi" (inclusive), as an offset and a length (-1: to the end).
+// Errors wrap ErrInvalid.
+func ParseRange(rng string) (off, n int64, err error) {
+	a, b, ok := strings.Cut(strings.TrimPrefix(rng, "bytes="), "-")
+	lo, err1 := strconv.ParseInt(a, 10, 64)
+	if !ok || !strings.HasPrefix(rng, "bytes=") || err1 != nil || lo < 0 {
+		return 0, 0, fmt.Errorf("range %q: %w", rng, ErrInvalid)
+	}
+	if b == "" {
+		return lo, -1, nil
+	}
+	hi, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || hi < lo || hi == math.MaxInt64 {
+		return 0, 0, fmt.Errorf("range %q: %w", rng, ErrInvalid)
+	}
+	return lo, hi - lo + 1, nil
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
