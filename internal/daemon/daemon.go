@@ -42,8 +42,13 @@ const NodeTTL = 5 * time.Second
 
 // EtcdClient connects to etcd at the comma-separated URLs.
 func EtcdClient(urls string) (*clientv3.Client, error) {
+	// Failover from a lost member (the leader killed, a partition) must be
+	// quick: a dial gives up after 2 s, and a connection that stops
+	// answering keepalive pings is dropped after 2+2 s, so requests move
+	// to another endpoint instead of waiting on a dead TCP connection.
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: strings.Split(urls, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		Endpoints: strings.Split(urls, ","), DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
+		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second, PermitWithoutStream: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", urls, err)
