@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"storagenode":             {"erasure", "internal/merkle", "internal/reqid"},
 	"storagenode/client":      {"storagenode", "internal/merkle", "internal/reqid"},
 	"storagenode/storetest":   {"storagenode", "erasure", "internal/merkle"},
+	"storagenode/crashfs":     {"storagenode"},
 	"storagenode/antientropy": {"storagenode", "storagenode/client", "metadata", "metadata/placement", "erasure", "internal/merkle"},
 	// The data plane: never the gateway.
 	"cluster": {"erasure", "metadata", "metadata/placement", "storagenode", "storagenode/client", "internal/merkle"},
