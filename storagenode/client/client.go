@@ -97,29 +97,22 @@ func valid(id storagenode.ShardID) error {
 
 // Put implements storagenode.ShardStore. The body streams (chunked).
 func (c *Client) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
-	if err := valid(id); err != nil {
-		return storagenode.ShardInfo{}, err
-	}
-	resp, err := c.do(ctx, http.MethodPut, shardPath(id), url.Values{"block": {strconv.Itoa(blockLen)}}, io.NopCloser(r), nil)
-	if err != nil {
-		return storagenode.ShardInfo{}, err
-	}
-	defer resp.Body.Close()
-	var info storagenode.ShardInfo
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
-		return info, fmt.Errorf("put %s: %w", id, err)
-	}
-	return info, nil
+	return c.put(ctx, id, r, url.Values{"block": {strconv.Itoa(blockLen)}})
 }
 
 // Replace implements storagenode.ShardStore.
 func (c *Client) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
-	if err := valid(id); err != nil {
-		return storagenode.ShardInfo{}, err
-	}
 	q := url.Values{"block": {strconv.Itoa(blockLen)}, "replace": {"1"}}
 	if want != "" {
 		q.Set("want", want)
+	}
+	return c.put(ctx, id, r, q)
+}
+
+// put streams a shard with the query q (a new shard or a replacement).
+func (c *Client) put(ctx context.Context, id storagenode.ShardID, r io.Reader, q url.Values) (storagenode.ShardInfo, error) {
+	if err := valid(id); err != nil {
+		return storagenode.ShardInfo{}, err
 	}
 	resp, err := c.do(ctx, http.MethodPut, shardPath(id), q, io.NopCloser(r), nil)
 	if err != nil {
@@ -128,7 +121,7 @@ func (c *Client) Replace(ctx context.Context, id storagenode.ShardID, blockLen i
 	defer resp.Body.Close()
 	var info storagenode.ShardInfo
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
-		return info, fmt.Errorf("replace %s: %w", id, err)
+		return info, fmt.Errorf("put %s: %w", id, err)
 	}
 	return info, nil
 }
