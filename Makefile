@@ -4,7 +4,7 @@ GO ?= go
 # integration tests in test/ drive the gateway, daemon, nodes and etcd store.
 RACE_PKGS := ./storagenode/... ./metadata/... ./cluster/... ./repair/... ./gateway ./internal/daemon ./test/...
 
-.PHONY: test run build vet bench fuzz e2e rules
+.PHONY: test run build vet bench fuzz e2e rules faults
 
 # The slowest test (10,000 part uploads, ~2 min) runs once, without -race.
 SLOW_TESTS := TestTenThousandParts
@@ -41,3 +41,8 @@ fuzz:
 rules:
 	promtool check rules ops/prometheus/sherd-alerts.yml
 	promtool test rules ops/prometheus/sherd-alerts.test.yml
+
+# The multi-host fault lab (network namespaces; root, iproute2, nginx,
+# etcd-server): docs/reliability.md. FAULTS_SHORT=1 for CI's shorter run.
+faults:
+	SHERD_FAULTS=1 SHERD_FAULTS_SHORT=$(FAULTS_SHORT) $(GO) test -run '^TestFaults$$' -v -count=1 -timeout 45m ./test/

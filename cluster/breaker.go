@@ -11,6 +11,9 @@ package cluster
 //     corrupt, invalid) and a caller cancelling are not node faults.
 //   - While open, writes place no shard on the node unless that is the
 //     only way to reach the write quorum, and reads try its shards last.
+//   - A node that answers "disk full" (storagenode.ErrFull) is not faulty:
+//     it still reads. It is marked full for fullFor, during which writes
+//     and repairs place no new shard on it.
 //   - At most one probe per node is in flight; a failed probe doubles the
 //     wait before the next (1 s up to 30 s). The first success closes it.
 
@@ -30,6 +33,8 @@ const (
 	breakerFaults     = 3
 	breakerMinBackoff = time.Second
 	breakerMaxBackoff = 30 * time.Second
+	// fullFor is how long a node that answered ErrFull gets no new shard.
+	fullFor = 30 * time.Second
 )
 
 // BreakerState is a node's circuit breaker as seen from one process.
@@ -46,6 +51,21 @@ type breaker struct {
 	s       BreakerState
 	backoff time.Duration
 	probing bool
+	full    time.Time // until when the node is taken as full
+}
+
+// markFull records an ErrFull answer.
+func (b *breaker) markFull(now time.Time) {
+	b.mu.Lock()
+	b.full = now.Add(fullFor)
+	b.mu.Unlock()
+}
+
+// isFull says whether the node answered ErrFull within fullFor.
+func (b *breaker) isFull(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return now.Before(b.full)
 }
 
 // allow says whether the node may be called.
@@ -115,7 +135,7 @@ func nodeFault(ctx context.Context, err error) (fault, stalled bool) {
 	if ctx.Err() != nil {
 		return false, false
 	}
-	for _, s := range []error{storagenode.ErrNotFound, storagenode.ErrInvalid, storagenode.ErrCorrupt, storagenode.ErrExists, io.ErrUnexpectedEOF} {
+	for _, s := range []error{storagenode.ErrNotFound, storagenode.ErrInvalid, storagenode.ErrCorrupt, storagenode.ErrExists, storagenode.ErrFull, io.ErrUnexpectedEOF} {
 		if errors.Is(err, s) {
 			return false, false
 		}
@@ -141,6 +161,9 @@ type guarded struct {
 }
 
 func (g *guarded) record(ctx context.Context, err error) {
+	if errors.Is(err, storagenode.ErrFull) {
+		g.b.markFull(g.now())
+	}
 	fault, stalled := nodeFault(ctx, err)
 	g.b.result(g.now(), stalled, fault)
 }

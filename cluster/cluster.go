@@ -253,6 +253,27 @@ func (c *Cluster) Place(segmentID string, n int) ([]string, error) {
 	return ring.Place(segmentID, n)
 }
 
+// placeOrder returns every ring member in segmentID's ring order: the
+// spares after the first n.
+func (c *Cluster) placeOrder(segmentID string) ([]string, error) {
+	c.mu.RLock()
+	ring := c.ring
+	c.mu.RUnlock()
+	if ring == nil {
+		return nil, placement.ErrNotEnoughNodes
+	}
+	return ring.Place(segmentID, len(ring.Members()))
+}
+
+// Full says whether node id answered "disk full" lately: it gets no new
+// shard for a while (fullFor).
+func (c *Cluster) Full(id string) bool {
+	c.mu.RLock()
+	b := c.breakers[id]
+	c.mu.RUnlock()
+	return b != nil && b.isFull(c.now())
+}
+
 // Store returns node id's shard store and whether the node is live. A
 // node that is not live is not called at all: its shards count as missing.
 // Every call through the store feeds the node's circuit breaker; calls

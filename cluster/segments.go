@@ -104,7 +104,7 @@ func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 	}
 	n := prof.Shards()
 	id := NewID()
-	nodes, err := c.Place(id, n)
+	nodes, err := c.placeWrite(id, n)
 	if err != nil {
 		return seg, nil, false, fmt.Errorf("place %s: %w: %w", id, ErrUnavailable, err)
 	}
@@ -155,15 +155,100 @@ func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 	return seg, missing, true, nil
 }
 
+// nodeCondition is what a new segment's placement knows of a node.
+type nodeCondition int
+
+const (
+	nodeReady    nodeCondition = iota // live, breaker closed, room for shards
+	nodeSuspect                       // live, breaker open: a shard only if the quorum needs it
+	nodeUnusable                      // down or full: its shard would be missing
+)
+
+// condition is node id's nodeCondition now.
+func (c *Cluster) condition(id string) nodeCondition {
+	st, live := c.Store(id)
+	switch {
+	case !live || st == nil || c.Full(id):
+		return nodeUnusable
+	case !c.Healthy(id):
+		return nodeSuspect
+	}
+	return nodeReady
+}
+
+// placeWrite chooses the nodes of a new segment's n shards: the ring's
+// first n, with spares standing in for those that cannot take a shard
+// now (see chooseWriteNodes).
+func (c *Cluster) placeWrite(id string, n int) ([]string, error) {
+	preferred, err := c.Place(id, n)
+	if err != nil {
+		return nil, err
+	}
+	var order []string
+	for _, nid := range preferred {
+		if c.condition(nid) != nodeReady {
+			if order, err = c.placeOrder(id); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return chooseWriteNodes(preferred, order, c.condition), nil
+}
+
+// chooseWriteNodes returns preferred (the ring's choice, shard i on
+// preferred[i]) with each node that is not ready replaced, in place, by
+// the first ready spare of order (every member in ring order) that is not
+// chosen yet, nodes that cannot take a shard at all (down, full) before
+// suspect ones (breaker open); one that cannot take a shard left without
+// a ready spare is replaced by a suspect spare, which may still answer. Without enough spares the rest stay: their
+// shards are missing and go to repair. With every preferred node ready
+// the choice is preferred itself, so placement is the ring's whenever the
+// cluster is well. Zones are not rebalanced: a spare may share a zone
+// with another shard. Pure.
+func chooseWriteNodes(preferred, order []string, cond func(string) nodeCondition) []string {
+	out := slices.Clone(preferred)
+	used := map[string]bool{}
+	for _, id := range out {
+		used[id] = true
+	}
+	spare := func(want nodeCondition) string {
+		for _, id := range order {
+			if !used[id] && cond(id) == want {
+				used[id] = true
+				return id
+			}
+		}
+		return ""
+	}
+	conds := make([]nodeCondition, len(out))
+	for i, id := range out {
+		conds[i] = cond(id)
+	}
+	replace := func(what, with nodeCondition) {
+		for i := range out {
+			if conds[i] == what {
+				if s := spare(with); s != "" {
+					out[i], conds[i] = s, with
+				}
+			}
+		}
+	}
+	replace(nodeUnusable, nodeReady) // a sure loss first
+	replace(nodeSuspect, nodeReady)
+	replace(nodeUnusable, nodeSuspect)
+	return out
+}
+
 // writeStores returns the stores to write a segment's shards to, nil
-// where the node is down, and how many there are. A node whose circuit
+// where the node is down or full, and how many there are. A node whose circuit
 // breaker is open gets no shard (it goes to the repair queue) unless the
 // quorum needs it.
 func (c *Cluster) writeStores(nodes []string, quorum int) ([]storagenode.ShardStore, int) {
 	stores := make([]storagenode.ShardStore, len(nodes))
 	live, healthy := 0, 0
 	for i, nid := range nodes {
-		if st, isLive := c.Store(nid); isLive && st != nil {
+		if st, isLive := c.Store(nid); isLive && st != nil && !c.Full(nid) {
 			stores[i] = st
 			live++
 			if c.Healthy(nid) {

@@ -36,15 +36,17 @@ func (p Plan) Done() bool { return len(p.Rebuild) == 0 && len(p.Wait) == 0 }
 
 // PlanSegment decides, from the record and the state of each shard, which
 // shards to rebuild where. A bad shard goes back to the node that should
-// hold it while that node is a live, active member; a shard whose node was
-// removed (or is no member any more) goes to the first node of order (the
-// segment's ring order) that is live, active and holds no other shard of
-// the segment. A shard whose node is merely down waits: the node may come
+// hold it while that node is a live, active member that accepts shards
+// (full says which do not: their disk is full); a shard whose node was
+// removed (or is no member any more), or is full, goes to the first node
+// of order (the segment's ring order) that is live, active, not full and
+// holds no other shard of the segment (a full node's shard waits if there
+// is none). A shard whose node is merely down waits: the node may come
 // back with it; so does a reported shard (in reported, or recorded with no
 // hash) whose state is unknown. A reported shard that its node calls
 // healthy is rebuilt all the same. Nothing is rebuilt from fewer than k
 // healthy shards. Pure.
-func PlanSegment(seg metadata.Segment, states []ShardState, reported []int, nodes map[string]metadata.Node, order []string) Plan {
+func PlanSegment(seg metadata.Segment, states []ShardState, reported []int, nodes map[string]metadata.Node, order []string, full func(node string) bool) Plan {
 	p := Plan{Segment: seg, Rebuild: map[int]string{}}
 	// A reported shard its node calls healthy is still suspect: a reader
 	// found its content bad, which the node's index cannot see (until its
@@ -81,14 +83,14 @@ func PlanSegment(seg metadata.Segment, states []ShardState, reported []int, node
 		}
 		home, member := nodes[seg.Nodes[i]]
 		switch {
-		case usable(home, member):
+		case usable(home, member) && !full(home.ID):
 			p.Rebuild[i] = home.ID
-		case member && home.State != metadata.NodeRemoved:
+		case member && home.State != metadata.NodeRemoved && !(usable(home, member) && full(home.ID)):
 			p.Wait = append(p.Wait, i) // down, or draining (drain moves it)
 		default:
 			j := slices.IndexFunc(order, func(id string) bool {
 				n, ok := nodes[id]
-				return !used[id] && usable(n, ok)
+				return !used[id] && usable(n, ok) && !full(id)
 			})
 			if j < 0 {
 				p.Wait = append(p.Wait, i)

@@ -44,27 +44,32 @@ func TestPlanSegment(t *testing.T) {
 		rebuild  map[int]string
 		wait     []int
 		healthy  int
+		full     []string
 	}{
-		{"all healthy", seg, []ShardState{H, H, H, H, H, H}, nil, allUp(), map[int]string{}, nil, 6},
-		{"missing on a live home", seg, []ShardState{H, M, H, H, H, H}, nil, allUp(), map[int]string{1: "b"}, nil, 5},
-		{"corrupt on a live home", seg, []ShardState{H, H, H, C, H, H}, nil, allUp(), map[int]string{3: "d"}, nil, 5},
-		{"home down: wait for it", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", false, metadata.NodeActive)), map[int]string{}, []int{1}, 5},
-		{"home removed: first spare in ring order", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", true, metadata.NodeRemoved)), map[int]string{1: "g"}, nil, 5},
-		{"home gone from the members", seg, []ShardState{H, M, H, H, H, H}, nil, without(allUp(), "b"), map[int]string{1: "g"}, nil, 5},
+		{"all healthy", seg, []ShardState{H, H, H, H, H, H}, nil, allUp(), map[int]string{}, nil, 6, nil},
+		{"missing on a live home", seg, []ShardState{H, M, H, H, H, H}, nil, allUp(), map[int]string{1: "b"}, nil, 5, nil},
+		{"corrupt on a live home", seg, []ShardState{H, H, H, C, H, H}, nil, allUp(), map[int]string{3: "d"}, nil, 5, nil},
+		{"home down: wait for it", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", false, metadata.NodeActive)), map[int]string{}, []int{1}, 5, nil},
+		{"home removed: first spare in ring order", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", true, metadata.NodeRemoved)), map[int]string{1: "g"}, nil, 5, nil},
+		{"home gone from the members", seg, []ShardState{H, M, H, H, H, H}, nil, without(allUp(), "b"), map[int]string{1: "g"}, nil, 5, nil},
 		{"two removed: distinct spares", seg, []ShardState{M, M, H, H, H, H}, nil,
-			with(with(allUp(), node("a", true, metadata.NodeRemoved)), node("b", true, metadata.NodeRemoved)), map[int]string{0: "g", 1: "h"}, nil, 4},
+			with(with(allUp(), node("a", true, metadata.NodeRemoved)), node("b", true, metadata.NodeRemoved)), map[int]string{0: "g", 1: "h"}, nil, 4, nil},
 		{"spare down or draining is skipped", seg, []ShardState{H, M, H, H, H, H}, nil,
-			with(with(with(allUp(), node("b", true, metadata.NodeRemoved)), node("g", false, metadata.NodeActive)), node("h", true, metadata.NodeDraining)), map[int]string{}, []int{1}, 5},
-		{"draining home: drain moves it", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", true, metadata.NodeDraining)), map[int]string{}, []int{1}, 5},
-		{"fewer than k healthy: nothing to rebuild from", seg, []ShardState{M, M, C, H, H, H}, nil, allUp(), map[int]string{}, []int{0, 1, 2}, 3},
-		{"exactly k healthy", seg, []ShardState{M, C, H, H, H, H}, nil, allUp(), map[int]string{0: "a", 1: "b"}, nil, 4},
-		{"reported shard on a down node waits", seg, []ShardState{H, U, H, H, H, H}, []int{1}, allUp(), map[int]string{}, []int{1}, 5},
-		{"reported but healthy on its node: rebuilt (the node cannot see rot)", seg, []ShardState{H, H, H, H, H, H}, []int{0}, allUp(), map[int]string{0: "a"}, nil, 5},
-		{"unreported unknown is not our business", seg, []ShardState{H, U, H, H, H, H}, nil, allUp(), map[int]string{}, nil, 5},
-		{"never written and unknown waits", noHash, []ShardState{H, U, H, H, H, H}, nil, allUp(), map[int]string{}, []int{1}, 5},
+			with(with(with(allUp(), node("b", true, metadata.NodeRemoved)), node("g", false, metadata.NodeActive)), node("h", true, metadata.NodeDraining)), map[int]string{}, []int{1}, 5, nil},
+		{"draining home: drain moves it", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", true, metadata.NodeDraining)), map[int]string{}, []int{1}, 5, nil},
+		{"fewer than k healthy: nothing to rebuild from", seg, []ShardState{M, M, C, H, H, H}, nil, allUp(), map[int]string{}, []int{0, 1, 2}, 3, nil},
+		{"exactly k healthy", seg, []ShardState{M, C, H, H, H, H}, nil, allUp(), map[int]string{0: "a", 1: "b"}, nil, 4, nil},
+		{"reported shard on a down node waits", seg, []ShardState{H, U, H, H, H, H}, []int{1}, allUp(), map[int]string{}, []int{1}, 5, nil},
+		{"reported but healthy on its node: rebuilt (the node cannot see rot)", seg, []ShardState{H, H, H, H, H, H}, []int{0}, allUp(), map[int]string{0: "a"}, nil, 5, nil},
+		{"unreported unknown is not our business", seg, []ShardState{H, U, H, H, H, H}, nil, allUp(), map[int]string{}, nil, 5, nil},
+		{"never written and unknown waits", noHash, []ShardState{H, U, H, H, H, H}, nil, allUp(), map[int]string{}, []int{1}, 5, nil},
+		{"home full: first spare with room", seg, []ShardState{H, M, H, H, H, H}, nil, allUp(), map[int]string{1: "h"}, nil, 5, []string{"b", "g"}},
+		{"home full, no spare with room: wait", seg, []ShardState{H, M, H, H, H, H}, nil, allUp(), map[int]string{}, []int{1}, 5, []string{"b", "g", "h"}},
+		{"home removed, spare full skipped", seg, []ShardState{H, M, H, H, H, H}, nil, with(allUp(), node("b", true, metadata.NodeRemoved)), map[int]string{1: "h"}, nil, 5, []string{"g"}},
+		{"full node's healthy shard stays", seg, []ShardState{H, H, H, H, H, H}, nil, allUp(), map[int]string{}, nil, 6, []string{"a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := PlanSegment(tc.seg, tc.states, tc.reported, tc.nodes, order)
+			p := PlanSegment(tc.seg, tc.states, tc.reported, tc.nodes, order, func(id string) bool { return slices.Contains(tc.full, id) })
 			if !maps.Equal(p.Rebuild, tc.rebuild) || !slices.Equal(p.Wait, tc.wait) || p.Healthy != tc.healthy {
 				t.Fatalf("got rebuild %v wait %v healthy %d, want %v %v %d", p.Rebuild, p.Wait, p.Healthy, tc.rebuild, tc.wait, tc.healthy)
 			}

@@ -242,7 +242,7 @@ func (r *Repairer) assess(ctx context.Context, e metadata.RepairEntry, nodes map
 	}
 	states := r.states(ctx, rec)
 	order, _ := r.cfg.Cluster.Place(rec.ID, active)
-	plan := PlanSegment(rec, states, e.Shards, nodes, order)
+	plan := PlanSegment(rec, states, e.Shards, nodes, order, r.cfg.Cluster.Full)
 	return assessed{entry: e, rev: rev, plan: plan}, plan.Done(), nil
 }
 

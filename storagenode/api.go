@@ -88,6 +88,7 @@ const (
 	CodeCorrupt      = "Corrupt"
 	CodeUnauthorized = "Unauthorized"
 	CodeExists       = "Exists"
+	CodeFull         = "Full"
 	CodeInternal     = "Internal"
 )
 
@@ -104,6 +105,8 @@ func ErrorForCode(code string) error {
 		return ErrUnauthorized
 	case CodeExists:
 		return ErrExists
+	case CodeFull:
+		return ErrFull
 	}
 	return nil
 }
@@ -225,6 +228,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, status = CodeUnauthorized, http.StatusForbidden
 	case errors.Is(err, ErrExists):
 		code, status = CodeExists, http.StatusConflict
+	case errors.Is(err, ErrFull):
+		code, status = CodeFull, http.StatusInsufficientStorage
+		s.log.Warn("disk full: shard refused", "request_id", reqid.From(r.Context()), "path", r.URL.Path, "err", err)
 	default:
 		s.log.Error("node request failed", "request_id", reqid.From(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -24,6 +24,9 @@ var (
 	// ErrExists: a different shard is already stored under the id (only a
 	// repair may replace a shard: Replace).
 	ErrExists = errors.New("a different shard exists under this id")
+	// ErrFull: the node's disk is full (or at its reserve): it takes no
+	// new shard, though it still reads and deletes.
+	ErrFull = errors.New("node disk full")
 )
 
 // SegmentIDLen is the length of a segment id: 128 bits in lowercase hex.

@@ -46,6 +46,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -88,6 +89,7 @@ type Store struct {
 	// durableDirs are the partition directories whose entry is known to
 	// be fsynced in this process (ensureDir).
 	durableDirs sync.Map
+	reserve     int64
 }
 
 // Usage returns the number of shards the index holds and their size.
@@ -103,6 +105,12 @@ type Options struct {
 	// (default dir; it must be on the OS's file system).
 	FS       FS
 	IndexDir string
+	// Reserve is the free space a Put leaves on the file system: below it
+	// new shards are refused with ErrFull (so deletes, the index and the
+	// rest of the machine keep room). 0: none. Needs an FS that reports
+	// free space (FreeSpacer, as OSFS); a write that meets ENOSPC fails
+	// with ErrFull all the same.
+	Reserve int64
 }
 
 // Open opens (creating if needed) the shard store in dir, empties tmp/, and
@@ -142,7 +150,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storagenode: open index: %w", err)
 	}
-	s := &Store{dir: dir, fs: fsys, db: db, now: opts.Now, seed: maphash.MakeSeed()}
+	s := &Store{dir: dir, fs: fsys, db: db, now: opts.Now, seed: maphash.MakeSeed(), reserve: opts.Reserve}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketShards, bucketLeaves, bucketVerified} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -200,12 +208,36 @@ func (s *Store) lock(id ShardID) *sync.Mutex {
 
 // Put implements ShardStore.
 func (s *Store) Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) (ShardInfo, error) {
-	return s.put(ctx, id, blockLen, r, false, "")
+	info, err := s.put(ctx, id, blockLen, r, false, "")
+	return info, fullErr(err)
 }
 
 // Replace implements ShardStore.
 func (s *Store) Replace(ctx context.Context, id ShardID, blockLen int, r io.Reader, want string) (ShardInfo, error) {
-	return s.put(ctx, id, blockLen, r, true, want)
+	info, err := s.put(ctx, id, blockLen, r, true, want)
+	return info, fullErr(err)
+}
+
+// fullErr marks a write that ran out of space as ErrFull.
+func fullErr(err error) error {
+	if err != nil && errors.Is(err, syscall.ENOSPC) && !errors.Is(err, ErrFull) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	return err
+}
+
+// checkReserve refuses a new shard while the free space is below the
+// reserve.
+func (s *Store) checkReserve(id ShardID) error {
+	fsp, ok := s.fs.(FreeSpacer)
+	if s.reserve <= 0 || !ok {
+		return nil
+	}
+	free, err := fsp.FreeSpace(s.dir)
+	if err != nil || free >= s.reserve {
+		return nil // cannot tell: the write itself will say
+	}
+	return fmt.Errorf("put %s: %d bytes free, reserve %d: %w", id, free, s.reserve, ErrFull)
 }
 
 // put stores a shard: a new one, or (replace) over what is stored, when
@@ -216,6 +248,9 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	}
 	if blockLen < 1 || blockLen > 1<<30 {
 		return ShardInfo{}, fmt.Errorf("put %s: block length %d: %w", id, blockLen, ErrInvalid)
+	}
+	if err := s.checkReserve(id); err != nil {
+		return ShardInfo{}, err
 	}
 	f, err := s.fs.CreateTemp(filepath.Join(s.dir, "tmp"), id.String()+".*")
 	if err != nil {

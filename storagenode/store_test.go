@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/sherdstore/sherd/storagenode"
@@ -113,4 +114,58 @@ func TestFullReadChecksWholeFileHash(t *testing.T) {
 		t.Fatalf("ranged read: %v", err)
 	}
 	rc.Close()
+}
+
+// noSpaceFS is the OS's file system where writes to new files fail with
+// ENOSPC while full is set.
+type noSpaceFS struct {
+	storagenode.OSFS
+	full bool
+}
+
+type noSpaceFile struct {
+	storagenode.File
+	fs *noSpaceFS
+}
+
+func (f noSpaceFile) Write(p []byte) (int, error) {
+	if f.fs.full {
+		return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	return f.File.Write(p)
+}
+
+func (fs *noSpaceFS) CreateTemp(dir, pattern string) (storagenode.File, error) {
+	f, err := fs.OSFS.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return noSpaceFile{f, fs}, nil
+}
+
+// TestNoSpaceIsErrFull: a write that meets ENOSPC fails with ErrFull and
+// leaves nothing behind; the store takes shards again once there is room.
+func TestNoSpaceIsErrFull(t *testing.T) {
+	ctx := context.Background()
+	fsys := &noSpaceFS{full: true}
+	dir := t.TempDir()
+	s, err := storagenode.Open(dir, storagenode.Options{FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id := storetest.ID(3, 3, 0)
+	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(3, 5000))); !errors.Is(err, storagenode.ErrFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("put on a full disk: %v, want ErrFull (ENOSPC)", err)
+	}
+	if _, err := s.Stat(ctx, id); !errors.Is(err, storagenode.ErrNotFound) {
+		t.Fatalf("stat after a failed put: %v", err)
+	}
+	fsys.full = false
+	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(3, 5000))); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.Check(ctx); err != nil || !rep.OK() {
+		t.Fatalf("check: %+v %v", rep, err)
+	}
 }

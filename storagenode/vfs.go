@@ -43,6 +43,13 @@ type File interface {
 	Stat() (fs.FileInfo, error)
 }
 
+// FreeSpacer is what an FS that can tell its free space also does (OSFS):
+// the bytes an unprivileged writer may still use on the file system
+// holding dir.
+type FreeSpacer interface {
+	FreeSpace(dir string) (int64, error)
+}
+
 // OSFS is the operating system's file system.
 type OSFS struct{}
 
@@ -74,4 +81,13 @@ func (OSFS) Inode(name string) (uint64, error) {
 		return 0, err
 	}
 	return st.Sys().(*syscall.Stat_t).Ino, nil
+}
+
+// FreeSpace implements FreeSpacer (statfs).
+func (OSFS) FreeSpace(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
 }

@@ -258,6 +258,7 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	zone := fs.String("zone", "", "failure domain")
 	scrubEvery := fs.Duration("scrub-interval", 24*time.Hour, "pause between scrub passes (negative: no scrubber)")
 	scrubRate := fs.Float64("scrub-rate", 64, "scrub read rate, MiB/s")
+	reserveMiB := fs.Int64("reserve", 0, "free space to keep on the disk, MiB: below it the node takes no new shard (default 2% of the disk, at most 1 GiB; negative: none)")
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
 	tlsFiles := tlsFlags(fs, true)
@@ -279,7 +280,7 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer closeEtcd()
 	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
-		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20), Heal: heal(),
+		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20), Reserve: *reserveMiB << 20, Heal: heal(),
 		Metrics: reg, MetricsAccess: access, TLS: tlsFiles()})
 	if err != nil {
 		return err

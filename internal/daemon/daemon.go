@@ -77,6 +77,10 @@ type NodeConfig struct {
 	// negative: no scrubber); ScrubRate its read rate (default 64 MiB/s).
 	ScrubInterval time.Duration
 	ScrubRate     float64
+	// Reserve is the free space the node keeps on its disk: below it new
+	// shards are refused (ErrFull), so the cluster places them elsewhere.
+	// Default 2% of the file system, at most 1 GiB; negative: none.
+	Reserve int64
 	// StatusInterval is how often the scrubber's progress is published
 	// for sherdctl status (default 10 s).
 	StatusInterval time.Duration
@@ -165,7 +169,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		}
 		c.ID = id
 	}
-	st, err := storagenode.Open(filepath.Join(c.Dir, "shards"), storagenode.Options{})
+	st, err := storagenode.Open(filepath.Join(c.Dir, "shards"), storagenode.Options{Reserve: reserve(c.Reserve, c.Dir)})
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +291,19 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	log.Info("storage node up", "url", c.Advert, "dir", c.Dir)
 	return n, nil
+}
+
+// reserve is the free space a node keeps: set (negative: none), or by
+// default 2% of the file system, at most 1 GiB.
+func reserve(set int64, dir string) int64 {
+	if set != 0 {
+		return max(set, 0)
+	}
+	var fs syscall.Statfs_t
+	if syscall.Statfs(dir, &fs) != nil {
+		return 0
+	}
+	return min(int64(fs.Blocks)*fs.Bsize/50, 1<<30)
 }
 
 // diskReport describes the store's use of its disk.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -90,6 +92,59 @@ func TestRejectsUnsignedAndMissigned(t *testing.T) {
 		t.Fatalf("shard gone after rejected requests: %v", err)
 	}
 	if err := good.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFullNodeRefusesShards: below its reserve a node refuses new shards
+// with ErrFull (507 on the wire), still reads what it has, and takes
+// shards again once there is room; nothing is left in its tmp directory.
+func TestFullNodeRefusesShards(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(reserve int64) (*storagenode.Store, storagenode.ShardStore) {
+		st, err := storagenode.Open(dir, storagenode.Options{Reserve: reserve})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(storagenode.NewServer(st, clusterKey, nil, nil))
+		t.Cleanup(srv.Close)
+		return st, client.New(srv.URL, clusterKey, srv.Client(), nil)
+	}
+	st, c := open(0)
+	kept := storetest.ID(1, 1, 0)
+	if _, err := c.Put(ctx, kept, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(1, 5000))); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, c = open(1 << 62) // more than any disk: always below the reserve
+	for _, put := range []func() error{
+		func() error {
+			_, err := c.Put(ctx, storetest.ID(2, 2, 0), storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(2, 5000)))
+			return err
+		},
+		func() error {
+			_, err := c.Replace(ctx, kept, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(1, 5000)), "")
+			return err
+		},
+	} {
+		if err := put(); !errors.Is(err, storagenode.ErrFull) {
+			t.Fatalf("put on a full node: %v, want ErrFull", err)
+		}
+	}
+	if _, err := c.Stat(ctx, kept); err != nil {
+		t.Fatalf("a full node still reads: %v", err)
+	}
+	if _, err := c.Stat(ctx, storetest.ID(2, 2, 0)); !errors.Is(err, storagenode.ErrNotFound) {
+		t.Fatalf("refused shard: %v, want ErrNotFound", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(ents) != 0 {
+		t.Fatalf("tmp holds %d files", len(ents))
+	}
+	st.Close()
+	st, c = open(1) // room again
+	defer st.Close()
+	if _, err := c.Put(ctx, storetest.ID(2, 2, 0), storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(2, 5000))); err != nil {
 		t.Fatal(err)
 	}
 }
