@@ -5,7 +5,8 @@ package cluster
 //
 // Invariants:
 //   - One stall (a shard stream with no progress for the stall timeout)
-//     opens the breaker at once: it cost a caller seconds. Other node
+//     opens the breaker at once: it cost a caller seconds. So does a
+//     refused connection: nothing listens there. Other node
 //     faults (refused connections, 5xx) open it after three in a row. An
 //     answer that is the caller's fault or the shard's (not found,
 //     corrupt, invalid) and a caller cancelling are not node faults.
@@ -22,6 +23,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sherdstore/sherd/erasure"
@@ -134,6 +136,9 @@ func nodeFault(ctx context.Context, err error) (fault, stalled bool) {
 	}
 	if ctx.Err() != nil {
 		return false, false
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true, true // nothing listens: down for sure, not worth three tries
 	}
 	for _, s := range []error{storagenode.ErrNotFound, storagenode.ErrInvalid, storagenode.ErrCorrupt, storagenode.ErrExists, storagenode.ErrFull, io.ErrUnexpectedEOF} {
 		if errors.Is(err, s) {

@@ -3,11 +3,15 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,5 +149,31 @@ func TestBreakerOpensOnlyOnNodeFaults(t *testing.T) {
 	}
 	if b := r.cl.Breakers()["n0"]; b.Open || b.Faults != 0 {
 		t.Fatalf("breaker %+v after not-found and cancelled calls", b)
+	}
+}
+
+// refusing is a store whose node has nothing listening: every call fails
+// as a dial to a closed port does.
+type refusing struct{ storagenode.ShardStore }
+
+func (refusing) Stat(context.Context, storagenode.ShardID) (storagenode.ShardInfo, error) {
+	return storagenode.ShardInfo{}, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+}
+
+// TestRefusedConnectionOpensBreaker: one refused connection opens the
+// breaker (nothing listens there), where other faults take three.
+func TestRefusedConnectionOpensBreaker(t *testing.T) {
+	r := newRig(t, 6)
+	r.cl.Close()
+	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return refusing{r.store(n.ID)} },
+		Repairs: r.meta, Records: r.meta})
+	t.Cleanup(func() { r.cl.Close() })
+	r.cl.Update(r.nodes)
+	st, _ := r.cl.Store("n0")
+	if _, err := st.Stat(context.Background(), storagenode.ShardID{Segment: fmt.Sprintf("%032x", 1)}); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("stat: %v", err)
+	}
+	if b := r.cl.Breakers()["n0"]; !b.Open {
+		t.Fatalf("breaker %+v after a refused connection, want open", b)
 	}
 }

@@ -279,10 +279,23 @@ func fillDisk(t *testing.T, dir string) func() {
 	path := filepath.Join(dir, "filler")
 	fh, err := os.Create(path)
 	noErr(t, err)
-	var st syscall.Statfs_t
-	noErr(t, syscall.Statfs(dir, &st))
-	noErr(t, syscall.Fallocate(int(fh.Fd()), 0, 0, int64(st.Bavail)*st.Bsize))
-	for { // whatever fallocate left
+	// Allocate in chunks, halving on ENOSPC down to a page, then write
+	// pages until the last block is taken.
+	off := int64(0)
+	for chunk := int64(64 << 20); chunk >= 4096; {
+		if err := syscall.Fallocate(int(fh.Fd()), 0, off, chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			chunk /= 2
+			continue
+		}
+		off += chunk
+	}
+	if _, err := fh.Seek(0, 2); err != nil {
+		t.Fatal(err)
+	}
+	for {
 		if _, err := fh.Write(make([]byte, 4096)); err != nil {
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatal(err)
