@@ -409,7 +409,17 @@ func TestFaults(t *testing.T) {
 		return func() { f.spawnGateway(0) }
 	})
 	run(fmt.Sprintf("a node's disk full (ENOSPC) for %s", hold), func() func() {
-		return fillDisk(t, f.small)
+		undo := fillDisk(t, f.small)
+		return func() {
+			// The node must have refused shards (so the scenario tested
+			// something), and the cluster placed them elsewhere.
+			if refused := strings.Count(f.nodes[smallNode].out.String(), "disk full: shard refused"); refused == 0 {
+				t.Errorf("the full node refused no shard")
+			} else {
+				t.Logf("the full node refused %d shards", refused)
+			}
+			undo()
+		}
 	})
 	run(fmt.Sprintf("a node's link +200 ms RTT for %s", hold), func() func() {
 		f.slow.setRTT(200 * time.Millisecond)
