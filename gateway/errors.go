@@ -26,6 +26,7 @@ var (
 	errConditionalConflict   = &s3.Error{Code: "ConditionalRequestConflict", Message: "A conflicting operation occurred. If using PutObject you can retry the request.", Status: http.StatusConflict}
 	errSlowDown              = &s3.Error{Code: "SlowDown", Message: "Please reduce your request rate.", Status: http.StatusServiceUnavailable}
 	errServiceUnavailable    = &s3.Error{Code: "ServiceUnavailable", Message: "Not enough storage nodes are available. Please retry.", Status: http.StatusServiceUnavailable}
+	errMetadataUnavailable   = &s3.Error{Code: "ServiceUnavailable", Message: "The metadata store is not available (no leader). Please retry.", Status: http.StatusServiceUnavailable}
 	errCommitUnknown         = &s3.Error{Code: "ServiceUnavailable", Message: "The metadata store did not confirm the commit; it may have applied. Please retry.", Status: http.StatusServiceUnavailable}
 	errInvalidBucketName     = &s3.Error{Code: "InvalidBucketName", Message: "The specified bucket is not valid.", Status: http.StatusBadRequest}
 	errKeyTooLong            = &s3.Error{Code: "KeyTooLongError", Message: "Your key is too long", Status: http.StatusBadRequest}
@@ -73,6 +74,8 @@ func toS3(err error) *s3.Error {
 		return errCommitUnknown
 	case errors.Is(err, metadata.ErrInvalid):
 		return errInvalidArgument
+	case errors.Is(err, metadata.ErrUnavailable):
+		return errMetadataUnavailable
 	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, erasure.ErrTooFewShards), errors.Is(err, placement.ErrNotEnoughNodes):
 		return errServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

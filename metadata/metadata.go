@@ -24,6 +24,10 @@ var (
 	// transaction went out). It may have: the caller must not release
 	// anything the commit refers to, and may retry.
 	ErrUnknownOutcome = errors.New("commit outcome unknown")
+	// ErrUnavailable: the metadata store could not be reached or had no
+	// leader (a transient condition: retry). It may come with
+	// ErrUnknownOutcome on a commit.
+	ErrUnavailable = errors.New("metadata store unavailable")
 )
 
 // Version is the encoding version written in every value.

@@ -81,7 +81,7 @@ func New(cli *clientv3.Client, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{cli: cli, kv: opts.KV, prefix: opts.Prefix, now: opts.Now}
+	return &Store{cli: cli, kv: classifyingKV{opts.KV}, prefix: opts.Prefix, now: opts.Now}
 }
 
 // Keys.
