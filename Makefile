@@ -4,7 +4,7 @@ GO ?= go
 # integration tests in test/ drive the gateway, daemon, nodes and etcd store.
 RACE_PKGS := ./storagenode/... ./metadata/... ./cluster/... ./repair/... ./gateway ./internal/daemon ./test/...
 
-.PHONY: test run build vet bench fuzz e2e rules faults
+.PHONY: test run build vet bench bench-compare fuzz e2e rules faults
 
 # The slowest test (10,000 part uploads, ~2 min) runs once, without -race.
 SLOW_TESTS := TestTenThousandParts
@@ -46,3 +46,9 @@ rules:
 # etcd-server): docs/reliability.md. FAULTS_SHORT=1 for CI's shorter run.
 faults:
 	SHERD_FAULTS=1 SHERD_FAULTS_SHORT=$(FAULTS_SHORT) $(GO) test -run '^TestFaults$$' -v -count=1 -timeout 45m ./test/
+
+# Sherd against MinIO on this machine (installs MinIO if missing):
+# test/bench/compare.sh, docs/performance.md. MODE=cluster for the
+# multi-process cluster; ROUNDS, DURATION, WORKLOADS, PROFILE=1.
+bench-compare:
+	bash test/bench/compare.sh

@@ -178,7 +178,13 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	metrics := metricsFlag(fs)
 	protect := protectFlags(fs)
 	tlsFiles := tlsFlags(fs, false)
+	prof := pprofFlag(fs)
 	fs.Parse(args)
+	stopProf, err := prof(log)
+	if err != nil {
+		return err
+	}
+	defer stopProf()
 	limits, maxConns := protect()
 	access, err := metrics()
 	if err != nil {
@@ -215,7 +221,13 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	metrics := metricsFlag(fs)
 	protect := protectFlags(fs)
 	tlsFiles := tlsFlags(fs, true)
+	prof := pprofFlag(fs)
 	fs.Parse(args)
+	stopProf, err := prof(log)
+	if err != nil {
+		return err
+	}
+	defer stopProf()
 	limits, maxConns := protect()
 	access, err := metrics()
 	if err != nil {
@@ -262,7 +274,13 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
 	tlsFiles := tlsFlags(fs, true)
+	prof := pprofFlag(fs)
 	fs.Parse(args)
+	stopProf, err := prof(log)
+	if err != nil {
+		return err
+	}
+	defer stopProf()
 	if fs.NArg() > 0 {
 		return fmt.Errorf("node: unexpected argument %q", fs.Arg(0))
 	}
