@@ -29,6 +29,11 @@ import (
 type Codec struct {
 	p  Profile
 	rs reedsolomon.Encoder
+	// data and records recycle the stripe buffers of Encode and
+	// ReadRange (*[]byte of cap K*FullShardBlock; *[][]byte of K+M
+	// records of HashSize+FullShardBlock): a buffer goes back only once
+	// no goroutine of its call can touch it.
+	data, records sync.Pool
 }
 
 // New returns a Codec for p.
@@ -37,6 +42,15 @@ func New(p Profile) (*Codec, error) {
 		return nil, err
 	}
 	c := &Codec{p: p}
+	full := p.FullShardBlock()
+	c.data.New = func() any { b := make([]byte, p.K*full); return &b }
+	c.records.New = func() any {
+		recs := make([][]byte, p.Shards())
+		for i := range recs {
+			recs[i] = make([]byte, HashSize+full)
+		}
+		return &recs
+	}
 	if p.M > 0 {
 		rs, err := reedsolomon.New(p.K, p.M)
 		if err != nil {
@@ -88,9 +102,15 @@ func (c *Codec) Encode(r io.Reader, w []io.Writer, minHealthy int) (EncodeResult
 			res.ShardErrs[i] = errors.New("erasure: no writer")
 		}
 	}
-	full := c.p.FullShardBlock()
-	data := make([]byte, c.p.BlockSize)
-	var records [][]byte // allocated once a block has arrived: a stalled body holds only data
+	dataBuf := c.data.Get().(*[]byte)
+	defer c.data.Put(dataBuf)
+	data := (*dataBuf)[:c.p.BlockSize]
+	var records [][]byte // taken once a block has arrived: a stalled body holds only data
+	defer func() {
+		if records != nil {
+			c.records.Put(&records)
+		}
+	}()
 	shards := make([][]byte, n)
 	var wg sync.WaitGroup
 	for {
@@ -102,10 +122,7 @@ func (c *Codec) Encode(r io.Reader, w []io.Writer, minHealthy int) (EncodeResult
 			break
 		}
 		if records == nil {
-			records = make([][]byte, n)
-			for i := range records {
-				records[i] = make([]byte, HashSize+full)
-			}
+			records = *c.records.Get().(*[][]byte)
 		}
 		res.Size += int64(got)
 		per := ceilDiv(got, c.p.K)
@@ -213,14 +230,27 @@ func (c *Codec) ReadRangeWith(ctx context.Context, w io.Writer, size, off, lengt
 	n := c.p.Shards()
 	r := &rangeReader{c: c, ctx: ctx, l: l, open: open, end: end, opt: opt,
 		shards: make([]shardStream, n), results: make(chan recordResult, n)}
-	defer r.closeAll()
+	// Buffers: exactly sized for a range within one short stripe (small
+	// objects), else the codec's recycled full-stripe buffers, returned
+	// after closeAll (deferred later, so run first) has waited for every
+	// goroutine that writes into them.
+	var records [][]byte
+	var data []byte // k shard blocks may exceed BlockSize when k does not divide it
 	full := c.p.FullShardBlock()
-	records := make([][]byte, n)
-	for i := range records {
-		records[i] = make([]byte, HashSize+full)
+	if per := l.ShardBlock(first); per < full {
+		records = make([][]byte, n)
+		for i := range records {
+			records[i] = make([]byte, HashSize+per)
+		}
+		data = make([]byte, 0, c.p.K*per)
+	} else {
+		recs, dataBuf := c.records.Get().(*[][]byte), c.data.Get().(*[]byte)
+		defer c.records.Put(recs)
+		defer c.data.Put(dataBuf)
+		records, data = *recs, (*dataBuf)[:0]
 	}
+	defer r.closeAll()
 	shards := make([][]byte, n)
-	data := make([]byte, 0, c.p.K*full) // k shard blocks may exceed BlockSize when k does not divide it
 	for s := first; s <= last; s++ {
 		if err := ctx.Err(); err != nil {
 			return r.badList(), err

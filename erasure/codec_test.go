@@ -347,3 +347,46 @@ func FuzzCopyRecords(f *testing.F) {
 		}
 	})
 }
+
+// TestCopyRecordsBufferGrowth: records shorter than, equal to and longer
+// than CopyRecords' starting buffer (16 KiB), whole and short last
+// stripes, all copy verbatim; a record torn right at the buffer's end is
+// corrupt.
+func TestCopyRecordsBufferGrowth(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		blockSize int
+		size      int
+	}{
+		{"small shards", 4096, 5000},
+		{"block exactly the starting buffer", 4 * (16 << 10), 3*4*(16<<10) + 100},
+		{"last record exactly the starting buffer", 4 * (64 << 10), 4*(64<<10) + 4*(16<<10)},
+		{"1 MiB blocks", 1 << 20, 2<<20 + 12345},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Profile{K: 4, M: 2, BlockSize: tc.blockSize}
+			c, err := New(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, tc.size)
+			for i := range data {
+				data[i] = byte(i*13 + i>>8)
+			}
+			for i, f := range encodeAll(t, c, data) {
+				var out bytes.Buffer
+				n, err := CopyRecords(&out, bytes.NewReader(f), p.FullShardBlock())
+				if err != nil || n != int64(len(f)) || !bytes.Equal(out.Bytes(), f) {
+					t.Fatalf("shard %d: n=%d of %d, err=%v", i, n, len(f), err)
+				}
+			}
+		})
+	}
+	p := Profile{K: 4, M: 2, BlockSize: 4 * (64 << 10)}
+	c, _ := New(p)
+	f := encodeAll(t, c, make([]byte, p.BlockSize))[0]
+	torn := f[:HashSize+16<<10] // ends where the first buffer does, inside the record
+	if _, err := CopyRecords(io.Discard, bytes.NewReader(torn), p.FullShardBlock()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("torn at the buffer's end: %v", err)
+	}
+}

@@ -19,10 +19,12 @@ func CopyRecords(w io.Writer, r io.Reader, blockLen int) (int64, error) {
 	if blockLen < 1 {
 		return 0, fmt.Errorf("erasure: block length %d: %w", blockLen, ErrCorrupt)
 	}
-	rec := make([]byte, HashSize+blockLen)
+	// The buffer starts small and grows to a full record only when a
+	// record is that long: small shards cost small buffers.
+	rec := make([]byte, HashSize+min(blockLen, 16<<10))
 	var total int64
 	for {
-		n, err := io.ReadFull(r, rec)
+		n, err := readRecord(r, &rec, HashSize+blockLen)
 		switch {
 		case err == io.EOF:
 			return total, nil
@@ -44,4 +46,23 @@ func CopyRecords(w io.Writer, r io.Reader, blockLen int) (int64, error) {
 			return total, nil
 		}
 	}
+}
+
+// readRecord reads one record of at most want bytes into *buf, growing it
+// to want when the record outgrows it; errors as io.ReadFull's (EOF: no
+// byte, ErrUnexpectedEOF: a record shorter than want).
+func readRecord(r io.Reader, buf *[]byte, want int) (int, error) {
+	b := *buf
+	n, err := io.ReadFull(r, b[:min(len(b), want)])
+	if err != nil || n == want {
+		return n, err
+	}
+	nb := make([]byte, want)
+	copy(nb, b[:n])
+	*buf = nb
+	m, err := io.ReadFull(r, nb[n:])
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n + m, err
 }

@@ -346,12 +346,14 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
+	size := int64(-1)
 	if sz, ok := rc.(interface{ Size() int64 }); ok {
-		w.Header().Set("Content-Length", strconv.FormatInt(sz.Size(), 10))
+		size = sz.Size()
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(status)
-	if _, err := copyBuffer(w, rc); err != nil {
+	if _, err := copyBuffer(w, rc, size); err != nil {
 		s.log.Debug("shard read aborted", "id", id, "err", err)
 	}
 }
@@ -444,6 +446,12 @@ func DigestsFromHex(in []string) ([merkle.Fanout]merkle.Digest, error) {
 	return out, nil
 }
 
-func copyBuffer(w io.Writer, r io.Reader) (int64, error) {
-	return io.CopyBuffer(w, r, make([]byte, 256<<10))
+// copyBuffer copies n bytes (n < 0: to EOF) with a buffer of at most
+// 256 KiB, no larger than n.
+func copyBuffer(w io.Writer, r io.Reader, n int64) (int64, error) {
+	size := int64(256 << 10)
+	if n >= 0 {
+		size = max(min(size, n), 512)
+	}
+	return io.CopyBuffer(w, r, make([]byte, size))
 }

@@ -46,6 +46,7 @@ func main() {
 	objects := flag.Int("objects", 0, "objects read by get and mixed, written first if missing (default: 2 GiB worth, 16 to 1000)")
 	label := flag.String("label", "", "name of the server in --json output")
 	asJSON := flag.Bool("json", false, "print the result of --workload as one JSON line")
+	prepareOnly := flag.Bool("prepare", false, "only write the objects --workload get or mixed reads (those missing), measure nothing")
 	pids := flag.String("cpu-pids", "", "comma-separated pids whose process trees' CPU time is measured (the server)")
 	conc := flag.Int("concurrency", 8, "concurrent requests")
 	dur := flag.Duration("duration", 15*time.Second, "time per size and operation")
@@ -77,6 +78,12 @@ func main() {
 			fail(err)
 		}
 		w := workloadSpec{Kind: *workload, Size: int64(n), SizeName: *size, Conc: *conc, Duration: *dur, Objects: *objects}
+		if *prepareOnly {
+			if err := b.prepare(ctx, w, readPrefix(w.Size), newPayload(w.Size)); err != nil {
+				fail(err)
+			}
+			return
+		}
 		cpu, err := parsePids(*pids)
 		if err != nil {
 			fail(err)
@@ -179,6 +186,9 @@ func (w workloadSpec) readSet() int {
 	return int(min(1000, max(16, (2<<30)/max(w.Size, 1))))
 }
 
+// readPrefix is where the objects get and mixed read are.
+func readPrefix(size int64) string { return fmt.Sprintf("read-%d/", size) }
+
 // prepare writes the objects get and mixed read, those that are missing.
 func (b *bench) prepare(ctx context.Context, w workloadSpec, prefix string, payload []byte) error {
 	n := w.readSet()
@@ -214,7 +224,7 @@ func (b *bench) prepare(ctx context.Context, w workloadSpec, prefix string, payl
 // workload runs w and measures the CPU time of the cpu process trees.
 func (b *bench) workload(ctx context.Context, w workloadSpec, cpu []int) (result, error) {
 	payload := newPayload(w.Size)
-	readPrefix := fmt.Sprintf("read-%d/", w.Size)
+	readPrefix := readPrefix(w.Size)
 	if w.Kind == "get" || w.Kind == "mixed" {
 		if err := b.prepare(ctx, w, readPrefix, payload); err != nil {
 			return result{}, err

@@ -103,6 +103,14 @@ profile() { # workload name: profiles of the Sherd gateway while the workload ru
 	wait $cpu
 	for p in allocs block mutex; do curl -fsS -o "$d/$1.$p.pb.gz" "http://127.0.0.1:$PPROF/debug/pprof/$p"; done
 }
+# The objects GETs read are written first, not measured.
+for w in $WORKLOADS; do
+	IFS=: read -r kind size conc <<<"$w"
+	[ "$kind" = put ] && continue
+	for p in "$SP" "$MP"; do
+		bin/sherd-bench --endpoint "127.0.0.1:$p" --workload "$kind" --size "$size" --concurrency "$conc" --prepare
+	done
+done
 for r in $(seq "$ROUNDS"); do
 	for w in $WORKLOADS; do
 		IFS=: read -r kind size conc <<<"$w"
