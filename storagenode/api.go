@@ -1,6 +1,7 @@
 package storagenode
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -198,11 +199,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
+	s.observe(r.Context(), route, r.URL.Path, rec.status, start)
+}
+
+// observe counts, times and logs (debug) one call of the API, over HTTP
+// or in process (Local).
+func (s *Server) observe(ctx context.Context, route, path string, status int, start time.Time) {
+	took := s.now().Sub(start)
 	if s.requests != nil {
-		s.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
-		s.latency.WithLabelValues(route).Observe(s.now().Sub(start).Seconds())
+		s.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		s.latency.WithLabelValues(route).Observe(took.Seconds())
 	}
-	s.log.Debug("node request", "request_id", reqid.From(r.Context()), "route", route, "path", r.URL.Path, "status", rec.status, "took", s.now().Sub(start))
+	s.log.Debug("node request", "request_id", reqid.From(ctx), "route", route, "path", path, "status", status, "took", took)
 }
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
@@ -215,25 +223,30 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code, status := CodeInternal, http.StatusInternalServerError
+// errorStatus maps a store error to the API's error code and HTTP
+// status, logging what the operator must see (full disks, failures).
+func (s *Server) errorStatus(ctx context.Context, method, path string, err error) (string, int) {
 	switch {
 	case errors.Is(err, ErrNotFound):
-		code, status = CodeNotFound, http.StatusNotFound
+		return CodeNotFound, http.StatusNotFound
 	case errors.Is(err, ErrInvalid):
-		code, status = CodeInvalid, http.StatusBadRequest
+		return CodeInvalid, http.StatusBadRequest
 	case errors.Is(err, ErrCorrupt):
-		code, status = CodeCorrupt, http.StatusUnprocessableEntity
+		return CodeCorrupt, http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnauthorized):
-		code, status = CodeUnauthorized, http.StatusForbidden
+		return CodeUnauthorized, http.StatusForbidden
 	case errors.Is(err, ErrExists):
-		code, status = CodeExists, http.StatusConflict
+		return CodeExists, http.StatusConflict
 	case errors.Is(err, ErrFull):
-		code, status = CodeFull, http.StatusInsufficientStorage
-		s.log.Warn("disk full: shard refused", "request_id", reqid.From(r.Context()), "path", r.URL.Path, "err", err)
-	default:
-		s.log.Error("node request failed", "request_id", reqid.From(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Warn("disk full: shard refused", "request_id", reqid.From(ctx), "path", path, "err", err)
+		return CodeFull, http.StatusInsufficientStorage
 	}
+	s.log.Error("node request failed", "request_id", reqid.From(ctx), "method", method, "path", path, "err", err)
+	return CodeInternal, http.StatusInternalServerError
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, status := s.errorStatus(r.Context(), r.Method, r.URL.Path, err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {

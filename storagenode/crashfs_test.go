@@ -33,7 +33,7 @@ func TestCrashLosesNoAcknowledgedShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(f *crashfs.FS) *storagenode.Store {
-		s, err := storagenode.Open("/data/shards", storagenode.Options{FS: f, IndexDir: indexDir})
+		s, err := storagenode.Open("/data/shards", storagenode.Options{FS: f, IndexDir: indexDir, InlineMax: -1}) // the file path: inline shards live in the index, on the OS file system
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestStoreOnCrashFSConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
 		f := crashfs.New()
 		f.MkdirAll("/data")
-		s, err := storagenode.Open("/data/shards", storagenode.Options{FS: f, IndexDir: t.TempDir()})
+		s, err := storagenode.Open("/data/shards", storagenode.Options{FS: f, IndexDir: t.TempDir(), InlineMax: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

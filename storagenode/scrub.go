@@ -36,7 +36,7 @@ func (s *Store) Verify(ctx context.Context, id ShardID, throttle func(ctx contex
 	if err != nil {
 		return info, err
 	}
-	f, err := s.fs.Open(s.path(id))
+	f, _, err := s.openData(id)
 	if errors.Is(err, os.ErrNotExist) {
 		return info, fmt.Errorf("verify %s: file missing: %w", id, ErrCorrupt)
 	} else if err != nil {

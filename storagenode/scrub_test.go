@@ -18,9 +18,15 @@ import (
 // a matching block hash (only the whole-file hash can tell) are
 // quarantined (out of the index and the Merkle leaves), reported, and the
 // store checks clean afterwards; healthy shards are untouched.
+// Both ways a shard is stored: files, and inline in the index.
 func TestScrubQuarantinesRot(t *testing.T) {
+	t.Run("files", func(t *testing.T) { testScrubQuarantinesRot(t, -1) })
+	t.Run("inline", func(t *testing.T) { testScrubQuarantinesRot(t, 0) })
+}
+
+func testScrubQuarantinesRot(t *testing.T, inlineMax int64) {
 	ctx := context.Background()
-	s := openStore(t, t.TempDir())
+	s := openStoreWith(t, t.TempDir(), storagenode.Options{InlineMax: inlineMax})
 	var ids []storagenode.ShardID
 	for i := range 20 {
 		id := storetest.ID(uint32(i*5000), i, i%6)
@@ -29,17 +35,29 @@ func TestScrubQuarantinesRot(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	file := func(id storagenode.ShardID) string {
-		return filepath.Join(s.Dir(), "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
+	// rot rewrites a shard's stored bytes, inline or file.
+	rot := func(id storagenode.ShardID, f func([]byte) []byte) {
+		t.Helper()
+		if inline, err := storagenode.RotInline(s, id, f); err != nil || inline != (inlineMax >= 0) {
+			t.Fatalf("rot inline: %v %v", inline, err)
+		} else if inline {
+			return
+		}
+		file := filepath.Join(s.Dir(), "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, f(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Bit flip inside a block.
-	b, _ := os.ReadFile(file(ids[3]))
-	b[100] ^= 1
-	os.WriteFile(file(ids[3]), b, 0o644)
+	rot(ids[3], func(b []byte) []byte { b[100] ^= 1; return b })
 	// Truncated.
-	os.Truncate(file(ids[7]), 5000)
+	rot(ids[7], func(b []byte) []byte { return b[:5000] })
 	// A valid shard file, but another one than the index recorded.
-	os.WriteFile(file(ids[11]), storetest.MakeShard(999, 20011), 0o644)
+	rot(ids[11], func([]byte) []byte { return storetest.MakeShard(999, 20011) })
 
 	var reported []storagenode.ShardID
 	sc := storagenode.NewScrubber(s, storagenode.ScrubConfig{OnCorrupt: func(_ context.Context, id storagenode.ShardID) { reported = append(reported, id) }})

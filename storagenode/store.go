@@ -6,12 +6,19 @@ package storagenode
 //   shards/<partition: 3 hex>/<segment>.<index>   complete shard files
 //   tmp/                                          files being written
 //   quarantine/                                   shards the scrubber found corrupt
-//   index.db                                      bbolt: shard records and Merkle leaves
+//   index.db                                      bbolt: shard records, Merkle leaves,
+//                                                 and the bytes of small shards
 //
 // Invariants:
+//   - A shard is stored either inline (small shards, Options.InlineMax:
+//     its bytes are a value in the index, written in the same transaction
+//     as its record, so it is complete and durable once that commits) or
+//     as a file.
 //   - A file under shards/ is always complete: it is written in tmp/,
 //     fsynced, renamed into place, and the directory fsynced. A torn write
 //     can only ever exist in tmp/, which Open empties.
+//   - Index transactions of concurrent writes share one commit (group
+//     commit, commit.go); a write is acknowledged only after its commit.
 //   - The bbolt index holds one record per shard file (size, hash, inode)
 //     and, per Merkle leaf, the XOR of its shards' entry digests. Record and
 //     leaf change in the same bbolt transaction.
@@ -60,6 +67,8 @@ import (
 var (
 	bucketShards = []byte("shards")
 	bucketLeaves = []byte("leaves")
+	// bucketInline: shard id → the bytes of a shard stored inline.
+	bucketInline = []byte("inline")
 	// bucketVerified: shard id → when a scrub or verify last read it
 	// whole (unix nanoseconds, 8 bytes big-endian). Not fsynced on its
 	// own: written in batches, lost at worst to a crash.
@@ -69,7 +78,8 @@ var (
 // record is a shard's index entry.
 type record struct {
 	ShardInfo
-	Inode uint64 `json:"ino"`
+	Inode  uint64 `json:"ino"`
+	Inline bool   `json:"inline,omitempty"` // bytes in bucketInline, no file
 }
 
 // Store is the shard store on one node's local disk.
@@ -90,6 +100,10 @@ type Store struct {
 	// be fsynced in this process (ensureDir).
 	durableDirs sync.Map
 	reserve     int64
+	// commit batches the index transactions of concurrent writes (group
+	// commit: commit.go).
+	commit    *committer
+	inlineMax int64
 }
 
 // Usage returns the number of shards the index holds and their size.
@@ -111,7 +125,16 @@ type Options struct {
 	// free space (FreeSpacer, as OSFS); a write that meets ENOSPC fails
 	// with ErrFull all the same.
 	Reserve int64
+	// InlineMax: a shard of at most this many bytes is stored in the
+	// index rather than as a file (one group-committed transaction instead
+	// of a file, two fsyncs, a rename and a directory fsync). Default
+	// DefaultInlineMax; negative: every shard is a file.
+	InlineMax int64
 }
+
+// DefaultInlineMax is the default Options.InlineMax: the shards of
+// objects up to 512 KiB (4+2) are stored inline.
+const DefaultInlineMax = 128 << 10
 
 // Open opens (creating if needed) the shard store in dir, empties tmp/, and
 // reconciles the index with the shard files (see the design comment).
@@ -146,13 +169,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.IndexDir, 0o755); err != nil {
 		return nil, fmt.Errorf("storagenode: open: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(opts.IndexDir, "index.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(filepath.Join(opts.IndexDir, "index.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second,
+		// As etcd does: the freelist is rebuilt on open instead of written
+		// by every commit (durability is the same), and kept in a map.
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("storagenode: open index: %w", err)
 	}
-	s := &Store{dir: dir, fs: fsys, db: db, now: opts.Now, seed: maphash.MakeSeed(), reserve: opts.Reserve}
+	s := &Store{dir: dir, fs: fsys, db: db, now: opts.Now, seed: maphash.MakeSeed(), reserve: opts.Reserve, commit: &committer{db: db}, inlineMax: opts.InlineMax}
+	if s.inlineMax == 0 {
+		s.inlineMax = DefaultInlineMax
+	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketShards, bucketLeaves, bucketVerified} {
+		for _, b := range [][]byte{bucketShards, bucketLeaves, bucketVerified, bucketInline} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -252,18 +281,18 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	if err := s.checkReserve(id); err != nil {
 		return ShardInfo{}, err
 	}
-	f, err := s.fs.CreateTemp(filepath.Join(s.dir, "tmp"), id.String()+".*")
-	if err != nil {
-		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
-	}
-	tmp := f.Name()
-	defer s.fs.Remove(tmp) // no-op after the rename
+	// Small shards stay in memory and go inline; a shard that outgrows
+	// InlineMax spills to a temp file and is stored as a file.
+	sw := &spillWriter{max: s.inlineMax, create: func() (File, error) {
+		return s.fs.CreateTemp(filepath.Join(s.dir, "tmp"), id.String()+".*")
+	}}
+	defer sw.discard(s.fs)
 	h := erasure.NewShardHasher()
-	n, err := erasure.CopyRecords(io.MultiWriter(f, h), ctxReader{ctx, r}, blockLen)
-	if err == nil {
-		err = f.Sync()
+	n, err := erasure.CopyRecords(io.MultiWriter(sw, h), ctxReader{ctx, r}, blockLen)
+	if err == nil && sw.f != nil {
+		err = sw.f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := sw.close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -292,12 +321,30 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 		}
 	}
 	final := s.path(id)
+	if sw.f == nil {
+		data := sw.buf
+		if err := s.updateIndex(func(tx *indexTx) error {
+			if err := tx.putRecord(record{ShardInfo: info, Inline: true}); err != nil {
+				return err
+			}
+			return tx.tx.Bucket(bucketInline).Put([]byte(id.String()), data)
+		}); err != nil {
+			return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
+		}
+		if replace { // a file it replaces (stored before InlineMax grew) goes
+			if err := s.fs.Remove(final); err == nil {
+				s.fs.SyncDir(filepath.Dir(final)) // else quarantined by the next reconcile
+			}
+		}
+		return info, nil
+	}
 	if err := s.ensureDir(filepath.Dir(final)); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	if err := s.fs.Rename(tmp, final); err != nil {
+	if err := s.fs.Rename(sw.f.Name(), final); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
+	sw.renamed = true
 	if err := s.fs.SyncDir(filepath.Dir(final)); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
@@ -309,6 +356,55 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 		return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
 	}
 	return info, nil
+}
+
+// spillWriter keeps what is written in memory up to max bytes; past that
+// it moves it to a file from create and writes on there.
+type spillWriter struct {
+	max     int64
+	create  func() (File, error)
+	buf     []byte
+	f       File // nil while in memory
+	closed  bool
+	renamed bool // the file was renamed into place: discard leaves it
+}
+
+func (w *spillWriter) Write(p []byte) (int, error) {
+	if w.f == nil && int64(len(w.buf)+len(p)) <= w.max {
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	if w.f == nil {
+		f, err := w.create()
+		if err != nil {
+			return 0, err
+		}
+		w.f = f
+		if _, err := f.Write(w.buf); err != nil {
+			return 0, err
+		}
+		w.buf = nil
+	}
+	return w.f.Write(p)
+}
+
+// close closes the file, if any.
+func (w *spillWriter) close() error {
+	if w.f == nil || w.closed {
+		return nil
+	}
+	w.closed = true
+	return w.f.Close()
+}
+
+// discard closes and removes the temp file unless it was renamed into
+// place.
+func (w *spillWriter) discard(fsys FS) {
+	if w.f == nil || w.renamed {
+		return
+	}
+	w.close()
+	fsys.Remove(w.f.Name())
 }
 
 // ensureDir creates a partition directory and makes its entry durable.
@@ -335,26 +431,21 @@ func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClos
 	if _, err := ParseShardID(id.String()); err != nil {
 		return nil, err
 	}
-	f, err := s.fs.Open(s.path(id))
+	f, size, err := s.openData(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open %s: %w", id, ErrNotFound)
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: %w", id, err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open %s: %w", id, err)
-	}
 	if n < 0 {
-		n = st.Size() - off
+		n = size - off
 	}
-	if off < 0 || n < 0 || off+n > st.Size() {
+	if off < 0 || n < 0 || off+n > size {
 		f.Close()
-		return nil, fmt.Errorf("open %s: range [%d,+%d) of %d bytes: %w", id, off, n, st.Size(), ErrInvalid)
+		return nil, fmt.Errorf("open %s: range [%d,+%d) of %d bytes: %w", id, off, n, size, ErrInvalid)
 	}
 	sr := sectionReadCloser{io.NewSectionReader(f, off, n), f}
-	if off == 0 && n == st.Size() {
+	if off == 0 && n == size {
 		info, err := s.Stat(ctx, id)
 		if err != nil {
 			f.Close()
@@ -386,7 +477,48 @@ func (w *wholeReader) Read(p []byte) (int, error) {
 
 type sectionReadCloser struct {
 	*io.SectionReader
-	f File
+	f io.Closer
+}
+
+// shardData is a shard's stored bytes, open for reading.
+type shardData interface {
+	io.Reader
+	io.ReaderAt
+	io.Closer
+}
+
+// inlineData is the bytes of an inline shard, copied out of the index.
+type inlineData struct{ *bytes.Reader }
+
+func (inlineData) Close() error { return nil }
+
+// openData opens a shard's stored bytes: its inline value (copied out of
+// the index: the store owns no memory the caller holds) or its file, and
+// their length. The caller closes it. Errors wrap fs.ErrNotExist when
+// there is neither.
+func (s *Store) openData(id ShardID) (shardData, int64, error) {
+	var data []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketInline).Get([]byte(id.String())); v != nil {
+			data = bytes.Clone(v)
+		}
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	if data != nil {
+		return inlineData{bytes.NewReader(data)}, int64(len(data)), nil
+	}
+	f, err := s.fs.Open(s.path(id))
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 func (s sectionReadCloser) Close() error { return s.f.Close() }
@@ -449,6 +581,23 @@ func (s *Store) Delete(ctx context.Context, id ShardID) error {
 // removeLocked unlinks the shard file (or moves it to moveTo) and then drops
 // its index record. The caller holds the shard's lock.
 func (s *Store) removeLocked(id ShardID, moveTo string) error {
+	var data []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketInline).Get([]byte(id.String())); v != nil {
+			data = bytes.Clone(v)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	if data != nil {
+		if moveTo != "" {
+			if err := s.writeFile(moveTo, data); err != nil {
+				return fmt.Errorf("delete %s: %w", id, err)
+			}
+		}
+		return s.updateIndex(func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
+	}
 	p := s.path(id)
 	var err error
 	if moveTo != "" {
@@ -470,6 +619,30 @@ func (s *Store) removeLocked(id ShardID, moveTo string) error {
 		}
 	}
 	return s.updateIndex(func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
+}
+
+// writeFile writes data to a new durable file at path (quarantined
+// inline shards).
+func (s *Store) writeFile(path string, data []byte) error {
+	f, err := s.fs.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.fs.Rename(f.Name(), path)
+	}
+	if err != nil {
+		s.fs.Remove(f.Name())
+		return err
+	}
+	return s.fs.SyncDir(filepath.Dir(path))
 }
 
 // Quarantine moves a shard out of the store into quarantine/ (kept for the
@@ -580,12 +753,13 @@ type leafDelta struct {
 	d    merkle.Digest
 }
 
-// updateIndex runs f in a write transaction and, once it has committed,
-// applies its leaf changes to the in-memory tree (XOR commutes, so
-// concurrent commits may apply in any order).
+// updateIndex runs f in a write transaction (shared with concurrent
+// updates: group commit) and, once it has committed, applies its leaf
+// changes to the in-memory tree (XOR commutes, so concurrent commits may
+// apply in any order). f may run more than once.
 func (s *Store) updateIndex(f func(*indexTx) error) error {
 	var x indexTx
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.commit.update(func(tx *bolt.Tx) error {
 		x = indexTx{tx: tx}
 		return f(&x)
 	}); err != nil {
@@ -653,6 +827,11 @@ func (x *indexTx) deleteRecord(key string) error {
 	if err := x.tx.Bucket(bucketVerified).Delete([]byte(key)); err != nil {
 		return err
 	}
+	if old.Inline {
+		if err := x.tx.Bucket(bucketInline).Delete([]byte(key)); err != nil {
+			return err
+		}
+	}
 	x.shards--
 	x.bytes -= old.Size
 	return b.Delete([]byte(key))
@@ -714,8 +893,8 @@ func (s *Store) reconcile() error {
 		return fmt.Errorf("storagenode: reconcile: %w", err)
 	}
 	var drop []string
-	for k := range indexed {
-		if !matched[k] {
+	for k, rec := range indexed {
+		if !matched[k] && !rec.Inline { // inline shards have no file
 			drop = append(drop, k)
 		}
 	}
@@ -761,7 +940,7 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 		seen[info.ID] = true
 		id, _ := ParseShardID(info.ID)
 		want[id.Leaf()] = want[id.Leaf()].Xor(info.EntryDigest())
-		f, err := s.fs.Open(s.path(id))
+		f, size, err := s.openData(id)
 		if errors.Is(err, fs.ErrNotExist) {
 			rep.MissingFiles = append(rep.MissingFiles, info.ID)
 			return nil
@@ -776,7 +955,7 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 		} else if err != nil {
 			return err
 		}
-		if st, _ := f.Stat(); st.Size() != info.Size || (err == nil && (n != info.Size || hashHex(h) != info.Hash)) {
+		if size != info.Size || (err == nil && (n != info.Size || hashHex(h) != info.Hash)) {
 			rep.Mismatched = append(rep.Mismatched, info.ID)
 		}
 		return nil

@@ -17,7 +17,12 @@ import (
 
 func openStore(t *testing.T, dir string) *storagenode.Store {
 	t.Helper()
-	s, err := storagenode.Open(dir, storagenode.Options{})
+	return openStoreWith(t, dir, storagenode.Options{})
+}
+
+func openStoreWith(t *testing.T, dir string, opts storagenode.Options) *storagenode.Store {
+	t.Helper()
+	s, err := storagenode.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,17 +30,64 @@ func openStore(t *testing.T, dir string) *storagenode.Store {
 	return s
 }
 
+// The suite runs with the default inline threshold (the suite's shards
+// are small: inline), with every shard a file, and with a threshold
+// that splits its shards between the two.
 func TestStoreConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
-		s := openStore(t, t.TempDir())
-		t.Cleanup(func() {
-			rep, err := s.Check(context.Background())
-			if err != nil || !rep.OK() {
-				t.Errorf("check after test: %+v %v", rep, err)
-			}
+	for _, tc := range []struct {
+		name      string
+		inlineMax int64
+	}{{"default", 0}, {"files", -1}, {"mixed", 3000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
+				s := openStoreWith(t, t.TempDir(), storagenode.Options{InlineMax: tc.inlineMax})
+				t.Cleanup(func() {
+					rep, err := s.Check(context.Background())
+					if err != nil || !rep.OK() {
+						t.Errorf("check after test: %+v %v", rep, err)
+					}
+				})
+				return s
+			})
 		})
-		return s
-	})
+	}
+}
+
+// TestReconcileInlineLeftoverFile: a crash after an inline shard replaced
+// a file (InlineMax raised) but before the file was removed leaves both;
+// Open quarantines the file and keeps the inline shard.
+func TestReconcileInlineLeftoverFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	id := storetest.ID(9, 9, 0)
+	shard := storetest.MakeShard(7, 5000)
+	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(shard)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	p := filepath.Join(dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, storetest.MakeShard(8, 5000), 0o644)
+	s = openStore(t, dir)
+	if rep, err := s.Check(ctx); err != nil || !rep.OK() || rep.Shards != 1 {
+		t.Fatalf("after reconcile: %+v %v", rep, err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("leftover file still in shards/: %v", err)
+	}
+	rc, err := s.Open(ctx, id, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, shard) {
+		t.Fatalf("inline shard after reconcile: %v, %d bytes", err, len(got))
+	}
+	if q, _ := os.ReadDir(filepath.Join(dir, "quarantine")); len(q) != 1 {
+		t.Fatalf("%d files in quarantine, want 1", len(q))
+	}
 }
 
 // TestReconcileCrashStates builds by hand each state a crash can leave and
@@ -45,7 +97,8 @@ func TestStoreConformance(t *testing.T) {
 func TestReconcileCrashStates(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openStore(t, dir)
+	files := storagenode.Options{InlineMax: -1}
+	s := openStoreWith(t, dir, files)
 	keep, orphan, gone := storetest.ID(1, 1, 0), storetest.ID(2, 2, 0), storetest.ID(3, 3, 0)
 	for _, id := range []storagenode.ShardID{keep, gone} {
 		if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(7, 5000))); err != nil {
@@ -62,7 +115,7 @@ func TestReconcileCrashStates(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "tmp", "torn"), []byte("half a shard"), 0o644)
 	os.WriteFile(filepath.Join(filepath.Dir(path(keep)), "not-a-shard"), nil, 0o644)
 
-	s = openStore(t, dir)
+	s = openStoreWith(t, dir, files)
 	rep, err := s.Check(ctx)
 	if err != nil || !rep.OK() || rep.Shards != 1 {
 		t.Fatalf("after reconcile: %+v %v", rep, err)
@@ -88,7 +141,7 @@ func TestReconcileCrashStates(t *testing.T) {
 func TestFullReadChecksWholeFileHash(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openStore(t, dir)
+	s := openStoreWith(t, dir, storagenode.Options{InlineMax: -1}) // the file path; inline: TestScrubQuarantinesRot
 	id := storetest.ID(4, 4, 1)
 	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(1, 9000))); err != nil {
 		t.Fatal(err)
@@ -149,7 +202,7 @@ func TestNoSpaceIsErrFull(t *testing.T) {
 	ctx := context.Background()
 	fsys := &noSpaceFS{full: true}
 	dir := t.TempDir()
-	s, err := storagenode.Open(dir, storagenode.Options{FS: fsys})
+	s, err := storagenode.Open(dir, storagenode.Options{FS: fsys, InlineMax: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +221,11 @@ func TestNoSpaceIsErrFull(t *testing.T) {
 	if rep, err := s.Check(ctx); err != nil || !rep.OK() {
 		t.Fatalf("check: %+v %v", rep, err)
 	}
+}
+
+// The in-process face of the API (Server.Local) passes the suite too.
+func TestLocalConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
+		return storagenode.NewServer(openStore(t, t.TempDir()), []byte("k"), nil, nil).Local()
+	})
 }

@@ -160,11 +160,16 @@ func TestCorruptShardReadAndQueued(t *testing.T) {
 	})
 }
 
+// shardFile is where a node keeps a shard stored as a file (shards above
+// storagenode.DefaultInlineMax; smaller ones are inline in its index).
+func shardFile(dir string, id storagenode.ShardID) string {
+	return filepath.Join(dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
+}
+
 // corruptFile flips a byte inside the first block of a shard file.
 func corruptFile(t *testing.T, dir string, id storagenode.ShardID) {
 	t.Helper()
-	p := filepath.Join(dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	f, err := os.OpenFile(shardFile(dir, id), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ var allowed = map[string][]string{
 	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure", "internal/reqid"},
 	// Anti-entropy's driver: on the data plane, never the gateway.
 	"repair":          {"cluster", "metadata", "storagenode", "erasure", "internal/merkle"},
-	"internal/daemon": {"repair", "cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "internal/telemetry", "erasure"},
+	"internal/daemon": {"repair", "cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},
 	"cmd/sherdctl":    {"*"},

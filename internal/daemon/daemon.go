@@ -105,6 +105,7 @@ type Node struct {
 	Metrics  *prometheus.Registry
 	cluster  *cluster.Cluster // the healer's view of the others
 	store    *storagenode.Store
+	api      *storagenode.Server
 	srv      *http.Server
 	reg      metadata.Registration
 	cancel   context.CancelFunc
@@ -202,6 +203,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	n := &Node{ID: c.ID, URL: c.Advert, store: st, cancel: cancel, Metrics: c.Metrics}
 	api := storagenode.NewServer(st, c.Key, nil, log)
 	api.Instrument(c.Metrics, telemetry.Buckets())
+	n.api = api
 	var registered atomic.Bool
 	ready := func(context.Context) error {
 		if !registered.Load() {
@@ -417,6 +419,9 @@ type GatewayConfig struct {
 	HeaderTimeout time.Duration
 	// TLS: serve S3 over HTTPS; trust TLS.CA when calling nodes.
 	TLS TLSFiles
+	// local reaches the nodes of this process directly (sherd server);
+	// nil: every node over HTTP.
+	local *localNodes
 	// Metrics is the gateway's registry, served at /_sherd/metrics on
 	// its S3 port to those MetricsAccess allows (nil: a new one).
 	Metrics       *prometheus.Registry
@@ -509,6 +514,11 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	}
 	calls := cluster.NewShardCallMetrics(c.Metrics, telemetry.Buckets())
 	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
+		if c.local != nil {
+			if st, ok := c.local.dial(n.ID); ok {
+				return calls.Wrap(n.ID, st)
+			}
+		}
 		return calls.Wrap(n.ID, client.New(n.Address, c.Key, hc, nil))
 	}, Repairs: c.Store, Records: c.Store, CommitWindow: c.CommitWindow, Log: c.Log})
 	if err := cl.Watch(c.Store); err != nil {

@@ -49,10 +49,15 @@ type ServerConfig struct {
 	HeaderTimeout time.Duration
 	// TLS serves the gateway over HTTPS (the nodes stay on loopback).
 	TLS TLSFiles
+	// LoopbackHTTP: the gateway reaches the nodes over loopback HTTP like
+	// a real cluster's, not by direct calls (tests of the wire path).
+	LoopbackHTTP bool
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
-// one process, talking over loopback like a real cluster.
+// one process. The gateway calls the nodes' shard stores directly (the
+// in-process transport, localNodes); everything else (sherdctl, the
+// nodes' API) goes over loopback HTTP like in a real cluster.
 type Server struct {
 	cfg       ServerConfig
 	closeOnce sync.Once
@@ -63,6 +68,7 @@ type Server struct {
 	Key       []byte
 	Nodes     []*Node
 	Gateway   *Gateway
+	local     *localNodes
 }
 
 // ClusterKey reads the key in path, creating a random one if absent.
@@ -93,7 +99,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	if err := os.MkdirAll(c.Data, 0o755); err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: c}
+	s = &Server{cfg: c, local: newLocalNodes()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -121,7 +127,8 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
 		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
-		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout, TLS: c.TLS})
+		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout, TLS: c.TLS,
+		local: s.gatewayLocal()})
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +137,30 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 
 func (s *Server) startNode(ctx context.Context, i int) (*Node, error) {
 	id := fmt.Sprintf("node-%d", i+1)
-	return StartNode(ctx, NodeConfig{ID: id, Dir: filepath.Join(s.cfg.Data, id), Key: s.Key, Store: s.Store, Log: s.cfg.Log,
+	n, err := StartNode(ctx, NodeConfig{ID: id, Dir: filepath.Join(s.cfg.Data, id), Key: s.Key, Store: s.Store, Log: s.cfg.Log,
 		ScrubInterval: s.cfg.ScrubInterval, ScrubRate: s.cfg.ScrubRate, StatusInterval: s.cfg.StatusInterval, MetricsAccess: s.cfg.MetricsAccess})
+	if err != nil {
+		return nil, err
+	}
+	s.local.set(n.ID, n.api.Local())
+	return n, nil
+}
+
+// gatewayLocal is the in-process transport, unless the config asks for
+// loopback HTTP.
+func (s *Server) gatewayLocal() *localNodes {
+	if s.cfg.LoopbackHTTP {
+		return nil
+	}
+	return s.local
+}
+
+// stopNode closes node i, unreachable in process first.
+func (s *Server) stopNode(i int) error {
+	s.local.set(s.Nodes[i].ID, nil)
+	err := s.Nodes[i].Close()
+	s.Nodes[i] = nil
+	return err
 }
 
 // EtcdURL is the embedded etcd's client URL.
@@ -142,9 +171,7 @@ func (s *Server) StopNode(i int) error {
 	if s.Nodes[i] == nil {
 		return nil
 	}
-	err := s.Nodes[i].Close()
-	s.Nodes[i] = nil
-	return err
+	return s.stopNode(i)
 }
 
 // AddNode starts one more storage node (node-<N+1>) and returns its index.
@@ -184,7 +211,7 @@ func (s *Server) close() error {
 	}
 	for i := range s.Nodes {
 		if s.Nodes[i] != nil {
-			errs = append(errs, s.Nodes[i].Close())
+			errs = append(errs, s.stopNode(i))
 		}
 	}
 	if s.cli != nil {

@@ -1,0 +1,89 @@
+package storagenode
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Concurrent updates share commits; each writer returns after its change
+// committed; a failing change fails only its own writer.
+func TestGroupCommit(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	c := &committer{db: db}
+	const writers = 50
+	const bad = 17
+	errBad := errors.New("bad change")
+	release := make(chan struct{})
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	put := func(i int) {
+		defer wg.Done()
+		errs[i] = c.update(func(tx *bolt.Tx) error {
+			if i == 0 {
+				<-release // hold the first commit while the others queue
+			}
+			if i == bad {
+				return errBad
+			}
+			return tx.Bucket([]byte("b")).Put(fmt.Appendf(nil, "k%02d", i), []byte("v"))
+		})
+	}
+	wg.Add(1)
+	go put(0)
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.leading && len(c.queue) == 0 })
+	for i := 1; i < writers; i++ {
+		wg.Add(1)
+		go put(i)
+	}
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.queue) == writers-1 })
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if (i == bad) != errors.Is(err, errBad) || (i != bad && err != nil) {
+			t.Errorf("writer %d: %v", i, err)
+		}
+	}
+	db.View(func(tx *bolt.Tx) error {
+		for i := range writers {
+			if got := tx.Bucket([]byte("b")).Get(fmt.Appendf(nil, "k%02d", i)); (got != nil) == (i == bad) {
+				t.Errorf("key %d stored: %v", i, got != nil)
+			}
+		}
+		return nil
+	})
+	if b, n := c.stats(); b != 2 || n != writers {
+		t.Fatalf("%d commits for %d changes, want 2 (the held one, then all the others)", b, n)
+	}
+	// A lone writer commits at once, alone.
+	if err := c.update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put([]byte("z"), nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := c.stats(); b != 3 {
+		t.Fatalf("%d commits", b)
+	}
+}
+
+// waitFor polls cond until it holds, failing after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
