@@ -204,6 +204,7 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
+	defer bv.Close()
 	obj, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Put")
 	if err != nil {
 		g.writeError(w, r, err)
@@ -583,12 +584,14 @@ func (g *Gateway) sourceReader(r *http.Request, src metadata.Object, off, length
 		pr.Close()
 		return nil, nil, err
 	}
-	return bv, func() { pr.Close() }, nil
+	bv.UseMD5(g.md5s.New())
+	return bv, func() { bv.Close(); pr.Close() }, nil
 }
 
 // requestBody wraps the request body: its declared length enforced (at
 // most maxPutSize), its digests and checksums verified; alwaysAlgo is
-// computed even when the client sent no checksum.
+// computed even when the client sent no checksum. The caller closes the
+// verifier.
 func (g *Gateway) requestBody(r *http.Request, alwaysAlgo string) (*s3.BodyVerifier, error) {
 	size, err := bodyLength(r)
 	if err != nil {
@@ -601,7 +604,12 @@ func (g *Gateway) requestBody(r *http.Request, alwaysAlgo string) (*s3.BodyVerif
 	if cb, ok := r.Body.(*s3.ChunkedBody); ok {
 		trailers = cb.Trailers
 	}
-	return s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, alwaysAlgo)
+	bv, err := s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, alwaysAlgo)
+	if err != nil {
+		return nil, err
+	}
+	bv.UseMD5(g.md5s.New())
+	return bv, nil
 }
 
 func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
