@@ -26,11 +26,8 @@ import (
 
 // Config configures a Gateway.
 type Config struct {
-	Store   metadata.Store
-	Cluster *cluster.Cluster // the data plane; the caller owns (and closes) it
-	// MD5s makes the body MD5s (ETags); the caller owns (and closes) it.
-	// Nil: crypto/md5 for every body.
-	MD5s        *s3.MD5s
+	Store       metadata.Store
+	Cluster     *cluster.Cluster // the data plane; the caller owns (and closes) it
 	Credentials s3.Credentials
 	// Region is the region the gateway reports (default us-east-1).
 	Region string
@@ -56,7 +53,6 @@ type Config struct {
 // etcd and on the nodes, so any number of gateways can serve one cluster.
 type Gateway struct {
 	cfg      Config
-	md5s     *s3.MD5s
 	store    metadata.Store
 	cluster  *cluster.Cluster
 	verifier *s3.Verifier
@@ -103,7 +99,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Limits.BodyTimeout = 30 * time.Second
 	}
 	g := &Gateway{cfg: cfg, store: cfg.Store, cluster: cfg.Cluster, log: cfg.Log, now: cfg.Now,
-		verifier: s3.NewVerifier(cfg.Credentials, cfg.Now), limits: cfg.Limits, md5s: cfg.MD5s,
+		verifier: s3.NewVerifier(cfg.Credentials, cfg.Now), limits: cfg.Limits,
 		addrBuckets: buckets{rate: cfg.Limits.PerAddr}, keyBuckets: buckets{rate: cfg.Limits.PerKey}}
 	g.router = g.routes()
 	g.metrics = newMetrics(cfg.Metrics, cfg.LatencyBuckets)

@@ -158,7 +158,6 @@ func (g *Gateway) uploadPart(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	defer bv.Close()
 	p, err := g.storePart(r, b, u, num, bv)
 	if err != nil {
 		g.writeError(w, r, err)

@@ -204,7 +204,6 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	defer bv.Close()
 	obj, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Put")
 	if err != nil {
 		g.writeError(w, r, err)
@@ -584,14 +583,12 @@ func (g *Gateway) sourceReader(r *http.Request, src metadata.Object, off, length
 		pr.Close()
 		return nil, nil, err
 	}
-	bv.UseMD5(g.md5s.New())
-	return bv, func() { bv.Close(); pr.Close() }, nil
+	return bv, func() { pr.Close() }, nil
 }
 
 // requestBody wraps the request body: its declared length enforced (at
 // most maxPutSize), its digests and checksums verified; alwaysAlgo is
-// computed even when the client sent no checksum. The caller closes the
-// verifier.
+// computed even when the client sent no checksum.
 func (g *Gateway) requestBody(r *http.Request, alwaysAlgo string) (*s3.BodyVerifier, error) {
 	size, err := bodyLength(r)
 	if err != nil {
@@ -604,12 +601,7 @@ func (g *Gateway) requestBody(r *http.Request, alwaysAlgo string) (*s3.BodyVerif
 	if cb, ok := r.Body.(*s3.ChunkedBody); ok {
 		trailers = cb.Trailers
 	}
-	bv, err := s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, alwaysAlgo)
-	if err != nil {
-		return nil, err
-	}
-	bv.UseMD5(g.md5s.New())
-	return bv, nil
+	return s3.NewBodyVerifier(&countingReader{r: r.Body, want: size, max: maxPutSize}, r.Header, trailers, alwaysAlgo)
 }
 
 func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {

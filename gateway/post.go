@@ -161,8 +161,6 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	bv.UseMD5(g.md5s.New())
-	defer bv.Close()
 	obj, err := g.writeObject(r, b, key, bv, meta, metadata.Precondition{}, "ObjectCreated:Post")
 	if err != nil {
 		g.writeError(w, r, err)

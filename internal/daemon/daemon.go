@@ -28,7 +28,6 @@ import (
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway"
-	gws3 "github.com/sherdstore/sherd/gateway/s3"
 	"github.com/sherdstore/sherd/internal/telemetry"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
@@ -437,7 +436,6 @@ type Gateway struct {
 	Healer  *Healer // nil when it runs none
 	Metrics *prometheus.Registry
 	srv     *http.Server
-	md5s    *gws3.MD5s
 	cancel  context.CancelFunc
 	loops   sync.WaitGroup // the collector and the notifier
 }
@@ -527,18 +525,15 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		cl.Close()
 		return nil, err
 	}
-	md5s := gws3.NewMD5s()
-	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cl, MD5s: md5s, Credentials: c.Credentials,
+	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cl, Credentials: c.Credentials,
 		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize,
 		Metrics: c.Metrics, LatencyBuckets: telemetry.Buckets(), Limits: c.Limits})
 	if err != nil {
-		md5s.Close()
 		cl.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
-		md5s.Close()
 		cl.Close()
 		return nil, err
 	}
@@ -554,7 +549,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if tlsConf != nil {
 		scheme = "https://"
 	}
-	gw := &Gateway{URL: scheme + ln.Addr().String(), Cluster: cl, md5s: md5s, cancel: cancel, Metrics: c.Metrics}
+	gw := &Gateway{URL: scheme + ln.Addr().String(), Cluster: cl, cancel: cancel, Metrics: c.Metrics}
 	registerClusterMetrics(c.Metrics, cl)
 	c.Metrics.MustRegister(newQueueBacklog(c.Store))
 	prof := c.Profile
@@ -654,9 +649,6 @@ func (g *Gateway) Close() error {
 	}
 	g.cancel()
 	g.loops.Wait()
-	if err == nil { // no handler can still be hashing
-		g.md5s.Close()
-	}
 	return errors.Join(err, g.Cluster.Close())
 }
 
