@@ -7,6 +7,7 @@
 #   MODE=cluster make bench-compare       etcd + 6 sherd node + sherd gateway vs
 #                                         MinIO distributed (6 processes, 1 drive each)
 #   ROUNDS=3 DURATION=10s WORKLOADS="put:64MiB:4 get:4KiB:32" PROFILE=1 …
+#   SHERD=/path/to/sherd …                another build of sherd (e.g. an older commit)
 #
 # PROFILE=1 saves CPU, allocation, block and mutex profiles of the Sherd
 # gateway process (sherd server: the only process) for each workload of
@@ -23,6 +24,8 @@ mkdir -p "$OUT"
 RESULTS=$OUT/results-$(date +%Y%m%dT%H%M%S).jsonl
 
 go build -o bin/ ./cmd/sherd ./cmd/sherd-bench
+SHERD=${SHERD:-bin/sherd}
+PPROF_FLAG=()
 MINIO=$(command -v minio || true)
 [ -n "$MINIO" ] || MINIO=$(go env GOPATH)/bin/minio
 if [ ! -x "$MINIO" ]; then
@@ -48,10 +51,11 @@ waitfor() { # url: until it answers 200, at most 60 s
 # MINIO_CI_CD=1: MinIO refuses drive directories on the root disk without it.
 USER_KEY=benchadmin SECRET=benchadmin-secret-key
 SP=$(port) MP=$(port) PPROF=$(port)
+[ "${PROFILE:-}" = 1 ] && PPROF_FLAG=(--pprof "127.0.0.1:$PPROF")
 SHERD_PIDS="" MINIO_PIDS=""
 if [ "$MODE" = server ]; then
-	SHERD_ROOT_USER=$USER_KEY SHERD_ROOT_PASSWORD=$SECRET bin/sherd server --data "$W/sherd" --address "127.0.0.1:$SP" \
-		--pprof "127.0.0.1:$PPROF" >"$W/sherd.log" 2>&1 &
+	SHERD_ROOT_USER=$USER_KEY SHERD_ROOT_PASSWORD=$SECRET "$SHERD" server --data "$W/sherd" --address "127.0.0.1:$SP" \
+		"${PPROF_FLAG[@]}" >"$W/sherd.log" 2>&1 &
 	SHERD_PIDS=$!
 	MINIO_ROOT_USER=$USER_KEY MINIO_ROOT_PASSWORD=$SECRET MINIO_STORAGE_CLASS_STANDARD=EC:2 MINIO_BROWSER=off \
 		MINIO_CI_CD=1 "$MINIO" server --quiet --address "127.0.0.1:$MP" "$W/minio/d{1...6}" >"$W/minio.log" 2>&1 &
@@ -65,11 +69,11 @@ elif [ "$MODE" = cluster ]; then
 	waitfor "http://127.0.0.1:$EC/health"
 	export SHERD_CLUSTER_KEY=bench-cluster-key-0123456789
 	for i in 1 2 3 4 5 6; do
-		bin/sherd node --etcd "http://127.0.0.1:$EC" --data "$W/n$i" --id "node-$i" >"$W/n$i.log" 2>&1 &
+		"$SHERD" node --etcd "http://127.0.0.1:$EC" --data "$W/n$i" --id "node-$i" >"$W/n$i.log" 2>&1 &
 		SHERD_PIDS="$SHERD_PIDS,$!"
 	done
-	SHERD_ROOT_USER=$USER_KEY SHERD_ROOT_PASSWORD=$SECRET bin/sherd gateway --etcd "http://127.0.0.1:$EC" \
-		--address "127.0.0.1:$SP" --pprof "127.0.0.1:$PPROF" >"$W/gw.log" 2>&1 &
+	SHERD_ROOT_USER=$USER_KEY SHERD_ROOT_PASSWORD=$SECRET "$SHERD" gateway --etcd "http://127.0.0.1:$EC" \
+		--address "127.0.0.1:$SP" "${PPROF_FLAG[@]}" >"$W/gw.log" 2>&1 &
 	SHERD_PIDS="$SHERD_PIDS,$!"
 	MPORTS=()
 	for i in 1 2 3 4 5 6; do MPORTS+=("$(port)"); done
