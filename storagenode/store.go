@@ -4,7 +4,7 @@ package storagenode
 //
 // Layout under the data directory:
 //   shards/<partition: 3 hex>/<segment>.<index>   complete shard files
-//   tmp/                                          files being written
+//   tmp/                                          unused (files being written: older versions)
 //   quarantine/                                   shards the scrubber found corrupt
 //   index.db                                      bbolt: shard records, Merkle leaves,
 //                                                 and the bytes of small shards
@@ -14,9 +14,11 @@ package storagenode
 //     its bytes are a value in the index, written in the same transaction
 //     as its record, so it is complete and durable once that commits) or
 //     as a file.
-//   - A file under shards/ is always complete: it is written in tmp/,
+//   - A file under shards/ named by a shard id is always complete: it is
+//     written under a temp name (tempPrefix) in the same directory,
 //     fsynced, renamed into place, and the directory fsynced. A torn write
-//     can only ever exist in tmp/, which Open empties.
+//     can only ever exist under a temp name (or in tmp/, from older
+//     versions), which Open removes.
 //   - Index transactions of concurrent writes share one commit (group
 //     commit, commit.go); a write is acknowledged only after its commit.
 //   - The bbolt index holds one record per shard file (size, hash, inode)
@@ -51,6 +53,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -283,8 +286,15 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	}
 	// Small shards stay in memory and go inline; a shard that outgrows
 	// InlineMax spills to a temp file and is stored as a file.
+	// The temp file is made in the shard's own partition directory (not
+	// one tmp/ for all: concurrent creates and renames contended for its
+	// lock), so the rename stays in one directory.
+	final := s.path(id)
 	sw := &spillWriter{max: s.inlineMax, create: func() (File, error) {
-		return s.fs.CreateTemp(filepath.Join(s.dir, "tmp"), id.String()+".*")
+		if err := s.ensureDir(filepath.Dir(final)); err != nil {
+			return nil, err
+		}
+		return s.fs.CreateTemp(filepath.Dir(final), tempPrefix+id.String()+".*")
 	}}
 	defer sw.discard(s.fs)
 	h := erasure.NewShardHasher()
@@ -320,7 +330,6 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 			return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 		}
 	}
-	final := s.path(id)
 	if sw.f == nil {
 		data := sw.buf
 		if err := s.updateIndex(func(tx *indexTx) error {
@@ -338,9 +347,6 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 		}
 		return info, nil
 	}
-	if err := s.ensureDir(filepath.Dir(final)); err != nil {
-		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
-	}
 	if err := s.fs.Rename(sw.f.Name(), final); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
@@ -357,6 +363,10 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	}
 	return info, nil
 }
+
+// tempPrefix starts the name of a file being written in a partition
+// directory: never a shard id, removed by Open.
+const tempPrefix = ".tmp."
 
 // spillWriter keeps what is written in memory up to max bytes; past that
 // it moves it to a file from create and writes on there.
@@ -865,6 +875,9 @@ func (s *Store) reconcile() error {
 		if err != nil || d.IsDir() {
 			return err
 		}
+		if strings.HasPrefix(d.Name(), tempPrefix) { // a write the crash cut
+			return s.fs.Remove(p)
+		}
 		id, perr := ParseShardID(d.Name())
 		if perr == nil && filepath.Dir(p) == filepath.Dir(s.path(id)) {
 			st, err := s.fs.Stat(p)
@@ -964,7 +977,7 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 		return rep, err
 	}
 	err = s.fs.WalkDir(filepath.Join(s.dir, "shards"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !seen[d.Name()] {
+		if err == nil && !d.IsDir() && !seen[d.Name()] && !strings.HasPrefix(d.Name(), tempPrefix) {
 			rep.Unindexed = append(rep.Unindexed, d.Name())
 		}
 		return err

@@ -38,6 +38,8 @@ run none unless --repair-interval is set):
 METRICS (every process): /_sherd/metrics, /_sherd/health, /_sherd/ready on its port
   --metrics-allow CIDRS       who may scrape, comma-separated CIDRs or addresses
                               (default loopback only; "any": everyone)
+  --pprof ADDR                serve Go profiles (/debug/pprof/) on ADDR, e.g. 127.0.0.1:6060,
+                              with block and mutex profiling on (default: off)
 
 Environment:
   SHERD_ROOT_USER, SHERD_ROOT_PASSWORD  root credentials: required by gateway; server uses
