@@ -5,7 +5,10 @@
 #
 #   make bench-compare                    sherd server vs MinIO, one process each
 #   MODE=cluster make bench-compare       etcd + 6 sherd node + sherd gateway vs
-#                                         MinIO distributed (6 processes, 1 drive each)
+#                                         MinIO distributed (6 processes, 1 drive each;
+#                                         root: MinIO refuses 127.0.0.1 endpoints, so they
+#                                         listen on 10.213.0.1, a local address on a veth
+#                                         pair made here and removed at exit)
 #   ROUNDS=3 DURATION=10s WORKLOADS="put:64MiB:4 get:4KiB:32" PROFILE=1 …
 #   SHERD=/path/to/sherd …                another build of sherd (e.g. an older commit)
 #
@@ -38,6 +41,7 @@ W=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}" sherd-bench.XXXXXX)
 cleanup() {
 	kill $(jobs -p) 2>/dev/null || true
 	wait 2>/dev/null || true
+	[ "$MODE" != cluster ] || ip link del sherdb0 2>/dev/null || true
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -75,13 +79,21 @@ elif [ "$MODE" = cluster ]; then
 	SHERD_ROOT_USER=$USER_KEY SHERD_ROOT_PASSWORD=$SECRET "$SHERD" gateway --etcd "http://127.0.0.1:$EC" \
 		--address "127.0.0.1:$SP" "${PPROF_FLAG[@]}" >"$W/gw.log" 2>&1 &
 	SHERD_PIDS="$SHERD_PIDS,$!"
+	# MinIO's distributed mode will not use loopback addresses: give it a
+	# local one (traffic stays in this machine, as over loopback).
+	MHOST=10.213.0.1
+	ip link del sherdb0 2>/dev/null || true
+	ip link add sherdb0 type veth peer name sherdb1
+	ip addr add "$MHOST/32" dev sherdb0
+	ip link set sherdb0 up
+	ip link set sherdb1 up
 	MPORTS=()
 	for i in 1 2 3 4 5 6; do MPORTS+=("$(port)"); done
 	ENDPOINTS=""
-	for i in 1 2 3 4 5 6; do ENDPOINTS="$ENDPOINTS http://127.0.0.1:${MPORTS[$((i-1))]}$W/minio$i"; done
+	for i in 1 2 3 4 5 6; do ENDPOINTS="$ENDPOINTS http://$MHOST:${MPORTS[$((i-1))]}$W/minio$i"; done
 	for i in 1 2 3 4 5 6; do
 		MINIO_ROOT_USER=$USER_KEY MINIO_ROOT_PASSWORD=$SECRET MINIO_STORAGE_CLASS_STANDARD=EC:2 MINIO_BROWSER=off \
-			MINIO_CI_CD=1 "$MINIO" server --quiet --address "127.0.0.1:${MPORTS[$((i-1))]}" $ENDPOINTS >"$W/minio$i.log" 2>&1 &
+			MINIO_CI_CD=1 "$MINIO" server --quiet --address "$MHOST:${MPORTS[$((i-1))]}" $ENDPOINTS >"$W/minio$i.log" 2>&1 &
 		MINIO_PIDS="$MINIO_PIDS${MINIO_PIDS:+,}$!"
 	done
 	MP=${MPORTS[0]}
@@ -90,12 +102,13 @@ else
 	exit 2
 fi
 waitfor "http://127.0.0.1:$SP/_sherd/ready"
-waitfor "http://127.0.0.1:$MP/minio/health/cluster"
-echo "sherd (pids $SHERD_PIDS) on :$SP, MinIO (pids $MINIO_PIDS) on :$MP; results in $RESULTS"
+MHOST=${MHOST:-127.0.0.1}
+waitfor "http://$MHOST:$MP/minio/health/cluster"
+echo "sherd (pids $SHERD_PIDS) on 127.0.0.1:$SP, MinIO (pids $MINIO_PIDS) on $MHOST:$MP; results in $RESULTS"
 
 export AWS_ACCESS_KEY_ID=$USER_KEY AWS_SECRET_ACCESS_KEY=$SECRET
-bench() { # label port pids workload size conc
-	bin/sherd-bench --endpoint "127.0.0.1:$2" --label "$1" --cpu-pids "$3" --workload "$4" --size "$5" \
+bench() { # label host:port pids workload size conc
+	bin/sherd-bench --endpoint "$2" --label "$1" --cpu-pids "$3" --workload "$4" --size "$5" \
 		--concurrency "$6" --duration "$DURATION" --json | tee -a "$RESULTS"
 }
 profile() { # workload name: profiles of the Sherd gateway while the workload runs
@@ -111,8 +124,8 @@ profile() { # workload name: profiles of the Sherd gateway while the workload ru
 for w in $WORKLOADS; do
 	IFS=: read -r kind size conc <<<"$w"
 	[ "$kind" = put ] && continue
-	for p in "$SP" "$MP"; do
-		bin/sherd-bench --endpoint "127.0.0.1:$p" --workload "$kind" --size "$size" --concurrency "$conc" --prepare
+	for ep in "127.0.0.1:$SP" "$MHOST:$MP"; do
+		bin/sherd-bench --endpoint "$ep" --workload "$kind" --size "$size" --concurrency "$conc" --prepare
 	done
 done
 for r in $(seq "$ROUNDS"); do
@@ -126,10 +139,10 @@ for r in $(seq "$ROUNDS"); do
 					(sleep 1; profile "$kind-$size") &
 					prof=$!
 				fi
-				bench sherd "$SP" "$SHERD_PIDS" "$kind" "$size" "$conc"
+				bench sherd "127.0.0.1:$SP" "$SHERD_PIDS" "$kind" "$size" "$conc"
 				[ -z "$prof" ] || wait "$prof"
 			else
-				bench minio "$MP" "$MINIO_PIDS" "$kind" "$size" "$conc"
+				bench minio "$MHOST:$MP" "$MINIO_PIDS" "$kind" "$size" "$conc"
 			fi
 		done
 	done
