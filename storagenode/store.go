@@ -502,18 +502,27 @@ type inlineData struct{ *bytes.Reader }
 
 func (inlineData) Close() error { return nil }
 
+// inlineBytes returns a copy of an inline shard's bytes (the index's
+// memory is only valid inside its transaction), or nil if the shard is
+// not stored inline.
+func (s *Store) inlineBytes(id ShardID) ([]byte, error) {
+	var data []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketInline).Get([]byte(id.String())); v != nil {
+			data = bytes.Clone(v)
+		}
+		return nil
+	})
+	return data, err
+}
+
 // openData opens a shard's stored bytes: its inline value (copied out of
 // the index: the store owns no memory the caller holds) or its file, and
 // their length. The caller closes it. Errors wrap fs.ErrNotExist when
 // there is neither.
 func (s *Store) openData(id ShardID) (shardData, int64, error) {
-	var data []byte
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketInline).Get([]byte(id.String())); v != nil {
-			data = bytes.Clone(v)
-		}
-		return nil
-	}); err != nil {
+	data, err := s.inlineBytes(id)
+	if err != nil {
 		return nil, 0, err
 	}
 	if data != nil {
@@ -591,13 +600,8 @@ func (s *Store) Delete(ctx context.Context, id ShardID) error {
 // removeLocked unlinks the shard file (or moves it to moveTo) and then drops
 // its index record. The caller holds the shard's lock.
 func (s *Store) removeLocked(id ShardID, moveTo string) error {
-	var data []byte
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketInline).Get([]byte(id.String())); v != nil {
-			data = bytes.Clone(v)
-		}
-		return nil
-	}); err != nil {
+	data, err := s.inlineBytes(id)
+	if err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	if data != nil {
@@ -609,7 +613,6 @@ func (s *Store) removeLocked(id ShardID, moveTo string) error {
 		return s.updateIndex(func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
 	}
 	p := s.path(id)
-	var err error
 	if moveTo != "" {
 		err = s.fs.Rename(p, moveTo)
 	} else {
