@@ -109,6 +109,11 @@ type Store struct {
 	inlineMax int64
 }
 
+// IndexCommits returns the index commits made since Open and the changes
+// (shard writes, deletes, …) they held: their ratio is the group commit's
+// batching.
+func (s *Store) IndexCommits() (commits, changes int64) { return s.commit.stats() }
+
 // Usage returns the number of shards the index holds and their size.
 func (s *Store) Usage() (shards int, bytes int64) {
 	return int(s.shards.Load()), s.bytes.Load()

@@ -130,6 +130,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if v := value(node, "sherd_node_requests_total", map[string]string{"route": "PUT /v1/shards/{id}", "code": "201"}); v < 1 {
 		t.Errorf("node-1 served %v shard puts, want at least 1", v)
 	}
+	if c, n := value(node, "sherd_node_index_commits_total", nil), value(node, "sherd_node_index_changes_total", nil); c < 1 || n < c {
+		t.Errorf("node index: %v commits of %v changes", c, n)
+	}
 	if v := value(node, "sherd_node_shard_bytes", nil); v <= 0 {
 		t.Errorf("node-1 shard bytes %v", v)
 	}

@@ -57,6 +57,8 @@ func registerNodeMetrics(reg prometheus.Registerer, st *storagenode.Store, sc *s
 	disk := func() *metadata.DiskReport { return diskReport(st) }
 	gauge(reg, "sherd_node_shards", "Shards in the node's index.", func() float64 { n, _ := st.Usage(); return float64(n) })
 	gauge(reg, "sherd_node_shard_bytes", "Bytes of the shards in the node's index.", func() float64 { _, b := st.Usage(); return float64(b) })
+	counter(reg, "sherd_node_index_commits_total", "Commits of the node's index (each fsyncs; concurrent writes share one).", func() float64 { c, _ := st.IndexCommits(); return float64(c) })
+	counter(reg, "sherd_node_index_changes_total", "Changes committed to the node's index (shard writes and deletes); over commits: the group commit's batching.", func() float64 { _, n := st.IndexCommits(); return float64(n) })
 	gauge(reg, "sherd_node_disk_used_bytes", "Bytes used on the file system holding the shards.", func() float64 { return float64(disk().Used) })
 	gauge(reg, "sherd_node_disk_total_bytes", "Size of the file system holding the shards.", func() float64 { return float64(disk().Total) })
 	if sc == nil {
