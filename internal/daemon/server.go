@@ -111,9 +111,8 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	if s.etcd, err = etcdserver.Start(etcdserver.Options{Dir: filepath.Join(c.Data, "etcd"), ClientAddr: c.EtcdAddr, Log: c.Log}); err != nil {
 		return nil, err
 	}
-	if s.cli, err = s.etcd.Client(); err != nil {
-		return nil, err
-	}
+	// The gateway and nodes of this process call etcd in process.
+	s.cli = s.etcd.LocalClient()
 	// The server's etcd latency is the gateway's metric (one store serves
 	// the gateway and the nodes of this process).
 	gwMetrics := telemetry.NewRegistry()

@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
 
@@ -83,9 +84,15 @@ func start(o Options) (*Server, error) {
 func (s *Server) ClientURL() string { return s.clientURL }
 
 // Client returns a new client of this server; the caller closes it.
+// It talks to the server through gRPC on its client URL, like any other.
 func (s *Server) Client() (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{Endpoints: []string{s.clientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
+
+// LocalClient returns a client that calls this server's gRPC handlers
+// in process (etcd's v3client: no socket, no HTTP/2 framing); the
+// caller closes it before the server. Same API and semantics as Client.
+func (s *Server) LocalClient() *clientv3.Client { return v3client.New(s.e.Server) }
 
 // Close stops the server.
 func (s *Server) Close() { s.e.Close() }
