@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+	"testing/iotest"
 )
 
 // encodeAll encodes data into in-memory shard files.
@@ -388,5 +389,87 @@ func TestCopyRecordsBufferGrowth(t *testing.T) {
 	torn := f[:HashSize+16<<10] // ends where the first buffer does, inside the record
 	if _, err := CopyRecords(io.Discard, bytes.NewReader(torn), p.FullShardBlock()); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("torn at the buffer's end: %v", err)
+	}
+}
+
+// appendThenCopy reads a shard as the storage node does: AppendRecords up
+// to max bytes into a buffer grown by small steps, then CopyRecords for
+// the rest.
+func appendThenCopy(r io.Reader, blockLen int, max int64) ([]byte, error) {
+	var hashed bytes.Buffer
+	grow := func(b []byte, n int) []byte { return append(make([]byte, 0, len(b)+n), b...) }
+	buf, more, err := AppendRecords(nil, r, blockLen, max, &hashed, grow)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(hashed.Bytes(), buf) {
+		return nil, errors.New("hasher did not see exactly the buffered records")
+	}
+	if more {
+		var rest bytes.Buffer
+		if _, err := CopyRecords(&rest, r, blockLen); err != nil {
+			return nil, err
+		}
+		buf = append(buf, rest.Bytes()...)
+	}
+	return buf, nil
+}
+
+// AppendRecords (+ CopyRecords past max) accepts exactly what CopyRecords,
+// the reference, accepts, with the same bytes, whatever the reads' sizes.
+func FuzzAppendRecords(f *testing.F) {
+	c, _ := New(Profile{K: 2, M: 1, BlockSize: 64})
+	var b bytes.Buffer
+	c.Encode(bytes.NewReader(bytes.Repeat([]byte("x"), 150)), []io.Writer{&b, io.Discard, io.Discard}, 3)
+	f.Add(b.Bytes(), 32, int64(40), false)
+	f.Add(b.Bytes(), 32, int64(-1), true)
+	f.Add(b.Bytes(), 32, int64(1000), true)
+	f.Fuzz(func(t *testing.T, in []byte, blockLen int, max int64, oneByte bool) {
+		if blockLen > 1<<16 {
+			return
+		}
+		var want bytes.Buffer
+		_, werr := CopyRecords(&want, bytes.NewReader(in), blockLen)
+		var r io.Reader = bytes.NewReader(in)
+		if oneByte {
+			r = iotest.OneByteReader(r)
+		}
+		got, gerr := appendThenCopy(r, blockLen, max)
+		if (werr == nil) != (gerr == nil) || (werr != nil && errors.Is(werr, ErrCorrupt) != errors.Is(gerr, ErrCorrupt)) {
+			t.Fatalf("CopyRecords: %v; AppendRecords: %v", werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(got, want.Bytes()) {
+			t.Fatal("accepted input differs")
+		}
+	})
+}
+
+// The storage node's way of reading shards matches CopyRecords on real
+// shards of every shape, for thresholds below, inside and above them.
+func TestAppendRecordsMatchesCopyRecords(t *testing.T) {
+	for _, blockSize := range []int{4096, 4 * (64 << 10)} {
+		p := Profile{K: 4, M: 2, BlockSize: blockSize}
+		c, _ := New(p)
+		for _, size := range []int{1, 5000, 3*blockSize + 77, 4 * blockSize} {
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = byte(i*7 + i>>9)
+			}
+			for i, file := range encodeAll(t, c, data) {
+				for _, max := range []int64{-1, 0, int64(len(file) / 2), int64(len(file)), 1 << 30} {
+					got, err := appendThenCopy(bytes.NewReader(file), p.FullShardBlock(), max)
+					if err != nil || !bytes.Equal(got, file) {
+						t.Fatalf("block %d size %d shard %d max %d: %v", blockSize, size, i, max, err)
+					}
+				}
+				if len(file) > HashSize+1 {
+					bad := bytes.Clone(file)
+					bad[len(bad)-1] ^= 1
+					if _, err := appendThenCopy(bytes.NewReader(bad), p.FullShardBlock(), 1<<30); !errors.Is(err, ErrCorrupt) {
+						t.Fatalf("flipped bit: %v", err)
+					}
+				}
+			}
+		}
 	}
 }

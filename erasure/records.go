@@ -66,3 +66,53 @@ func readRecord(r io.Reader, buf *[]byte, want int) (int, error) {
 	}
 	return n + m, err
 }
+
+// AppendRecords reads records from r as CopyRecords does, checks each
+// against its block hash, writes it to w (a hasher) and appends it to dst, until r ends (more is
+// false) or dst holds more than max bytes after a whole record (more is
+// true: the rest of r is further records, for CopyRecords). When dst is
+// full, grow returns a buffer with dst's bytes and room for at least n
+// more (it may recycle dst). dst is read into directly: no record is
+// copied. Errors as CopyRecords'.
+func AppendRecords(dst []byte, r io.Reader, blockLen int, max int64, w io.Writer, grow func(dst []byte, n int) []byte) (out []byte, more bool, err error) {
+	if blockLen < 1 {
+		return dst, false, fmt.Errorf("erasure: block length %d: %w", blockLen, ErrCorrupt)
+	}
+	want := HashSize + blockLen
+	var total int64
+	for {
+		start := len(dst)
+		var rerr error
+		for len(dst)-start < want && rerr == nil {
+			if len(dst) == cap(dst) {
+				dst = grow(dst, min(want-(len(dst)-start), 64<<10))
+			}
+			var m int
+			m, rerr = r.Read(dst[len(dst):min(cap(dst), start+want)])
+			dst = dst[:len(dst)+m]
+		}
+		n := len(dst) - start
+		switch {
+		case rerr != nil && rerr != io.EOF:
+			return dst[:start], false, fmt.Errorf("erasure: read records: %w", rerr)
+		case n == 0:
+			return dst, false, nil
+		case n <= HashSize:
+			return dst[:start], false, fmt.Errorf("erasure: torn record at %d (%d bytes): %w", total, n, ErrCorrupt)
+		}
+		rec := dst[start:]
+		if BlockHash(rec[HashSize:]) != [HashSize]byte(rec[:HashSize]) {
+			return dst[:start], false, fmt.Errorf("erasure: record at %d fails its hash: %w", total, ErrCorrupt)
+		}
+		if _, err := w.Write(rec); err != nil {
+			return dst[:start], false, fmt.Errorf("erasure: write records: %w", err)
+		}
+		total += int64(n)
+		if n < want || rerr == io.EOF { // a short record is the last
+			return dst, false, nil
+		}
+		if int64(len(dst)) > max {
+			return dst, true, nil
+		}
+	}
+}

@@ -37,8 +37,15 @@ type committer struct {
 	batches, changes int64
 }
 
+// syncer is data a change depends on that is written outside the index
+// (a pack): the commit leader syncs it, once for every change of the batch
+// that names it, before committing; a change whose syncer fails is not
+// committed and fails with that error.
+type syncer interface{ Sync() error }
+
 type commitReq struct {
 	f    func(*bolt.Tx) error
+	sync syncer // nil: none
 	err  error
 	done chan struct{} // closed once committed or failed
 	lead chan struct{} // this writer leads the next batch
@@ -46,9 +53,10 @@ type commitReq struct {
 
 // update runs f in a write transaction, batched with concurrent updates,
 // and returns once that transaction has committed. f may run more than
-// once (each time in a fresh transaction).
-func (c *committer) update(f func(*bolt.Tx) error) error {
-	req := &commitReq{f: f, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+// once (each time in a fresh transaction). If sync is not nil, it is
+// synced (see syncer) before that transaction commits.
+func (c *committer) update(sync syncer, f func(*bolt.Tx) error) error {
+	req := &commitReq{f: f, sync: sync, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
 	if c.leading {
@@ -82,9 +90,34 @@ func (c *committer) update(f func(*bolt.Tx) error) error {
 	return req.err
 }
 
-// run commits batch in one transaction, or each change alone if that
-// fails, and wakes the writers.
+// run syncs what batch depends on, commits batch in one transaction, or
+// each change alone if that fails, and wakes the writers.
 func (c *committer) run(batch []*commitReq) {
+	var synced map[syncer]error
+	ok := batch[:0:0]
+	for _, r := range batch {
+		if r.sync == nil {
+			ok = append(ok, r)
+			continue
+		}
+		if synced == nil {
+			synced = map[syncer]error{}
+		}
+		err, done := synced[r.sync]
+		if !done {
+			err = r.sync.Sync()
+			synced[r.sync] = err
+		}
+		if err != nil {
+			r.err = err
+			close(r.done)
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if batch = ok; len(batch) == 0 {
+		return
+	}
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range batch {
 			if err := r.f(tx); err != nil {

@@ -19,8 +19,14 @@ import (
 // keeps the page cache), reopens it, and checks: every shard acknowledged
 // before the crash reads back as acknowledged (or as the one operation on
 // it that was in flight), nothing else appeared, and the index matches
-// the files. 12 crashes, chained on the same store.
+// the files. 12 crashes, chained on the same store. Shards as files, and
+// in packs (inline shards live in the index, on the OS's file system).
 func TestCrashLosesNoAcknowledgedShard(t *testing.T) {
+	t.Run("files", func(t *testing.T) { testCrash(t, storagenode.Options{InlineMax: -1, PackMax: -1}) })
+	t.Run("packs", func(t *testing.T) { testCrash(t, storagenode.Options{InlineMax: -1}) })
+}
+
+func testCrash(t *testing.T, opts storagenode.Options) {
 	ctx := context.Background()
 	indexDir := t.TempDir()
 	fsys := crashfs.New()
@@ -33,7 +39,9 @@ func TestCrashLosesNoAcknowledgedShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(f *crashfs.FS) *storagenode.Store {
-		s, err := storagenode.Open("/data/shards", storagenode.Options{FS: f, IndexDir: indexDir, InlineMax: -1}) // the file path: inline shards live in the index, on the OS file system
+		o := opts
+		o.FS, o.IndexDir = f, indexDir
+		s, err := storagenode.Open("/data/shards", o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,10 +158,17 @@ func TestCrashLosesNoAcknowledgedShard(t *testing.T) {
 // a store whose files are in crashfs (so the model is the one the crash
 // test relies on).
 func TestStoreOnCrashFSConformance(t *testing.T) {
+	t.Run("files", func(t *testing.T) { testCrashFSConformance(t, storagenode.Options{InlineMax: -1, PackMax: -1}) })
+	t.Run("packs", func(t *testing.T) { testCrashFSConformance(t, storagenode.Options{InlineMax: -1}) })
+}
+
+func testCrashFSConformance(t *testing.T, opts storagenode.Options) {
 	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
 		f := crashfs.New()
 		f.MkdirAll("/data")
-		s, err := storagenode.Open("/data/shards", storagenode.Options{FS: f, IndexDir: t.TempDir(), InlineMax: -1})
+		o := opts
+		o.FS, o.IndexDir = f, t.TempDir()
+		s, err := storagenode.Open("/data/shards", o)
 		if err != nil {
 			t.Fatal(err)
 		}

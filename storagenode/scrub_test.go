@@ -3,7 +3,6 @@ package storagenode_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,15 +17,16 @@ import (
 // a matching block hash (only the whole-file hash can tell) are
 // quarantined (out of the index and the Merkle leaves), reported, and the
 // store checks clean afterwards; healthy shards are untouched.
-// Both ways a shard is stored: files, and inline in the index.
+// Every way a shard is stored: files, packs, and inline in the index.
 func TestScrubQuarantinesRot(t *testing.T) {
-	t.Run("files", func(t *testing.T) { testScrubQuarantinesRot(t, -1) })
-	t.Run("inline", func(t *testing.T) { testScrubQuarantinesRot(t, 0) })
+	t.Run("files", func(t *testing.T) { testScrubQuarantinesRot(t, storagenode.Options{InlineMax: -1, PackMax: -1}) })
+	t.Run("packs", func(t *testing.T) { testScrubQuarantinesRot(t, storagenode.Options{InlineMax: -1}) })
+	t.Run("inline", func(t *testing.T) { testScrubQuarantinesRot(t, storagenode.Options{}) })
 }
 
-func testScrubQuarantinesRot(t *testing.T, inlineMax int64) {
+func testScrubQuarantinesRot(t *testing.T, opts storagenode.Options) {
 	ctx := context.Background()
-	s := openStoreWith(t, t.TempDir(), storagenode.Options{InlineMax: inlineMax})
+	s := openStoreWith(t, t.TempDir(), opts)
 	var ids []storagenode.ShardID
 	for i := range 20 {
 		id := storetest.ID(uint32(i*5000), i, i%6)
@@ -35,15 +35,37 @@ func testScrubQuarantinesRot(t *testing.T, inlineMax int64) {
 		}
 		ids = append(ids, id)
 	}
-	// rot rewrites a shard's stored bytes, inline or file.
+	// rot rewrites a shard's stored bytes, inline, in a pack (a shorter
+	// result zeroes the rest of the range) or a file.
 	rot := func(id storagenode.ShardID, f func([]byte) []byte) {
 		t.Helper()
-		if inline, err := storagenode.RotInline(s, id, f); err != nil || inline != (inlineMax >= 0) {
+		if inline, err := storagenode.RotInline(s, id, f); err != nil || inline != (opts.InlineMax >= 0) {
 			t.Fatalf("rot inline: %v %v", inline, err)
 		} else if inline {
 			return
 		}
-		file := filepath.Join(s.Dir(), "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
+		file, off, err := s.Locate(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.PackMax >= 0 {
+			info, _ := s.Stat(ctx, id)
+			b := make([]byte, info.Size)
+			pf, err := os.OpenFile(file, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pf.Close()
+			pf.ReadAt(b, off)
+			nb := f(b)
+			if len(nb) < len(b) {
+				nb = append(nb, make([]byte, len(b)-len(nb))...)
+			}
+			if _, err := pf.WriteAt(nb[:len(b)], off); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

@@ -4,16 +4,19 @@ package storagenode
 //
 // Layout under the data directory:
 //   shards/<partition: 3 hex>/<segment>.<index>   complete shard files
+//   packs/<seq: 8 hex>.pack                       mid-size shards, appended (pack.go)
 //   tmp/                                          unused (files being written: older versions)
 //   quarantine/                                   shards the scrubber found corrupt
 //   index.db                                      bbolt: shard records, Merkle leaves,
 //                                                 and the bytes of small shards
 //
 // Invariants:
-//   - A shard is stored either inline (small shards, Options.InlineMax:
-//     its bytes are a value in the index, written in the same transaction
-//     as its record, so it is complete and durable once that commits) or
-//     as a file.
+//   - A shard is stored inline (small shards, Options.InlineMax: its
+//     bytes are a value in the index, written in the same transaction as
+//     its record, so it is complete and durable once that commits), in a
+//     pack (mid-size shards, Options.PackMax: appended to a shared file
+//     that the commit syncs before it commits the record; pack.go), or as
+//     a file.
 //   - A file under shards/ named by a shard id is always complete: it is
 //     written under a temp name (tempPrefix) in the same directory,
 //     fsynced, renamed into place, and the directory fsynced. A torn write
@@ -83,6 +86,8 @@ type record struct {
 	ShardInfo
 	Inode  uint64 `json:"ino"`
 	Inline bool   `json:"inline,omitempty"` // bytes in bucketInline, no file
+	Pack   uint32 `json:"pack,omitempty"`   // bytes in this pack at Off, no file
+	Off    int64  `json:"off,omitempty"`
 }
 
 // Store is the shard store on one node's local disk.
@@ -107,6 +112,9 @@ type Store struct {
 	// commit: commit.go).
 	commit    *committer
 	inlineMax int64
+	packMax   int64
+	packs     *packs
+	bufs      bufPool
 }
 
 // IndexCommits returns the index commits made since Open and the changes
@@ -136,8 +144,14 @@ type Options struct {
 	// InlineMax: a shard of at most this many bytes is stored in the
 	// index rather than as a file (one group-committed transaction instead
 	// of a file, two fsyncs, a rename and a directory fsync). Default
-	// DefaultInlineMax; negative: every shard is a file.
+	// DefaultInlineMax; negative: no shard is inline.
 	InlineMax int64
+	// PackMax: a shard above InlineMax and of at most this many bytes is
+	// appended to a pack file (pack.go: one fsync per group commit for all
+	// concurrent writers instead of a file, two fsyncs and a rename per
+	// shard). Default DefaultPackMax; negative: none. A Put holds up to
+	// max(InlineMax, PackMax) bytes of a shard in memory.
+	PackMax int64
 }
 
 // DefaultInlineMax is the default Options.InlineMax: the shards of
@@ -157,7 +171,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.IndexDir = dir
 	}
 	fsys := opts.FS
-	for _, d := range []string{"shards", "tmp", "quarantine"} {
+	for _, d := range []string{"shards", "tmp", "quarantine", "packs"} {
 		if err := fsys.MkdirAll(filepath.Join(dir, d)); err != nil {
 			return nil, fmt.Errorf("storagenode: open: %w", err)
 		}
@@ -184,9 +198,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storagenode: open index: %w", err)
 	}
-	s := &Store{dir: dir, fs: fsys, db: db, now: opts.Now, seed: maphash.MakeSeed(), reserve: opts.Reserve, commit: &committer{db: db}, inlineMax: opts.InlineMax}
+	if err := fsys.SyncDir(dir); err != nil { // packs/ is new in this version
+		return nil, fmt.Errorf("storagenode: open: %w", err)
+	}
+	s := &Store{dir: dir, fs: fsys, db: db, now: opts.Now, seed: maphash.MakeSeed(), reserve: opts.Reserve, commit: &committer{db: db}, inlineMax: opts.InlineMax, packMax: opts.PackMax}
 	if s.inlineMax == 0 {
 		s.inlineMax = DefaultInlineMax
+	}
+	if s.packMax == 0 {
+		s.packMax = DefaultPackMax
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketShards, bucketLeaves, bucketVerified, bucketInline} {
@@ -200,6 +220,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storagenode: open index: %w", err)
 	}
 	if err := s.reconcile(); err != nil {
+		if s.packs != nil {
+			s.packs.close()
+		}
 		db.Close()
 		return nil, err
 	}
@@ -229,8 +252,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the index. Open readers stay valid.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the index and the packs. Open readers stay valid.
+func (s *Store) Close() error { return errors.Join(s.packs.close(), s.db.Close()) }
 
 // Dir is the store's data directory.
 func (s *Store) Dir() string { return s.dir }
@@ -289,26 +312,35 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	if err := s.checkReserve(id); err != nil {
 		return ShardInfo{}, err
 	}
-	// Small shards stay in memory and go inline; a shard that outgrows
-	// InlineMax spills to a temp file and is stored as a file.
-	// The temp file is made in the shard's own partition directory (not
-	// one tmp/ for all: concurrent creates and renames contended for its
-	// lock), so the rename stays in one directory.
+	// The shard is read into memory (a pooled buffer, records checked as
+	// they arrive) up to max(InlineMax, PackMax); it goes inline or to a
+	// pack if it fits, else it spills to a temp file and is stored as a
+	// file. The temp file is made in the shard's own partition directory
+	// (not one tmp/ for all: concurrent creates and renames contended for
+	// its lock), so the rename stays in one directory.
 	final := s.path(id)
-	sw := &spillWriter{max: s.inlineMax, create: func() (File, error) {
-		if err := s.ensureDir(filepath.Dir(final)); err != nil {
-			return nil, err
-		}
-		return s.fs.CreateTemp(filepath.Dir(final), tempPrefix+id.String()+".*")
-	}}
-	defer sw.discard(s.fs)
 	h := erasure.NewShardHasher()
-	n, err := erasure.CopyRecords(io.MultiWriter(sw, h), ctxReader{ctx, r}, blockLen)
-	if err == nil && sw.f != nil {
-		err = sw.f.Sync()
-	}
-	if cerr := sw.close(); err == nil {
-		err = cerr
+	in := ctxReader{ctx, r}
+	buf, more, err := erasure.AppendRecords(s.bufs.get(minBufClass), in, blockLen, max(s.inlineMax, s.packMax), h, s.bufs.grow)
+	defer func() { s.bufs.put(buf) }() // after the index commit: bbolt holds inline values until then
+	n := int64(len(buf))
+	var spill *tempFile
+	if err == nil && more {
+		spill, err = s.createTemp(final)
+		if err == nil {
+			defer spill.discard(s.fs)
+			if _, err = spill.f.Write(buf); err == nil {
+				var m int64
+				m, err = erasure.CopyRecords(io.MultiWriter(spill.f, h), in, blockLen)
+				n += m
+			}
+			if err == nil {
+				err = spill.f.Sync()
+			}
+			if cerr := spill.f.Close(); err == nil {
+				err = cerr
+			}
+		}
 	}
 	if err != nil {
 		if errors.Is(err, erasure.ErrCorrupt) {
@@ -335,9 +367,28 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 			return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 		}
 	}
-	if sw.f == nil {
-		data := sw.buf
-		if err := s.updateIndex(func(tx *indexTx) error {
+	if spill == nil && n > s.inlineMax {
+		pk, off, err := s.packs.write(buf)
+		if err != nil {
+			return ShardInfo{}, fmt.Errorf("put %s: pack: %w", id, err)
+		}
+		// On an error the range is not freed: whether the commit reached
+		// the disk is unknown; the next Open punches it if no record names it.
+		if err := s.updateIndex(pk, func(tx *indexTx) error {
+			return tx.putRecord(record{ShardInfo: info, Pack: pk.seq, Off: off})
+		}); err != nil {
+			return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
+		}
+		if replace { // a file it replaces goes (as for inline, below)
+			if err := s.fs.Remove(final); err == nil {
+				s.fs.SyncDir(filepath.Dir(final))
+			}
+		}
+		return info, nil
+	}
+	if spill == nil {
+		data := buf
+		if err := s.updateIndex(nil, func(tx *indexTx) error {
 			if err := tx.putRecord(record{ShardInfo: info, Inline: true}); err != nil {
 				return err
 			}
@@ -352,10 +403,10 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 		}
 		return info, nil
 	}
-	if err := s.fs.Rename(sw.f.Name(), final); err != nil {
+	if err := s.fs.Rename(spill.f.Name(), final); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	sw.renamed = true
+	spill.renamed = true
 	if err := s.fs.SyncDir(filepath.Dir(final)); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
@@ -363,7 +414,7 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	if err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	if err := s.updateIndex(func(tx *indexTx) error { return tx.putRecord(record{ShardInfo: info, Inode: ino}) }); err != nil {
+	if err := s.updateIndex(nil, func(tx *indexTx) error { return tx.putRecord(record{ShardInfo: info, Inode: ino}) }); err != nil {
 		return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
 	}
 	return info, nil
@@ -373,53 +424,32 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 // directory: never a shard id, removed by Open.
 const tempPrefix = ".tmp."
 
-// spillWriter keeps what is written in memory up to max bytes; past that
-// it moves it to a file from create and writes on there.
-type spillWriter struct {
-	max     int64
-	create  func() (File, error)
-	buf     []byte
-	f       File // nil while in memory
-	closed  bool
-	renamed bool // the file was renamed into place: discard leaves it
+// tempFile is a shard file being written under a temp name.
+type tempFile struct {
+	f       File
+	renamed bool // renamed into place: discard leaves it
 }
 
-func (w *spillWriter) Write(p []byte) (int, error) {
-	if w.f == nil && int64(len(w.buf)+len(p)) <= w.max {
-		w.buf = append(w.buf, p...)
-		return len(p), nil
+// createTemp creates the temp file for the shard file final, in its
+// partition directory (made durable first).
+func (s *Store) createTemp(final string) (*tempFile, error) {
+	if err := s.ensureDir(filepath.Dir(final)); err != nil {
+		return nil, err
 	}
-	if w.f == nil {
-		f, err := w.create()
-		if err != nil {
-			return 0, err
-		}
-		w.f = f
-		if _, err := f.Write(w.buf); err != nil {
-			return 0, err
-		}
-		w.buf = nil
+	f, err := s.fs.CreateTemp(filepath.Dir(final), tempPrefix+filepath.Base(final)+".*")
+	if err != nil {
+		return nil, err
 	}
-	return w.f.Write(p)
+	return &tempFile{f: f}, nil
 }
 
-// close closes the file, if any.
-func (w *spillWriter) close() error {
-	if w.f == nil || w.closed {
-		return nil
+// discard removes the temp file unless it was renamed into place (closing
+// twice is harmless).
+func (t *tempFile) discard(fsys FS) {
+	if !t.renamed {
+		t.f.Close()
+		fsys.Remove(t.f.Name())
 	}
-	w.closed = true
-	return w.f.Close()
-}
-
-// discard closes and removes the temp file unless it was renamed into
-// place.
-func (w *spillWriter) discard(fsys FS) {
-	if w.f == nil || w.renamed {
-		return
-	}
-	w.close()
-	fsys.Remove(w.f.Name())
 }
 
 // ensureDir creates a partition directory and makes its entry durable.
@@ -446,12 +476,13 @@ func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClos
 	if _, err := ParseShardID(id.String()); err != nil {
 		return nil, err
 	}
-	f, size, err := s.openData(id)
+	f, rec, err := s.openData(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open %s: %w", id, ErrNotFound)
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: %w", id, err)
 	}
+	size := rec.Size
 	if n < 0 {
 		n = size - off
 	}
@@ -461,17 +492,12 @@ func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClos
 	}
 	sr := sectionReadCloser{io.NewSectionReader(f, off, n), f}
 	if off == 0 && n == size {
-		info, err := s.Stat(ctx, id)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("open %s: %w", id, err)
-		}
-		return &wholeReader{sectionReadCloser: sr, id: id, want: info.Hash, h: erasure.NewShardHasher()}, nil
+		return &wholeReader{sectionReadCloser: sr, id: id, want: rec.Hash, h: erasure.NewShardHasher()}, nil
 	}
 	return sr, nil
 }
 
-// wholeReader reads a whole shard file and checks its hash at the end.
+// wholeReader reads a whole shard and checks its hash at the end.
 type wholeReader struct {
 	sectionReadCloser
 	id   ShardID
@@ -507,42 +533,68 @@ type inlineData struct{ *bytes.Reader }
 
 func (inlineData) Close() error { return nil }
 
-// inlineBytes returns a copy of an inline shard's bytes (the index's
-// memory is only valid inside its transaction), or nil if the shard is
-// not stored inline.
-func (s *Store) inlineBytes(id ShardID) ([]byte, error) {
+// lookup returns a shard's record and, for an inline shard, a copy of its
+// bytes (the index's memory is only valid inside its transaction). Errors
+// wrap fs.ErrNotExist when the index has no record.
+func (s *Store) lookup(id ShardID) (record, []byte, error) {
+	var rec record
 	var data []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketInline).Get([]byte(id.String())); v != nil {
-			data = bytes.Clone(v)
+		v := tx.Bucket(bucketShards).Get([]byte(id.String()))
+		if v == nil {
+			return fmt.Errorf("shard %s: no record: %w", id, fs.ErrNotExist)
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		if rec.Inline {
+			data = bytes.Clone(tx.Bucket(bucketInline).Get([]byte(id.String())))
 		}
 		return nil
 	})
-	return data, err
+	return rec, data, err
 }
 
-// openData opens a shard's stored bytes: its inline value (copied out of
-// the index: the store owns no memory the caller holds) or its file, and
-// their length. The caller closes it. Errors wrap fs.ErrNotExist when
-// there is neither.
-func (s *Store) openData(id ShardID) (shardData, int64, error) {
-	data, err := s.inlineBytes(id)
-	if err != nil {
-		return nil, 0, err
-	}
-	if data != nil {
-		return inlineData{bytes.NewReader(data)}, int64(len(data)), nil
+// openData opens an indexed shard's stored bytes: its inline value (copied
+// out of the index: the store owns no memory the caller holds), its pack
+// range or its file, and returns its record. The caller closes it. Errors
+// wrap fs.ErrNotExist when there is no record or its bytes are gone; the
+// size stored may differ from the record's (a damaged file): readers check.
+func (s *Store) openData(id ShardID) (shardData, record, error) {
+	rec, data, err := s.lookup(id)
+	switch {
+	case err != nil:
+		return nil, rec, err
+	case rec.Inline:
+		return inlineData{bytes.NewReader(data)}, rec, nil
+	case rec.Pack != 0:
+		f, err := s.packs.open(packRange{rec.Pack, rec.Off}, rec.Size)
+		return f, rec, err
 	}
 	f, err := s.fs.Open(s.path(id))
 	if err != nil {
-		return nil, 0, err
+		return nil, rec, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
+	return f, rec, nil
+}
+
+// Locate says where a shard's bytes are on disk: a shard file, or a pack
+// file and the offset in it; path is "" for a shard stored inline in the
+// index. For the operator and for tests (that damage shards on purpose).
+// Errors: ErrNotFound.
+func (s *Store) Locate(id ShardID) (path string, off int64, err error) {
+	rec, _, err := s.lookup(id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", 0, fmt.Errorf("locate %s: %w", id, ErrNotFound)
+	case err != nil:
+		return "", 0, err
+	case rec.Inline:
+		return "", 0, nil
+	case rec.Pack != 0:
+		return s.packs.path(rec.Pack), rec.Off, nil
 	}
-	return f, st.Size(), nil
+	return s.path(id), 0, nil
 }
 
 func (s sectionReadCloser) Close() error { return s.f.Close() }
@@ -602,20 +654,28 @@ func (s *Store) Delete(ctx context.Context, id ShardID) error {
 	return s.removeLocked(id, "")
 }
 
-// removeLocked unlinks the shard file (or moves it to moveTo) and then drops
-// its index record. The caller holds the shard's lock.
+// removeLocked unlinks the shard file (or moves it to moveTo: a pack or
+// inline shard is copied there) and then drops its index record. The
+// caller holds the shard's lock.
 func (s *Store) removeLocked(id ShardID, moveTo string) error {
-	data, err := s.inlineBytes(id)
-	if err != nil {
+	rec, data, err := s.lookup(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", id, ErrNotFound)
+	} else if err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
-	if data != nil {
+	if rec.Inline || rec.Pack != 0 {
 		if moveTo != "" {
+			if rec.Pack != 0 {
+				if data, err = s.packBytes(rec); err != nil {
+					return fmt.Errorf("delete %s: %w", id, err)
+				}
+			}
 			if err := s.writeFile(moveTo, data); err != nil {
 				return fmt.Errorf("delete %s: %w", id, err)
 			}
 		}
-		return s.updateIndex(func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
+		return s.updateIndex(nil, func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
 	}
 	p := s.path(id)
 	if moveTo != "" {
@@ -623,9 +683,7 @@ func (s *Store) removeLocked(id ShardID, moveTo string) error {
 	} else {
 		err = s.fs.Remove(p)
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("delete %s: %w", id, ErrNotFound)
-	} else if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) { // a missing file: drop the record
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	if err := s.fs.SyncDir(filepath.Dir(p)); err != nil {
@@ -636,7 +694,19 @@ func (s *Store) removeLocked(id ShardID, moveTo string) error {
 			return fmt.Errorf("delete %s: %w", id, err)
 		}
 	}
-	return s.updateIndex(func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
+	return s.updateIndex(nil, func(tx *indexTx) error { return tx.deleteRecord(id.String()) })
+}
+
+// packBytes reads a pack shard's bytes.
+func (s *Store) packBytes(rec record) ([]byte, error) {
+	r, err := s.packs.open(packRange{rec.Pack, rec.Off}, rec.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data := make([]byte, rec.Size)
+	_, err = io.ReadFull(r, data)
+	return data, err
 }
 
 // writeFile writes data to a new durable file at path (quarantined
@@ -762,8 +832,14 @@ func leafKey(l uint32) []byte { return binary.BigEndian.AppendUint32(nil, l) }
 type indexTx struct {
 	tx     *bolt.Tx
 	deltas []leafDelta
-	shards int64 // records added minus removed
-	bytes  int64 // their sizes
+	freed  []freedRange // pack ranges of dropped records: freed once committed
+	shards int64        // records added minus removed
+	bytes  int64        // their sizes
+}
+
+type freedRange struct {
+	r packRange
+	n int64
 }
 
 type leafDelta struct {
@@ -774,10 +850,12 @@ type leafDelta struct {
 // updateIndex runs f in a write transaction (shared with concurrent
 // updates: group commit) and, once it has committed, applies its leaf
 // changes to the in-memory tree (XOR commutes, so concurrent commits may
-// apply in any order). f may run more than once.
-func (s *Store) updateIndex(f func(*indexTx) error) error {
+// apply in any order) and frees the pack ranges of the records it
+// dropped. f may run more than once. If sync is not nil (the pack f's
+// record names), it is synced before the commit.
+func (s *Store) updateIndex(sync syncer, f func(*indexTx) error) error {
 	var x indexTx
-	if err := s.commit.update(func(tx *bolt.Tx) error {
+	if err := s.commit.update(sync, func(tx *bolt.Tx) error {
 		x = indexTx{tx: tx}
 		return f(&x)
 	}); err != nil {
@@ -789,6 +867,9 @@ func (s *Store) updateIndex(f func(*indexTx) error) error {
 		}
 		s.shards.Add(x.shards)
 		s.bytes.Add(x.bytes)
+	}
+	for _, fr := range x.freed {
+		s.packs.free(fr.r, fr.n)
 	}
 	return nil
 }
@@ -850,6 +931,9 @@ func (x *indexTx) deleteRecord(key string) error {
 			return err
 		}
 	}
+	if old.Pack != 0 {
+		x.freed = append(x.freed, freedRange{packRange{old.Pack, old.Off}, old.Size})
+	}
 	x.shards--
 	x.bytes -= old.Size
 	return b.Delete([]byte(key))
@@ -876,10 +960,30 @@ func (s *Store) reconcile() error {
 	}); err != nil {
 		return fmt.Errorf("storagenode: reconcile: %w", err)
 	}
+	// Pack shards: their packs are opened against the records; records
+	// whose bytes are not there are dropped below.
+	named := map[uint32]map[int64]int64{}
+	for _, rec := range indexed {
+		if rec.Pack != 0 {
+			if named[rec.Pack] == nil {
+				named[rec.Pack] = map[int64]int64{}
+			}
+			named[rec.Pack][rec.Off] = rec.Size
+		}
+	}
+	pks, missing, err := openPacks(s.fs, filepath.Join(s.dir, "packs"), filepath.Join(s.dir, "quarantine"), named)
+	if err != nil {
+		return err
+	}
+	s.packs = pks
+	gone := map[packRange]bool{}
+	for _, r := range missing {
+		gone[r] = true
+	}
 	matched := map[string]bool{}
 	root := filepath.Join(s.dir, "shards")
 	var moved []string // directories whose entries moved to quarantine/
-	err := s.fs.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = s.fs.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -915,19 +1019,26 @@ func (s *Store) reconcile() error {
 	}
 	var drop []string
 	for k, rec := range indexed {
-		if !matched[k] && !rec.Inline { // inline shards have no file
+		switch {
+		case rec.Inline: // no file
+		case rec.Pack != 0:
+			if gone[packRange{rec.Pack, rec.Off}] {
+				drop = append(drop, k)
+			}
+		case !matched[k]:
 			drop = append(drop, k)
 		}
 	}
 	if len(drop) == 0 {
 		return nil
 	}
-	return s.updateIndex(func(tx *indexTx) error {
+	return s.updateIndex(nil, func(tx *indexTx) error {
 		for _, k := range drop {
 			if err := tx.deleteRecord(k); err != nil {
 				return err
 			}
 		}
+		tx.freed = nil // openPacks counted none of these ranges
 		return nil
 	})
 }
@@ -961,7 +1072,7 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 		seen[info.ID] = true
 		id, _ := ParseShardID(info.ID)
 		want[id.Leaf()] = want[id.Leaf()].Xor(info.EntryDigest())
-		f, size, err := s.openData(id)
+		f, rec, err := s.openData(id)
 		if errors.Is(err, fs.ErrNotExist) {
 			rep.MissingFiles = append(rep.MissingFiles, info.ID)
 			return nil
@@ -969,6 +1080,14 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 			return err
 		}
 		defer f.Close()
+		size := rec.Size
+		if st, ok := f.(interface{ Stat() (fs.FileInfo, error) }); ok { // a file
+			fi, err := st.Stat()
+			if err != nil {
+				return err
+			}
+			size = fi.Size()
+		}
 		h := erasure.NewShardHasher()
 		n, err := erasure.CopyRecords(h, f, info.BlockLen)
 		if errors.Is(err, erasure.ErrCorrupt) {

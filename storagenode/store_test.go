@@ -35,12 +35,12 @@ func openStoreWith(t *testing.T, dir string, opts storagenode.Options) *storagen
 // that splits its shards between the two.
 func TestStoreConformance(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		inlineMax int64
-	}{{"default", 0}, {"files", -1}, {"mixed", 3000}} {
+		name               string
+		inlineMax, packMax int64
+	}{{"default", 0, 0}, {"files", -1, -1}, {"packs", -1, 0}, {"mixed", 3000, 6000}} {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
-				s := openStoreWith(t, t.TempDir(), storagenode.Options{InlineMax: tc.inlineMax})
+				s := openStoreWith(t, t.TempDir(), storagenode.Options{InlineMax: tc.inlineMax, PackMax: tc.packMax})
 				t.Cleanup(func() {
 					rep, err := s.Check(context.Background())
 					if err != nil || !rep.OK() {
@@ -97,7 +97,7 @@ func TestReconcileInlineLeftoverFile(t *testing.T) {
 func TestReconcileCrashStates(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	files := storagenode.Options{InlineMax: -1}
+	files := storagenode.Options{InlineMax: -1, PackMax: -1}
 	s := openStoreWith(t, dir, files)
 	keep, orphan, gone := storetest.ID(1, 1, 0), storetest.ID(2, 2, 0), storetest.ID(3, 3, 0)
 	for _, id := range []storagenode.ShardID{keep, gone} {
@@ -138,16 +138,26 @@ func TestReconcileCrashStates(t *testing.T) {
 
 // TestFullReadChecksWholeFileHash swaps a shard's file for another shard
 // whose every block is valid: ranged reads cannot tell, a whole read must.
+// Shards as files and in packs; inline: TestScrubQuarantinesRot.
 func TestFullReadChecksWholeFileHash(t *testing.T) {
+	for name, opts := range map[string]storagenode.Options{"files": {InlineMax: -1, PackMax: -1}, "packs": {InlineMax: -1}} {
+		t.Run(name, func(t *testing.T) { testFullReadChecksWholeFileHash(t, opts) })
+	}
+}
+
+func testFullReadChecksWholeFileHash(t *testing.T, opts storagenode.Options) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openStoreWith(t, dir, storagenode.Options{InlineMax: -1}) // the file path; inline: TestScrubQuarantinesRot
+	s := openStoreWith(t, dir, opts)
 	id := storetest.ID(4, 4, 1)
 	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(1, 9000))); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
-	if err := os.WriteFile(p, storetest.MakeShard(2, 9000), 0o644); err != nil {
+	p, off, err := s.Locate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeAt(p, off, storetest.MakeShard(2, 9000)); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := s.Open(ctx, id, 0, -1)
@@ -188,6 +198,25 @@ func (f noSpaceFile) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
+func (f noSpaceFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.fs.full {
+		return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (fs *noSpaceFS) OpenFile(name string) (storagenode.File, error) {
+	f, err := fs.OSFS.OpenFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return noSpaceFile{f, fs}, nil
+}
+
+func (fs *noSpaceFS) Punch(f storagenode.File, off, n int64) error {
+	return fs.OSFS.Punch(f.(noSpaceFile).File, off, n)
+}
+
 func (fs *noSpaceFS) CreateTemp(dir, pattern string) (storagenode.File, error) {
 	f, err := fs.OSFS.CreateTemp(dir, pattern)
 	if err != nil {
@@ -199,10 +228,16 @@ func (fs *noSpaceFS) CreateTemp(dir, pattern string) (storagenode.File, error) {
 // TestNoSpaceIsErrFull: a write that meets ENOSPC fails with ErrFull and
 // leaves nothing behind; the store takes shards again once there is room.
 func TestNoSpaceIsErrFull(t *testing.T) {
+	t.Run("files", func(t *testing.T) { testNoSpace(t, storagenode.Options{InlineMax: -1, PackMax: -1}) })
+	t.Run("packs", func(t *testing.T) { testNoSpace(t, storagenode.Options{InlineMax: -1}) })
+}
+
+func testNoSpace(t *testing.T, opts storagenode.Options) {
 	ctx := context.Background()
 	fsys := &noSpaceFS{full: true}
 	dir := t.TempDir()
-	s, err := storagenode.Open(dir, storagenode.Options{FS: fsys, InlineMax: -1})
+	opts.FS = fsys
+	s, err := storagenode.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,4 +263,15 @@ func TestLocalConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
 		return storagenode.NewServer(openStore(t, t.TempDir()), []byte("k"), nil, nil).Local()
 	})
+}
+
+// writeAt overwrites len(b) bytes of the file at path at off (damage).
+func writeAt(path string, off int64, b []byte) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteAt(b, off)
+	return err
 }

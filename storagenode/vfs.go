@@ -1,11 +1,14 @@
 package storagenode
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // FS is the file system under a Store's shard files: the OS's (OSFS), or
@@ -20,6 +23,13 @@ type FS interface {
 	CreateTemp(dir, pattern string) (File, error)
 	// Open opens a file for reading. Errors wrap fs.ErrNotExist.
 	Open(name string) (File, error)
+	// OpenFile opens a file for reading and writing (WriteAt), creating
+	// it empty if it does not exist (its entry not synced).
+	OpenFile(name string) (File, error)
+	// Punch gives back the space of n bytes of f at off: they read as
+	// zeros after, the file's size is unchanged. Not synced: a crash may
+	// bring the bytes back.
+	Punch(f File, off, n int64) error
 	Rename(oldpath, newpath string) error
 	Remove(name string) error
 	Stat(name string) (fs.FileInfo, error)
@@ -36,6 +46,7 @@ type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
+	io.WriterAt
 	io.Closer
 	// Sync makes the file's content durable.
 	Sync() error
@@ -65,6 +76,25 @@ func (OSFS) WalkDir(root string, fn fs.WalkDirFunc) error { return filepath.Walk
 func (OSFS) CreateTemp(dir, pattern string) (File, error) { return os.CreateTemp(dir, pattern) }
 
 func (OSFS) Open(name string) (File, error) { return os.Open(name) }
+
+func (OSFS) OpenFile(name string) (File, error) {
+	return os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+}
+
+// Punch implements FS with fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE).
+// A file system that cannot punch holes keeps the bytes (space is not
+// given back; nothing else changes).
+func (OSFS) Punch(f File, off, n int64) error {
+	of, ok := f.(*os.File)
+	if !ok || n <= 0 {
+		return nil
+	}
+	err := unix.Fallocate(int(of.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	return err
+}
 
 func (OSFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -138,7 +137,7 @@ func TestCorruptShardReadAndQueued(t *testing.T) {
 	for _, n := range s.Nodes {
 		n.Shards().Walk(ctx, func(info storagenode.ShardInfo) error {
 			if id, _ := storagenode.ParseShardID(info.ID); id.Index == 0 {
-				corruptFile(t, n.Shards().Dir(), id)
+				corruptFile(t, n.Shards(), id)
 				corrupted = true
 			}
 			return nil
@@ -160,24 +159,23 @@ func TestCorruptShardReadAndQueued(t *testing.T) {
 	})
 }
 
-// shardFile is where a node keeps a shard stored as a file (shards above
-// storagenode.DefaultInlineMax; smaller ones are inline in its index).
-func shardFile(dir string, id storagenode.ShardID) string {
-	return filepath.Join(dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
-}
-
-// corruptFile flips a byte inside the first block of a shard file.
-func corruptFile(t *testing.T, dir string, id storagenode.ShardID) {
+// corruptFile flips a byte inside the first block of a shard stored in a
+// file or a pack (not inline in the node's index).
+func corruptFile(t *testing.T, store *storagenode.Store, id storagenode.ShardID) {
 	t.Helper()
-	f, err := os.OpenFile(shardFile(dir, id), os.O_RDWR, 0)
+	path, off, err := store.Locate(id)
+	if err != nil || path == "" {
+		t.Fatalf("shard %s: not in a file or pack (%v)", id, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	b := make([]byte, 1)
-	f.ReadAt(b, 100)
+	f.ReadAt(b, off+100)
 	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, 100); err != nil {
+	if _, err := f.WriteAt(b, off+100); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -144,7 +143,7 @@ func TestRepairRebuildsCorruptShard(t *testing.T) {
 		}
 	}
 	id := storagenode.ShardID{Segment: seg.ID, Index: 1}
-	corruptFile(t, victim.Shards().Dir(), id)
+	corruptFile(t, victim.Shards(), id)
 	o, err := c.GetObject(ctx, "rot", "k", minio.GetObjectOptions{})
 	noErr(t, err)
 	if got := readAll(t, o); !bytes.Equal(got, data) {
@@ -197,8 +196,8 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 		var ids []storagenode.ShardID
 		n.Shards().Walk(ctx, func(info storagenode.ShardInfo) error {
 			id, _ := storagenode.ParseShardID(info.ID)
-			if _, err := os.Stat(shardFile(n.Shards().Dir(), id)); err == nil {
-				ids = append(ids, id) // a file, not inline (rot of those: storagenode's tests)
+			if p, _, err := n.Shards().Locate(id); err == nil && p != "" {
+				ids = append(ids, id) // a file or pack, not inline (rot of those: storagenode's tests)
 			}
 			return nil
 		})
@@ -206,7 +205,7 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 			t.Fatalf("%s holds %d shard files", n.ID, len(ids))
 		}
 		for _, id := range ids[:3] {
-			corruptFile(t, n.Shards().Dir(), id)
+			corruptFile(t, n.Shards(), id)
 			flipped++
 		}
 	}

@@ -199,6 +199,46 @@ func (f *FS) Open(name string) (storagenode.File, error) {
 	return &file{fs: f, n: n, name: name}, nil
 }
 
+// OpenFile implements storagenode.FS: a new file's entry is not durable
+// until its directory is synced.
+func (f *FS) OpenFile(name string) (storagenode.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n, err := f.lookup(name); err == nil {
+		if n.dir {
+			return nil, fmt.Errorf("crashfs: open %s: a directory", name)
+		}
+		return &file{fs: f, n: n, name: name, write: true}, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	d, base, err := f.parent(name)
+	if err != nil {
+		return nil, err
+	}
+	n := f.newNode(false)
+	d.entries[base] = n
+	return &file{fs: f, n: n, name: name, write: true}, nil
+}
+
+// Punch implements storagenode.FS: the bytes read as zeros; like a write,
+// it is durable only after the next Sync.
+func (f *FS) Punch(sf storagenode.File, off, n int64) error {
+	h, ok := sf.(*file)
+	if !ok {
+		return fmt.Errorf("crashfs: punch: not a crashfs file")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashed {
+		return ErrCrashed
+	}
+	for i := off; i < off+n && i < int64(len(h.n.data)); i++ {
+		h.n.data[i] = 0
+	}
+	return nil
+}
+
 func (f *FS) Rename(oldpath, newpath string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -376,6 +416,22 @@ func (h *file) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("crashfs: %s: opened read-only", h.name)
 	}
 	h.n.data = append(h.n.data, p...)
+	return len(p), nil
+}
+
+func (h *file) WriteAt(p []byte, off int64) (int, error) {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.fs.crashed {
+		return 0, ErrCrashed
+	}
+	if !h.write {
+		return 0, fmt.Errorf("crashfs: %s: opened read-only", h.name)
+	}
+	if end := off + int64(len(p)); end > int64(len(h.n.data)) {
+		h.n.data = append(h.n.data, make([]byte, end-int64(len(h.n.data)))...)
+	}
+	copy(h.n.data[off:], p)
 	return len(p), nil
 }
 

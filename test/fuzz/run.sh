@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.."
 FUZZTIME="${FUZZTIME:-20s}"
 FUZZERS=(
 	./erasure/:FuzzCopyRecords
+	./erasure/:FuzzAppendRecords
 	./gateway/s3/:FuzzParseAuthHeader
 	./gateway/s3/:FuzzChunkedBody
 	./gateway/s3/:FuzzCanonicalQuery
