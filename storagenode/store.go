@@ -115,6 +115,9 @@ type Store struct {
 	packMax   int64
 	packs     *packs
 	bufs      bufPool
+	// directBufs recycles the aligned buffers of direct (O_DIRECT) shard
+	// file writes (*[]byte of directBufSize).
+	directBufs sync.Pool
 }
 
 // IndexCommits returns the index commits made since Open and the changes
@@ -321,7 +324,14 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	final := s.path(id)
 	h := erasure.NewShardHasher()
 	in := ctxReader{ctx, r}
-	buf, more, err := erasure.AppendRecords(s.bufs.get(minBufClass), in, blockLen, max(s.inlineMax, s.packMax), h, s.bufs.grow)
+	memMax := max(s.inlineMax, s.packMax)
+	grow := func(b []byte, n int) []byte {
+		if len(b) >= erasure.HashSize+blockLen { // a full record read: a big shard, likely
+			return s.bufs.grow(b, int(memMax)+erasure.HashSize+blockLen-len(b))
+		}
+		return s.bufs.grow(b, n)
+	}
+	buf, more, err := erasure.AppendRecords(s.bufs.get(minBufClass), in, blockLen, memMax, h, grow)
 	defer func() { s.bufs.put(buf) }() // after the index commit: bbolt holds inline values until then
 	n := int64(len(buf))
 	var spill *tempFile
@@ -329,9 +339,16 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 		spill, err = s.createTemp(final)
 		if err == nil {
 			defer spill.discard(s.fs)
-			if _, err = spill.f.Write(buf); err == nil {
+			_, err = spill.f.Write(buf)
+			s.bufs.put(buf)
+			buf = nil
+			if err == nil {
 				var m int64
-				m, err = erasure.CopyRecords(io.MultiWriter(spill.f, h), in, blockLen)
+				if rc, ok := spill.f.(recordCopier); ok {
+					m, err = rc.CopyRecords(in, blockLen, h)
+				} else {
+					m, err = erasure.CopyRecords(io.MultiWriter(spill.f, h), in, blockLen)
+				}
 				n += m
 			}
 			if err == nil {
@@ -424,10 +441,18 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 // directory: never a shard id, removed by Open.
 const tempPrefix = ".tmp."
 
+// recordCopier is a File that reads shard records in itself (a direct
+// file: straight into its aligned buffer), as erasure.CopyRecords into
+// io.MultiWriter(file, h) would.
+type recordCopier interface {
+	CopyRecords(r io.Reader, blockLen int, h io.Writer) (int64, error)
+}
+
 // tempFile is a shard file being written under a temp name.
 type tempFile struct {
 	f       File
-	renamed bool // renamed into place: discard leaves it
+	renamed bool   // renamed into place: discard leaves it
+	release func() // gives back the direct write buffer, if any
 }
 
 // createTemp creates the temp file for the shard file final, in its
@@ -436,12 +461,31 @@ func (s *Store) createTemp(final string) (*tempFile, error) {
 	if err := s.ensureDir(filepath.Dir(final)); err != nil {
 		return nil, err
 	}
-	f, err := s.fs.CreateTemp(filepath.Dir(final), tempPrefix+filepath.Base(final)+".*")
+	pattern := tempPrefix + filepath.Base(final) + ".*"
+	if dc, ok := s.fs.(DirectCreator); ok {
+		// Large shards skip the page cache (as MinIO's do): no copy into
+		// it, no dirty pages for writeback to flush later.
+		buf, _ := s.directBufs.Get().(*[]byte)
+		if buf == nil {
+			b := AlignedBuffer(directBufSize)
+			buf = &b
+		}
+		f, err := dc.CreateTempDirect(filepath.Dir(final), pattern, *buf)
+		if err != nil {
+			s.directBufs.Put(buf)
+			return nil, err
+		}
+		return &tempFile{f: f, release: func() { s.directBufs.Put(buf) }}, nil
+	}
+	f, err := s.fs.CreateTemp(filepath.Dir(final), pattern)
 	if err != nil {
 		return nil, err
 	}
 	return &tempFile{f: f}, nil
 }
+
+// directBufSize is the size of the aligned buffers of direct writes.
+const directBufSize = 1 << 20
 
 // discard removes the temp file unless it was renamed into place (closing
 // twice is harmless).
@@ -449,6 +493,9 @@ func (t *tempFile) discard(fsys FS) {
 	if !t.renamed {
 		t.f.Close()
 		fsys.Remove(t.f.Name())
+	}
+	if t.release != nil {
+		t.release()
 	}
 }
 

@@ -217,6 +217,14 @@ func (fs *noSpaceFS) Punch(f storagenode.File, off, n int64) error {
 	return fs.OSFS.Punch(f.(noSpaceFile).File, off, n)
 }
 
+func (fs *noSpaceFS) CreateTempDirect(dir, pattern string, buf []byte) (storagenode.File, error) {
+	f, err := fs.OSFS.CreateTempDirect(dir, pattern, buf)
+	if err != nil {
+		return nil, err
+	}
+	return noSpaceFile{f, fs}, nil
+}
+
 func (fs *noSpaceFS) CreateTemp(dir, pattern string) (storagenode.File, error) {
 	f, err := fs.OSFS.CreateTemp(dir, pattern)
 	if err != nil {

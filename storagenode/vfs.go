@@ -1,14 +1,21 @@
 package storagenode
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sherdstore/sherd/erasure"
 )
 
 // FS is the file system under a Store's shard files: the OS's (OSFS), or
@@ -61,6 +68,30 @@ type FreeSpacer interface {
 	FreeSpace(dir string) (int64, error)
 }
 
+// DirectCreator is what an FS that can write new files around the page
+// cache does (OSFS: O_DIRECT): CreateTemp, but the file writes through
+// buf (aligned to DirectAlign, a multiple of it long; the caller owns it
+// again once the file is closed) in whole buffers, and its tail when it is
+// synced; writes after Sync are not allowed. A file system that cannot
+// (tmpfs on older kernels) gives a plain file.
+type DirectCreator interface {
+	CreateTempDirect(dir, pattern string, buf []byte) (File, error)
+}
+
+// DirectAlign is the alignment of O_DIRECT buffers, offsets and lengths.
+const DirectAlign = 4096
+
+// AlignedBuffer returns a buffer of n bytes (a multiple of DirectAlign)
+// whose address is aligned to DirectAlign.
+func AlignedBuffer(n int) []byte {
+	b := make([]byte, n+DirectAlign)
+	off := DirectAlign - int(uintptr(unsafe.Pointer(&b[0]))%DirectAlign)
+	if off == DirectAlign {
+		off = 0
+	}
+	return b[off : off+n : off+n]
+}
+
 // OSFS is the operating system's file system.
 type OSFS struct{}
 
@@ -76,6 +107,116 @@ func (OSFS) WalkDir(root string, fn fs.WalkDirFunc) error { return filepath.Walk
 func (OSFS) CreateTemp(dir, pattern string) (File, error) { return os.CreateTemp(dir, pattern) }
 
 func (OSFS) Open(name string) (File, error) { return os.Open(name) }
+
+// CreateTempDirect implements DirectCreator with O_DIRECT.
+func (fsys OSFS) CreateTempDirect(dir, pattern string, buf []byte) (File, error) {
+	if len(buf) == 0 || len(buf)%DirectAlign != 0 || uintptr(unsafe.Pointer(&buf[0]))%DirectAlign != 0 {
+		return nil, fmt.Errorf("storagenode: create %s: direct buffer not aligned", dir)
+	}
+	var rnd [8]byte
+	for range 100 {
+		rand.Read(rnd[:])
+		name := filepath.Join(dir, strings.Replace(pattern, "*", hex.EncodeToString(rnd[:]), 1))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_DIRECT, 0o600)
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			continue
+		case errors.Is(err, syscall.EINVAL): // no O_DIRECT here
+			return fsys.CreateTemp(dir, pattern)
+		case err != nil:
+			return nil, err
+		}
+		return &directFile{File: f, buf: buf}, nil
+	}
+	return nil, fmt.Errorf("storagenode: create temp in %s: no free name", dir)
+}
+
+// directFile writes an O_DIRECT file through an aligned buffer: whole
+// buffers go straight to the disk, the tail (any length) is written with
+// O_DIRECT cleared when the file is synced.
+type directFile struct {
+	*os.File
+	buf  []byte
+	n    int  // bytes in buf
+	tail bool // the tail is written: no more writes
+}
+
+func (d *directFile) Write(p []byte) (int, error) {
+	if d.tail {
+		return 0, fmt.Errorf("storagenode: write to %s after sync", d.Name())
+	}
+	done := 0
+	for len(p) > 0 {
+		c := copy(d.buf[d.n:], p)
+		d.n += c
+		p = p[c:]
+		done += c
+		if d.n == len(d.buf) {
+			if _, err := d.File.Write(d.buf); err != nil {
+				return done - c, err
+			}
+			d.n = 0
+		}
+	}
+	return done, nil
+}
+
+// CopyRecords reads shard records from r straight into the file's
+// aligned buffer (erasure.AppendRecords: each checked, and written to h),
+// writing whole aligned chunks as they fill, after what Write buffered:
+// the records are not copied on the way (erasure.CopyRecords into Write
+// would copy each). It returns the bytes read; errors as
+// erasure.CopyRecords'.
+func (d *directFile) CopyRecords(r io.Reader, blockLen int, h io.Writer) (int64, error) {
+	want := erasure.HashSize + blockLen
+	if d.tail || len(d.buf) < 2*want {
+		return erasure.CopyRecords(io.MultiWriter(d, h), r, blockLen)
+	}
+	var total int64
+	for {
+		start := d.n
+		b, more, err := erasure.AppendRecords(d.buf[:d.n], r, blockLen, int64(len(d.buf)-want), h, func([]byte, int) []byte {
+			panic("storagenode: direct buffer outgrown") // max leaves room for a whole record
+		})
+		d.n = len(b)
+		total += int64(d.n - start)
+		if err != nil {
+			return total, err
+		}
+		if full := d.n &^ (DirectAlign - 1); full > 0 {
+			if _, err := d.File.Write(d.buf[:full]); err != nil {
+				return total, err
+			}
+			d.n = copy(d.buf, d.buf[full:d.n])
+		}
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// WriteAt is not supported: a direct file is written in order.
+func (d *directFile) WriteAt(p []byte, off int64) (int, error) {
+	return 0, fmt.Errorf("storagenode: WriteAt on %s: %w", d.Name(), errors.ErrUnsupported)
+}
+
+// Sync writes the buffered tail without O_DIRECT, then fsyncs.
+func (d *directFile) Sync() error {
+	if !d.tail && d.n > 0 {
+		fl, err := unix.FcntlInt(d.Fd(), unix.F_GETFL, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := unix.FcntlInt(d.Fd(), unix.F_SETFL, fl&^unix.O_DIRECT); err != nil {
+			return err
+		}
+		if _, err := d.File.Write(d.buf[:d.n]); err != nil {
+			return err
+		}
+	}
+	d.tail = true
+	return d.File.Sync()
+}
 
 func (OSFS) OpenFile(name string) (File, error) {
 	return os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
