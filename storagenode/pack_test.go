@@ -183,3 +183,38 @@ func TestPackReplaceAndQuarantine(t *testing.T) {
 		t.Fatalf("check: %+v %v", rep, err)
 	}
 }
+
+// Reads racing deletes of pack shards see the shard or ErrNotFound, never
+// a punched (zeroed) range.
+func TestPackReadRacingDelete(t *testing.T) {
+	ctx := context.Background()
+	s := openStoreWith(t, t.TempDir(), packsOnly)
+	data := storetest.MakeShard(4, 6000)
+	for i := range 200 {
+		id := storetest.ID(uint32(i), i, 0)
+		putShard(t, s, id, data)
+		done := make(chan error)
+		go func() {
+			for {
+				got, err := readShard(t, s, id)
+				switch {
+				case errors.Is(err, storagenode.ErrNotFound):
+					done <- nil
+					return
+				case err != nil:
+					done <- err
+					return
+				case !bytes.Equal(got, data):
+					done <- errors.New("read other bytes than the shard's")
+					return
+				}
+			}
+		}()
+		if err := s.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+}

@@ -609,9 +609,22 @@ func (s *Store) lookup(id ShardID) (record, []byte, error) {
 // size stored may differ from the record's (a damaged file): readers check.
 func (s *Store) openData(id ShardID) (shardData, record, error) {
 	rec, data, err := s.lookup(id)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, rec, err
+	}
+	if rec.Pack != 0 {
+		// Looked up again under the shard's lock, which a delete or
+		// replace holds until it has freed the old range: so the reader
+		// is registered before the free (which then waits for it) or
+		// finds the record gone or changed, never a punched range.
+		mu := s.lock(id)
+		mu.Lock()
+		defer mu.Unlock()
+		if rec, data, err = s.lookup(id); err != nil {
+			return nil, rec, err
+		}
+	}
+	switch {
 	case rec.Inline:
 		return inlineData{bytes.NewReader(data)}, rec, nil
 	case rec.Pack != 0:
