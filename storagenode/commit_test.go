@@ -14,14 +14,7 @@ import (
 // Concurrent updates share commits; each writer returns after its change
 // committed; a failing change fails only its own writer.
 func TestGroupCommit(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
-		t.Fatal(err)
-	}
+	db := openTestDB(t)
 	c := &committer{db: db}
 	const writers = 50
 	const bad = 17
@@ -106,14 +99,7 @@ func (s *countingSyncer) Sync() error {
 // the commit; when that sync fails, those changes fail and are not
 // committed, and the others commit.
 func TestGroupCommitSyncs(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
-		t.Fatal(err)
-	}
+	db := openTestDB(t)
 	c := &committer{db: db}
 	good, bad := &countingSyncer{}, &countingSyncer{err: errors.New("EIO")}
 	release := make(chan struct{})
@@ -163,4 +149,18 @@ func TestGroupCommitSyncs(t *testing.T) {
 	if good.syncs != 1 || bad.syncs != 1 {
 		t.Fatalf("syncs: good %d, bad %d; want one each for the whole batch", good.syncs, bad.syncs)
 	}
+}
+
+// openTestDB opens a bbolt file with one bucket, "b", closed at cleanup.
+func openTestDB(t *testing.T) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
