@@ -17,6 +17,9 @@ package antientropy
 //   - Shards are deleted before the metadata that names them (FinishGC
 //     removes the entry last), so a crash at any point leaves an entry that
 //     the next pass completes; deleting an absent shard is not an error.
+//   - Up to Parallel entries are collected at once, and an entry's shards
+//     in parallel: a node's deletes then share index commits (its group
+//     commit) instead of paying one each.
 
 import (
 	"context"
@@ -25,6 +28,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/storagenode"
@@ -44,6 +49,8 @@ type Collector struct {
 	Grace time.Duration // how long released shards stay readable
 	Now   func() time.Time
 	Log   *slog.Logger
+	// Parallel is how many entries are collected at once (default 8).
+	Parallel int
 
 	mu    sync.Mutex
 	total GCTotals
@@ -111,21 +118,34 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 		return st, err
 	}
 	seen := c.firstSeen(entries, now())
+	var mu sync.Mutex // guards st
+	g, gctx := errgroup.WithContext(ctx)
+	if c.Parallel > 0 {
+		g.SetLimit(c.Parallel)
+	} else {
+		g.SetLimit(8)
+	}
 	for _, e := range entries {
 		if !due(seen[e.ID], now(), c.Grace) {
 			st.Deferred++
 			continue
 		}
-		n, parked, err := c.collect(ctx, e)
-		st.Shards += n
-		st.Parked += parked
-		if err != nil {
-			st.Deferred++
-			c.log().Debug("gc entry deferred", "entry", e.ID, "err", err)
-			continue
-		}
-		st.Entries++
+		g.Go(func() error {
+			n, parked, err := c.collect(gctx, e)
+			mu.Lock()
+			defer mu.Unlock()
+			st.Shards += n
+			st.Parked += parked
+			if err != nil {
+				st.Deferred++
+				c.log().Debug("gc entry deferred", "entry", e.ID, "err", err)
+				return nil
+			}
+			st.Entries++
+			return nil
+		})
 	}
+	g.Wait()
 	late, err := c.collectParked(ctx)
 	st.Late = late
 	return st, err
@@ -138,8 +158,13 @@ func (c *Collector) collect(ctx context.Context, e metadata.GCEntry) (deleted, p
 	if err != nil {
 		return 0, 0, err
 	}
-	var errs []error
-	var later []metadata.ShardRef
+	var (
+		mu    sync.Mutex // guards errs, later, deleted
+		errs  []error
+		later []metadata.ShardRef
+		g     errgroup.Group
+	)
+	g.SetLimit(16)
 	for _, seg := range segs {
 		for i, node := range seg.Nodes {
 			if i < len(seg.ShardHashes) && seg.ShardHashes[i] == "" {
@@ -150,16 +175,22 @@ func (c *Collector) collect(ctx context.Context, e metadata.GCEntry) (deleted, p
 				later = append(later, metadata.ShardRef{Node: node, Segment: seg.ID, Index: i})
 				continue
 			}
-			err := store.Delete(ctx, storagenode.ShardID{Segment: seg.ID, Index: i})
-			switch {
-			case err == nil:
-				deleted++
-			case errors.Is(err, storagenode.ErrNotFound):
-			default:
-				errs = append(errs, err)
-			}
+			g.Go(func() error {
+				err := store.Delete(ctx, storagenode.ShardID{Segment: seg.ID, Index: i})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					deleted++
+				case errors.Is(err, storagenode.ErrNotFound):
+				default:
+					errs = append(errs, err)
+				}
+				return nil
+			})
 		}
 	}
+	g.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return deleted, 0, err
 	}

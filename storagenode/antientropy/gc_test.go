@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,9 +12,11 @@ import (
 	"github.com/sherdstore/sherd/storagenode"
 )
 
-// fakeMeta is the part of metadata.Store the collector uses.
+// fakeMeta is the part of metadata.Store the collector uses (safe for
+// the collector's concurrent calls).
 type fakeMeta struct {
 	metadata.Store
+	mu       sync.Mutex
 	entries  []metadata.GCEntry
 	finished []string
 	parked   []metadata.ShardRef
@@ -24,10 +27,14 @@ func (f *fakeMeta) GCSegments(_ context.Context, e metadata.GCEntry) ([]metadata
 	return []metadata.Segment{*e.Segment}, nil
 }
 func (f *fakeMeta) FinishGC(_ context.Context, e metadata.GCEntry, _ []metadata.Segment) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.finished = append(f.finished, e.ID)
 	return nil
 }
 func (f *fakeMeta) DeferDeletes(_ context.Context, refs []metadata.ShardRef) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.parked = append(f.parked, refs...)
 	return nil
 }
@@ -56,10 +63,13 @@ func (f *fakeMeta) DropDeferredDeletes(_ context.Context, refs []metadata.ShardR
 
 type fakeStore struct {
 	storagenode.ShardStore
+	mu      sync.Mutex
 	deleted []string
 }
 
 func (f *fakeStore) Delete(_ context.Context, id storagenode.ShardID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.deleted = append(f.deleted, id.String())
 	return nil
 }
@@ -112,13 +122,14 @@ func TestCollector(t *testing.T) {
 	// "old": shards 0 and 2 deleted (1 was never written); "young" waits
 	// for its grace; "node-down" finishes, its shard on the down node
 	// parked for later.
-	if st.Entries != 2 || st.Deferred != 1 || st.Parked != 1 || !slices.Equal(meta.finished, []string{"old", "node-down"}) {
+	slices.Sort(meta.finished) // collected concurrently
+	if st.Entries != 2 || st.Deferred != 1 || st.Parked != 1 || !slices.Equal(meta.finished, []string{"node-down", "old"}) {
 		t.Fatalf("stats %+v finished %v", st, meta.finished)
 	}
 	if want := []metadata.ShardRef{{Node: "down", Segment: "cc", Index: 2}}; !slices.Equal(meta.parked, want) {
 		t.Fatalf("parked %v", meta.parked)
 	}
-	if d := nodes["n1"].deleted; len(d) != 2 || d[0] != "aa.0" {
+	if d := nodes["n1"].deleted; len(d) != 2 || !slices.Contains(d, "aa.0") || !slices.Contains(d, "cc.0") {
 		t.Fatalf("n1 deleted %v", d)
 	}
 	if d := nodes["n3"].deleted; len(d) != 1 || d[0] != "aa.2" {
