@@ -116,8 +116,8 @@ type BodyVerifier struct {
 // for an unknown algorithm.
 func NewBodyVerifier(body io.Reader, h http.Header, trailers func() http.Header, alwaysAlgo string) (*BodyVerifier, error) {
 	v := &BodyVerifier{r: body, md5: md5.New(), sums: map[string]hash.Hash{}, want: map[string]string{}, trailers: trailers}
-	if cm := h.Get("Content-Md5"); cm != "" {
-		b, err := base64.StdEncoding.DecodeString(cm)
+	if cms := h.Values("Content-Md5"); len(cms) > 0 { // present, even empty: AWS refuses an empty one
+		b, err := base64.StdEncoding.DecodeString(cms[0])
 		if err != nil || len(b) != md5.Size {
 			return nil, ErrInvalidDigest
 		}

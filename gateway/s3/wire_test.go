@@ -69,6 +69,7 @@ func TestBodyVerifier(t *testing.T) {
 		{name: "content-md5 ok", hdr: map[string]string{"Content-MD5": md5}, algo: CRC64NVME},
 		{name: "content-md5 wrong", hdr: map[string]string{"Content-MD5": base64.StdEncoding.EncodeToString(make([]byte, 16))}, want: ErrBadDigest},
 		{name: "content-md5 malformed", hdr: map[string]string{"Content-MD5": "nope"}, newErr: ErrInvalidDigest},
+		{name: "content-md5 empty", hdr: map[string]string{"Content-MD5": ""}, newErr: ErrInvalidDigest},
 		{name: "crc32 header ok", hdr: map[string]string{"x-amz-checksum-crc32": sumB64(CRC32, body)}, algo: CRC32},
 		{name: "crc32c header wrong", hdr: map[string]string{"x-amz-checksum-crc32c": sumB64(CRC32C, "other")}, want: ErrBadDigest},
 		{name: "sha256 header ok", hdr: map[string]string{"x-amz-checksum-sha256": sumB64(SHA256, body)}, algo: SHA256},
