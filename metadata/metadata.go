@@ -426,7 +426,8 @@ type Store interface {
 	// PutObject commits obj as the current version of its key, if the
 	// bucket exists and pre holds; the replaced version's segments go to
 	// gc. Errors: ErrNoSuchBucket, ErrPreconditionFailed (nothing
-	// committed), ErrUnknownOutcome (obj may be committed: release none of
+	// committed), ErrNoSuchKey (If-Match and no current version),
+	// ErrUnknownOutcome (obj may be committed: release none of
 	// its segments). events are queued (notifications) in the same transaction.
 	PutObject(ctx context.Context, obj Object, pre Precondition, events ...Event) error
 	// GetObject returns the current version with its segments.
@@ -453,7 +454,7 @@ type Store interface {
 	// order), as the current version and ends the upload; parts not chosen
 	// go to gc. The commit's size does not grow with the number of parts.
 	// Errors: ErrNoSuchUpload, ErrNoSuchBucket, ErrPreconditionFailed,
-	// ErrConflict (a part was replaced meanwhile: retry); ErrUnknownOutcome
+	// ErrNoSuchKey (If-Match and no current version), ErrConflict (a part was replaced meanwhile: retry); ErrUnknownOutcome
 	// (the upload may be complete: release none of its parts).
 	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) error
 

@@ -113,6 +113,9 @@ func TestAWSSDK(t *testing.T) {
 			}
 			_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("new"), Body: strings.NewReader("y"), IfMatch: aws.String(`"wrong"`)})
 			wantErr(t, "If-Match wrong", err, "PreconditionFailed", 412)
+			// If-Match on a key that does not exist: 404 NoSuchKey, as AWS.
+			_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("absent"), Body: strings.NewReader("y"), IfMatch: aws.String(`"0123"`)})
+			wantErr(t, "If-Match on an absent key", err, "NoSuchKey", 404)
 			head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("new")})
 			noErr(t, err)
 			if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("new"), Body: strings.NewReader("y"), IfMatch: head.ETag}); err != nil {

@@ -261,11 +261,15 @@ func (s *Store) ListBuckets(ctx context.Context) ([]metadata.Bucket, error) {
 // Objects.
 
 // checkPrecondition evaluates pre against the current version (nil: none).
+// If-Match on a key with no version is ErrNoSuchKey (AWS: 404 NoSuchKey),
+// any other failure ErrPreconditionFailed.
 func checkPrecondition(cur *metadata.Object, pre metadata.Precondition) error {
+	if pre.IfMatch != "" && cur == nil {
+		return fmt.Errorf("if-match: %w", metadata.ErrNoSuchKey)
+	}
 	switch {
 	case pre.IfNoneMatch == "*" && cur != nil,
 		pre.IfNoneMatch != "" && pre.IfNoneMatch != "*" && cur != nil && cur.ETag == pre.IfNoneMatch,
-		pre.IfMatch != "" && cur == nil,
 		pre.IfMatch != "" && pre.IfMatch != "*" && cur.ETag != pre.IfMatch:
 		return metadata.ErrPreconditionFailed
 	}

@@ -204,14 +204,16 @@ func TestPreconditions(t *testing.T) {
 		pre      metadata.Precondition
 		existing bool
 		ok       bool
+		want     error // when not ok (default ErrPreconditionFailed)
 	}{
-		{"if-none-match * on new", metadata.Precondition{IfNoneMatch: "*"}, false, true},
-		{"if-none-match * on existing", metadata.Precondition{IfNoneMatch: "*"}, true, false},
-		{"if-match right etag", metadata.Precondition{IfMatch: "e0"}, true, true},
-		{"if-match wrong etag", metadata.Precondition{IfMatch: "zz"}, true, false},
-		{"if-match on new", metadata.Precondition{IfMatch: "e0"}, false, false},
-		{"if-none-match etag equal", metadata.Precondition{IfNoneMatch: "e0"}, true, false},
-		{"if-none-match etag differs", metadata.Precondition{IfNoneMatch: "zz"}, true, true},
+		{"if-none-match * on new", metadata.Precondition{IfNoneMatch: "*"}, false, true, nil},
+		{"if-none-match * on existing", metadata.Precondition{IfNoneMatch: "*"}, true, false, nil},
+		{"if-match right etag", metadata.Precondition{IfMatch: "e0"}, true, true, nil},
+		{"if-match wrong etag", metadata.Precondition{IfMatch: "zz"}, true, false, nil},
+		{"if-match on new", metadata.Precondition{IfMatch: "e0"}, false, false, metadata.ErrNoSuchKey},
+		{"if-match * on new", metadata.Precondition{IfMatch: "*"}, false, false, metadata.ErrNoSuchKey},
+		{"if-none-match etag equal", metadata.Precondition{IfNoneMatch: "e0"}, true, false, nil},
+		{"if-none-match etag differs", metadata.Precondition{IfNoneMatch: "zz"}, true, true, nil},
 	}
 	for i, tt := range tests {
 		key := fmt.Sprintf("k%d", i)
@@ -219,7 +221,11 @@ func TestPreconditions(t *testing.T) {
 			s.PutObject(ctx, obj("b", key, "e0", seg(i)), metadata.Precondition{})
 		}
 		err := s.PutObject(ctx, obj("b", key, "new", seg(100+i)), tt.pre)
-		if tt.ok != (err == nil) || (!tt.ok && !errors.Is(err, metadata.ErrPreconditionFailed)) {
+		want := tt.want
+		if want == nil {
+			want = metadata.ErrPreconditionFailed
+		}
+		if tt.ok != (err == nil) || (!tt.ok && !errors.Is(err, want)) {
 			t.Errorf("%s: err %v", tt.name, err)
 		}
 	}
