@@ -244,7 +244,8 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 		obj.Segments = []metadata.Segment{seg}
 	}
 	if err := g.store.PutObject(cctx, obj, pre, g.events(r, b, event, key, obj.Size, obj.ETag)...); err != nil {
-		if ok && (errors.Is(err, metadata.ErrPreconditionFailed) || errors.Is(err, metadata.ErrNoSuchBucket) || errors.Is(err, metadata.ErrInvalid)) {
+		// Refused, so nothing names the segment: it goes now.
+		if ok && (errors.Is(err, metadata.ErrPreconditionFailed) || errors.Is(err, metadata.ErrNoSuchKey) || errors.Is(err, metadata.ErrNoSuchBucket) || errors.Is(err, metadata.ErrInvalid)) {
 			g.cluster.DiscardSegment(seg)
 		}
 		return metadata.Object{}, err
