@@ -260,6 +260,10 @@ func TestParseObjectMeta(t *testing.T) {
 	if m, _ := parseObjectMeta(h); m.headers["Content-Encoding"] != "" {
 		t.Fatalf("aws-chunked kept: %+v", m.headers)
 	}
+	h.Set("Content-Encoding", "deflate, gzip") // kept byte for byte, as AWS
+	if m, _ := parseObjectMeta(h); m.headers["Content-Encoding"] != "deflate, gzip" {
+		t.Fatalf("Content-Encoding rewritten: %q", m.headers["Content-Encoding"])
+	}
 	h.Set("X-Amz-Meta-Big", string(bytes.Repeat([]byte("x"), 2100)))
 	if _, err := parseObjectMeta(h); !errors.Is(err, errMetadataTooLarge) {
 		t.Fatalf("big metadata: %v", err)

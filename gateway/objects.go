@@ -85,17 +85,23 @@ func parseObjectMeta(h http.Header) (objectMeta, error) {
 			m.headers[k] = v
 		}
 	}
-	// aws-chunked is a transfer detail, not the object's encoding.
+	// aws-chunked is a transfer detail, not the object's encoding: it is
+	// taken out; any other value is kept byte for byte ("deflate, gzip").
 	if ce, ok := m.headers["Content-Encoding"]; ok {
 		var keep []string
+		chunked := false
 		for _, e := range strings.Split(ce, ",") {
-			if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
+			switch e = strings.TrimSpace(e); {
+			case strings.EqualFold(e, "aws-chunked"):
+				chunked = true
+			case e != "":
 				keep = append(keep, e)
 			}
 		}
-		if len(keep) == 0 {
+		switch {
+		case len(keep) == 0:
 			delete(m.headers, "Content-Encoding")
-		} else {
+		case chunked:
 			m.headers["Content-Encoding"] = strings.Join(keep, ",")
 		}
 	}
