@@ -184,6 +184,9 @@ func bodyLength(r *http.Request) (int64, error) {
 		return -1, nil
 	}
 	if r.ContentLength < 0 {
+		if len(r.TransferEncoding) > 0 { // Transfer-Encoding: chunked, no Content-Length (some SDKs)
+			return -1, nil
+		}
 		return 0, errMissingContentLength
 	}
 	return r.ContentLength, nil

@@ -76,6 +76,7 @@ func TestBadInput(t *testing.T) {
 		{"DeleteObjects of nothing", "POST", "/bad?delete", "<Delete></Delete>", nil, 400, "MalformedXML", ""},
 		{"Content-MD5 mismatch", "PUT", "/bad/md5", "hello", map[string]string{"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="}, 400, "BadDigest", "md5"},
 		{"Content-MD5 malformed", "PUT", "/bad/md5b", "hello", map[string]string{"Content-MD5": "zz"}, 400, "InvalidDigest", "md5b"},
+		{"Content-MD5 empty", "PUT", "/bad/md5e", "hello", map[string]string{"Content-MD5": ""}, 400, "InvalidDigest", "md5e"},
 		{"crc32 mismatch", "PUT", "/bad/crc", "hello", map[string]string{"x-amz-checksum-crc32": "AAAAAA=="}, 400, "BadDigest", "crc"},
 		{"key too long", "PUT", "/bad/" + longKey, "x", nil, 400, "KeyTooLongError", ""},
 		{"metadata too large", "PUT", "/bad/meta", "x", map[string]string{"x-amz-meta-big": bigMeta}, 400, "MetadataTooLarge", "meta"},
@@ -116,6 +117,29 @@ func TestBadInput(t *testing.T) {
 		}
 		if r, _ := signed(t, "HEAD", u+"/bad/short", nil, nil); r.StatusCode != 404 {
 			t.Fatalf("short object visible: %d", r.StatusCode)
+		}
+	})
+	// Transfer-Encoding: chunked and no Content-Length (some SDKs send
+	// it): the object is what was sent.
+	t.Run("chunked transfer without Content-Length", func(t *testing.T) {
+		data := bytes.Repeat([]byte("chunky "), 100_000)
+		req, _ := http.NewRequest("PUT", u+"/bad/chunked", io.MultiReader(bytes.NewReader(data))) // length unknown: chunked
+		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+		if err := signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: rootUser, SecretAccessKey: rootPass}, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || req.ContentLength != -1 {
+			t.Fatalf("chunked PUT: %d %s (request length %d)", resp.StatusCode, b, req.ContentLength)
+		}
+		if r, got := signed(t, "GET", u+"/bad/chunked", nil, nil); r.StatusCode != 200 || !bytes.Equal(got, data) {
+			t.Fatalf("GET after chunked PUT: %d, %d bytes", r.StatusCode, len(got))
 		}
 	})
 	// Unauthenticated and wrongly signed requests.
