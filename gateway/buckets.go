@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/sherdstore/sherd/gateway/s3"
@@ -141,20 +142,22 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
+	var location string // "": the gateway's region
 	if len(strings.TrimSpace(string(body))) > 0 {
 		var cfg s3.CreateBucketConfiguration
 		if err := s3.DecodeXML(strings.NewReader(string(body)), &cfg); err != nil {
 			g.writeError(w, r, err)
 			return
 		}
-		if cfg.LocationConstraint != "" && cfg.LocationConstraint != g.cfg.Region {
+		if loc := cfg.LocationConstraint; loc != "" && loc != g.cfg.Region && len(g.cfg.Locations) > 0 && !slices.Contains(g.cfg.Locations, loc) {
 			g.writeError(w, r, errInvalidLocation)
 			return
 		}
+		location = cfg.LocationConstraint
 	}
 	p := g.cfg.Profile
 	b := metadata.Bucket{Name: q.bucket, Created: g.now().UTC(), Owner: q.id.AccessKey, PublicRead: public,
-		Profile: metadata.ECProfile{K: p.K, M: p.M, BlockSize: p.BlockSize}}
+		Profile: metadata.ECProfile{K: p.K, M: p.M, BlockSize: p.BlockSize}, Location: location}
 	if err := g.store.CreateBucket(r.Context(), b); err != nil {
 		g.writeError(w, r, err)
 		return
@@ -164,11 +167,12 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) headBucket(w http.ResponseWriter, r *http.Request) {
-	if _, err := g.bucket(r); err != nil {
+	b, err := g.bucket(r)
+	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("X-Amz-Bucket-Region", g.cfg.Region)
+	w.Header().Set("X-Amz-Bucket-Region", g.bucketRegion(b))
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -184,12 +188,22 @@ func (g *Gateway) deleteBucket(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// bucketRegion is the region a bucket reports: its LocationConstraint,
+// or the gateway's region.
+func (g *Gateway) bucketRegion(b metadata.Bucket) string {
+	if b.Location != "" {
+		return b.Location
+	}
+	return g.cfg.Region
+}
+
 func (g *Gateway) getBucketLocation(w http.ResponseWriter, r *http.Request) {
-	if _, err := g.bucket(r); err != nil {
+	b, err := g.bucket(r)
+	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
-	loc := g.cfg.Region
+	loc := g.bucketRegion(b)
 	if loc == "us-east-1" {
 		loc = "" // as AWS answers for us-east-1
 	}

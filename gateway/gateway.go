@@ -31,6 +31,10 @@ type Config struct {
 	Credentials s3.Credentials
 	// Region is the region the gateway reports (default us-east-1).
 	Region string
+	// Locations are the LocationConstraints CreateBucket accepts besides
+	// Region (stored with the bucket, returned by GetBucketLocation);
+	// empty: any.
+	Locations []string
 	// Domains are the base domains of virtual-hosted-style requests:
 	// Host "bucket.<domain>" addresses the bucket.
 	Domains []string

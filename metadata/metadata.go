@@ -50,6 +50,9 @@ type Bucket struct {
 	PublicRead bool      `json:"public,omitempty"`
 	CORS       string    `json:"cors,omitempty"`   // CORSConfiguration XML as stored
 	Notify     string    `json:"notify,omitempty"` // notification configuration as stored
+	// Location is the LocationConstraint the bucket was created with
+	// ("": the gateway's region).
+	Location string `json:"loc,omitempty"`
 }
 
 // Segment is the unit of erasure coding and placement: one simple PUT or

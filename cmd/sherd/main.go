@@ -89,7 +89,8 @@ func newLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
-func domains(d string) []string {
+// commaList splits a comma-separated flag value, dropping empty items.
+func commaList(d string) []string {
 	var out []string
 	for _, s := range strings.Split(d, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -175,6 +176,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	addr := fs.String("address", "127.0.0.1:9000", "S3 listen address")
 	nodes := fs.Int("nodes", 6, "number of storage nodes")
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
+	locations := fs.String("location-constraints", "", "comma-separated LocationConstraints CreateBucket accepts besides us-east-1 (default: any)")
 	etcdAddr := fs.String("etcd-address", "", "embedded etcd client address (default: a free loopback port)")
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
@@ -200,7 +202,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
-		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, Heal: *heal(), MetricsAccess: access,
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: commaList(*domain), Locations: commaList(*locations), Log: log, Heal: *heal(), MetricsAccess: access,
 		Limits: limits, MaxConns: maxConns, TLS: tlsFiles()})
 	if err != nil {
 		return err
@@ -217,6 +219,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	etcdURLs := fs.String("etcd", "", "etcd client URLs, comma-separated")
 	addr := fs.String("address", "127.0.0.1:9000", "S3 listen address")
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
+	locations := fs.String("location-constraints", "", "comma-separated LocationConstraints CreateBucket accepts besides us-east-1 (default: any)")
 	claim := fs.Duration("notify-claim", 30*time.Second, "how long a notification being delivered is left to this gateway before others retry it")
 	heal := healFlags(fs, -1)
 	window := fs.Duration("commit-window", 0, "how long after writing a segment its commit may still be sent (default 15m; less than every --orphan-grace)")
@@ -252,7 +255,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	defer closeEtcd()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
-		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: domains(*domain), Log: log, NotifyClaim: *claim,
+		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: commaList(*domain), Locations: commaList(*locations), Log: log, NotifyClaim: *claim,
 		Heal: heal(), CommitWindow: *window, Metrics: reg, MetricsAccess: access, Limits: limits, MaxConns: maxConns, TLS: tlsFiles()})
 	if err != nil {
 		return err

@@ -393,7 +393,9 @@ type GatewayConfig struct {
 	Credentials gateway.StaticCredentials
 	Domains     []string
 	Region      string
-	Profile     erasure.Profile
+	// Locations: see gateway.Config.Locations.
+	Locations []string
+	Profile   erasure.Profile
 	// GCGrace is how long released shards stay readable before the
 	// gateway's collector deletes them (default 5 minutes); GCInterval is
 	// the pause between passes (default 30 s; negative: no collector).
@@ -526,7 +528,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		return nil, err
 	}
 	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cl, Credentials: c.Credentials,
-		Region: c.Region, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize,
+		Region: c.Region, Locations: c.Locations, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize,
 		Metrics: c.Metrics, LatencyBuckets: telemetry.Buckets(), Limits: c.Limits})
 	if err != nil {
 		cl.Close()

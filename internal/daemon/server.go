@@ -29,6 +29,7 @@ type ServerConfig struct {
 	Nodes       int    // default 6
 	Credentials gateway.StaticCredentials
 	Domains     []string
+	Locations   []string // see gateway.Config.Locations
 	Log         *slog.Logger
 	// Heal configures the repairer and anti-entropy the server runs (in
 	// its gateway: one per process); Heal.Interval < 0: none.
@@ -125,7 +126,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 		s.Nodes = append(s.Nodes, n)
 	}
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
-		Credentials: c.Credentials, Domains: c.Domains, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
+		Credentials: c.Credentials, Domains: c.Domains, Locations: c.Locations, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
 		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout, TLS: c.TLS,
 		local: s.gatewayLocal()})
 	if err != nil {
