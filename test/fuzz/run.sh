@@ -27,7 +27,13 @@ for entry in "${FUZZERS[@]}"; do
 	pkg="${entry%%:*}"
 	fz="${entry##*:}"
 	echo "== $fz ($pkg) for $FUZZTIME"
-	go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tail -3
+	# The whole output when a run fails (the failing input and its error),
+	# the last lines otherwise.
+	if ! out=$(go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1); then
+		echo "$out"
+		exit 1
+	fi
+	echo "$out" | tail -3
 	if [ "${KEEP_CORPUS:-}" = 1 ]; then
 		src="$cache/github.com/sherdstore/sherd/${pkg#./}"
 		src="${src%/}/$fz"
