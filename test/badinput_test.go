@@ -123,6 +123,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("chunked transfer without Content-Length", func(t *testing.T) {
 		data := bytes.Repeat([]byte("chunky "), 100_000)
 		req, _ := http.NewRequest("PUT", u+"/bad/chunked", io.MultiReader(bytes.NewReader(data))) // length unknown: chunked
+		req.ContentLength = -1 // unknown: the transport sends it chunked
 		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
 		signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 		if err := signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: rootUser, SecretAccessKey: rootPass}, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
@@ -134,8 +135,8 @@ func TestBadInput(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || req.ContentLength != -1 {
-			t.Fatalf("chunked PUT: %d %s (request length %d)", resp.StatusCode, b, req.ContentLength)
+		if resp.StatusCode != 200 {
+			t.Fatalf("chunked PUT: %d %s", resp.StatusCode, b)
 		}
 		if r, got := signed(t, "GET", u+"/bad/chunked", nil, nil); r.StatusCode != 200 || !bytes.Equal(got, data) {
 			t.Fatalf("GET after chunked PUT: %d, %d bytes", r.StatusCode, len(got))
