@@ -123,7 +123,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("chunked transfer without Content-Length", func(t *testing.T) {
 		data := bytes.Repeat([]byte("chunky "), 100_000)
 		req, _ := http.NewRequest("PUT", u+"/bad/chunked", io.MultiReader(bytes.NewReader(data))) // length unknown: chunked
-		req.ContentLength = -1 // unknown: the transport sends it chunked
+		req.ContentLength = -1                                                                    // unknown: the transport sends it chunked
 		req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
 		signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 		if err := signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: rootUser, SecretAccessKey: rootPass}, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
