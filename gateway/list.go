@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/sherdstore/sherd/gateway/s3"
@@ -32,9 +31,13 @@ func parseListParams(r *http.Request) (listParams, error) {
 	return p, nil
 }
 
+// enc encodes a key name for the response when encoding-type=url was
+// asked for. AWS encodes Key, CommonPrefixes' Prefix, Delimiter, and in V1
+// Marker and NextMarker, in V2 Prefix and StartAfter (not V1's Prefix: the
+// fields botocore decodes for each).
 func (p listParams) enc(s string) string {
 	if p.encoding == "url" {
-		return url.QueryEscape(s)
+		return s3.URLEncode(s)
 	}
 	return s
 }
@@ -88,7 +91,7 @@ func (g *Gateway) listObjectsV1(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	owner := &s3.Owner{ID: b.Owner, DisplayName: b.Owner}
-	out := s3.ListBucketResult{XMLNS: s3.XMLNS, Name: b.Name, Prefix: p.enc(p.prefix), Marker: p.enc(marker),
+	out := s3.ListBucketResult{XMLNS: s3.XMLNS, Name: b.Name, Prefix: p.prefix, Marker: p.enc(marker),
 		MaxKeys: p.maxKeys, Delimiter: p.enc(p.delimiter), IsTruncated: res.IsTruncated, EncodingType: p.encoding}
 	if res.IsTruncated {
 		out.NextMarker = p.enc(res.NextMarker)

@@ -3,9 +3,14 @@ package metadata
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors of every Store; check with errors.Is.
@@ -99,8 +104,8 @@ type Object struct {
 	Size         int64             `json:"size"`
 	ETag         string            `json:"etag"` // without quotes
 	ContentType  string            `json:"ct,omitempty"`
-	Headers      map[string]string `json:"hdr,omitempty"`  // Cache-Control, Content-Disposition, …
-	UserMeta     map[string]string `json:"meta,omitempty"` // x-amz-meta-* without the prefix
+	Headers      RawMap            `json:"hdr,omitempty"`  // Cache-Control, Content-Disposition, …
+	UserMeta     RawMap            `json:"meta,omitempty"` // x-amz-meta-* without the prefix
 	Checksums    map[string]string `json:"ck,omitempty"`   // algorithm → base64 value
 	ChecksumType string            `json:"ckt,omitempty"`  // COMPOSITE or FULL_OBJECT
 	ModTime      time.Time         `json:"mtime"`
@@ -111,6 +116,46 @@ type Object struct {
 	// (SegmentChunks > 0); GetObject always returns them filled.
 	Segments      []Segment `json:"segs,omitempty"`
 	SegmentChunks int       `json:"chunks,omitempty"`
+}
+
+// RawMap holds header values byte for byte: JSON strings are UTF-8, so a
+// value that is not (an HTTP header may carry any octet but controls) is
+// stored as NUL followed by its base64, which no header value can start
+// with.
+type RawMap map[string]string
+
+// MarshalJSON implements json.Marshaler.
+func (m RawMap) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("null"), nil
+	}
+	enc := make(map[string]string, len(m))
+	for k, v := range m {
+		if !utf8.ValidString(v) || strings.HasPrefix(v, "\x00") {
+			v = "\x00" + base64.StdEncoding.EncodeToString([]byte(v))
+		}
+		enc[k] = v
+	}
+	return json.Marshal(enc)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (m *RawMap) UnmarshalJSON(b []byte) error {
+	var dec map[string]string
+	if err := json.Unmarshal(b, &dec); err != nil {
+		return err
+	}
+	for k, v := range dec {
+		if rest, ok := strings.CutPrefix(v, "\x00"); ok {
+			raw, err := base64.StdEncoding.DecodeString(rest)
+			if err != nil {
+				return fmt.Errorf("value of %q: %w", k, err)
+			}
+			dec[k] = string(raw)
+		}
+	}
+	*m = dec
+	return nil
 }
 
 // Precondition is a conditional write: compares on the current version,
@@ -144,8 +189,8 @@ type Upload struct {
 	UploadID     string            `json:"id"`
 	Initiated    time.Time         `json:"init"`
 	ContentType  string            `json:"ct,omitempty"`
-	Headers      map[string]string `json:"hdr,omitempty"`
-	UserMeta     map[string]string `json:"meta,omitempty"`
+	Headers      RawMap            `json:"hdr,omitempty"`
+	UserMeta     RawMap            `json:"meta,omitempty"`
 	ChecksumAlgo string            `json:"cka,omitempty"`
 	ChecksumType string            `json:"ckt,omitempty"`
 }

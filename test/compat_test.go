@@ -1,6 +1,12 @@
 package test
 
 import (
+	"encoding/xml"
+	"fmt"
+	"github.com/minio/minio-go/v7"
+	"mime"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,4 +54,95 @@ func TestLocationConstraint(t *testing.T) {
 	_, err = rc.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("in-eu"),
 		CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraintEuWest1}}, eu)
 	noErr(t, err)
+}
+
+// TestListEncodingURL: with encoding-type=url, exactly the fields AWS
+// encodes are encoded (the fields botocore decodes: V1 Delimiter, Marker,
+// NextMarker, keys and common prefixes, but not Prefix; V2 also Prefix and
+// StartAfter), with S3's encoding ('/' kept, a space as '+').
+func TestListEncodingURL(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("enc")}))
+	for _, k := range []string{"sp ace/a+b", "sp ace/c%d", "sp ace/sub dir/x", "sp ace/z"} {
+		must(t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("enc"), Key: aws.String(k), Body: strings.NewReader("")}))
+	}
+	type listing struct {
+		Prefix, Delimiter, Marker, NextMarker, StartAfter string
+		Keys                                              []string `xml:"Contents>Key"`
+		CommonPrefixes                                    []string `xml:"CommonPrefixes>Prefix"`
+	}
+	get := func(query string) listing {
+		t.Helper()
+		resp, body := signed(t, "GET", s.Gateway.URL+"/enc?"+query, nil, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", query, resp.StatusCode, body)
+		}
+		var l listing
+		if err := xml.Unmarshal(body, &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	v1 := get("encoding-type=url&prefix=sp%20ace%2F&delimiter=%2F&marker=sp%20ace%2Fa%2Bb&max-keys=2")
+	want1 := listing{Prefix: "sp ace/", Delimiter: "/", Marker: "sp+ace/a%2Bb", NextMarker: "sp+ace/sub+dir/",
+		Keys: []string{"sp+ace/c%25d"}, CommonPrefixes: []string{"sp+ace/sub+dir/"}}
+	if !reflect.DeepEqual(v1, want1) {
+		t.Errorf("V1:\n got %+v\nwant %+v", v1, want1)
+	}
+	v2 := get("list-type=2&encoding-type=url&prefix=sp%20ace%2F&delimiter=%20&start-after=sp%20ace%2Fa%2Bb")
+	want2 := listing{Prefix: "sp+ace/", Delimiter: "+", StartAfter: "sp+ace/a%2Bb",
+		Keys: []string{"sp+ace/c%25d", "sp+ace/z"}, CommonPrefixes: []string{"sp+ace/sub+"}}
+	if !reflect.DeepEqual(v2, want2) {
+		t.Errorf("V2:\n got %+v\nwant %+v", v2, want2)
+	}
+	plain := get("list-type=2&prefix=sp%20ace%2F")
+	if len(plain.Keys) != 4 || plain.Keys[0] != "sp ace/a+b" || plain.Prefix != "sp ace/" {
+		t.Errorf("without encoding: %+v", plain)
+	}
+}
+
+// TestUserMetadataBytes: user metadata and stored headers come back byte
+// for byte: UTF-8 (with whitespace other than ' ', which signers trim two
+// ways), Latin-1 octets (Node and Python's http send those), and RFC 2047
+// encoded words, from aws-sdk-go-v2 (trims only ' '), minio-go (trims all
+// whitespace) and a plain signed request.
+func TestUserMetadataBytes(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	mc := minioClient(t, s.Gateway.URL, false)
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("meta")}))
+	values := []string{"héllo 日本", "a\u3000b\u00a0c", "tab\there", "=?UTF-8?B?5pel5pys?=", "plain  two  spaces"}
+	for i, v := range values {
+		key := fmt.Sprintf("aws-%d", i)
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("meta"), Key: &key, Body: strings.NewReader("x"),
+			Metadata: map[string]string{"v": v}, ContentDisposition: aws.String(`attachment; filename="` + v + `"`)})
+		noErr(t, err)
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("meta"), Key: &key})
+		noErr(t, err)
+		if h.Metadata["v"] != v || aws.ToString(h.ContentDisposition) != `attachment; filename="`+v+`"` {
+			t.Errorf("aws-sdk-go-v2 %q: got %q, %q", v, h.Metadata["v"], aws.ToString(h.ContentDisposition))
+		}
+		key = fmt.Sprintf("minio-%d", i)
+		_, err = mc.PutObject(ctx, "meta", key, strings.NewReader("x"), 1, minio.PutObjectOptions{UserMetadata: map[string]string{"v": v}})
+		noErr(t, err)
+		st, err := mc.StatObject(ctx, "meta", key, minio.StatObjectOptions{})
+		noErr(t, err)
+		want, _ := new(mime.WordDecoder).DecodeHeader(v) // minio-go decodes RFC 2047 words
+		if st.UserMetadata["V"] != want {
+			t.Errorf("minio-go %q: got %q", v, st.UserMetadata["V"])
+		}
+	}
+	// Latin-1 octets (not UTF-8) are kept as sent.
+	latin1 := "h\xe9llo wr\xf6ld"
+	resp, body := signed(t, "PUT", s.Gateway.URL+"/meta/latin1", []byte("x"), map[string]string{"X-Amz-Meta-V": latin1})
+	if resp.StatusCode != 200 {
+		t.Fatalf("latin-1 PUT: %d %s", resp.StatusCode, body)
+	}
+	for _, method := range []string{"HEAD", "GET"} {
+		resp, _ = signed(t, method, s.Gateway.URL+"/meta/latin1", nil, nil)
+		if got := resp.Header.Get("X-Amz-Meta-V"); got != latin1 {
+			t.Errorf("latin-1 %s: got %q", method, got)
+		}
+	}
 }

@@ -31,7 +31,7 @@ func Presign(method, endpoint, path string, extra url.Values, accessKey, secret,
 	u.RawPath = uriEncode(path, false)
 	u.RawQuery = q.Encode()
 	r := &http.Request{Method: method, URL: u, Host: u.Host, Header: http.Header{}}
-	sig := hmacHex(signingKey(secret, sc), stringToSign(amzDate, sc, canonicalRequest(r, uriEncode(path, false), []string{"host"}, UnsignedPayload, true)))
+	sig := hmacHex(signingKey(secret, sc), stringToSign(amzDate, sc, canonicalRequest(r, uriEncode(path, false), []string{"host"}, UnsignedPayload, true, trimFields)))
 	u.RawQuery += "&X-Amz-Signature=" + sig
 	return u.String(), nil
 }

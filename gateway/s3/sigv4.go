@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Payload hash values with a meaning of their own.
@@ -362,12 +363,54 @@ func canonicalURIs(r *http.Request) []string {
 }
 
 // signatureMatches reports whether sig is the signature of r under key for
-// one of its canonical URIs.
+// one of its canonical URIs and header trimmings.
 func signatureMatches(r *http.Request, key []byte, amzDate string, sc scope, signed []string, payload, sig string, presigned bool) bool {
+	trims := []trimming{trimFields}
+	if otherWhitespace(r, signed) {
+		trims = append(trims, trimSpaces)
+	}
 	for _, uri := range canonicalURIs(r) {
-		want := hmacHex(key, stringToSign(amzDate, sc, canonicalRequest(r, uri, signed, payload, presigned)))
-		if hmac.Equal([]byte(want), []byte(sig)) {
-			return true
+		for _, trim := range trims {
+			want := hmacHex(key, stringToSign(amzDate, sc, canonicalRequest(r, uri, signed, payload, presigned, trim)))
+			if hmac.Equal([]byte(want), []byte(sig)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// trimming is how a signer trims a header value: SigV4's "Trimall" is read
+// two ways. botocore and minio-go split on every whitespace character (tab,
+// no-break space, ideographic space, …), aws-sdk-go and the Java SDK collapse
+// only ' '. The two differ only for values holding other whitespace, so the
+// second is tried only for those.
+type trimming int
+
+const (
+	trimFields trimming = iota // strings.Fields, joined by ' '
+	trimSpaces                 // leading, trailing and runs of ' ' only
+)
+
+func (t trimming) apply(v string) string {
+	if t == trimFields {
+		return strings.Join(strings.Fields(v), " ")
+	}
+	v = strings.Trim(v, " ")
+	for strings.Contains(v, "  ") {
+		v = strings.ReplaceAll(v, "  ", " ")
+	}
+	return v
+}
+
+// otherWhitespace reports whether a signed header value holds whitespace
+// other than ' ' (where the two trimmings differ).
+func otherWhitespace(r *http.Request, signed []string) bool {
+	for _, h := range signed {
+		for _, v := range r.Header.Values(h) {
+			if strings.IndexFunc(v, func(c rune) bool { return c != ' ' && unicode.IsSpace(c) }) >= 0 {
+				return true
+			}
 		}
 	}
 	return false
@@ -375,7 +418,7 @@ func signatureMatches(r *http.Request, key []byte, amzDate string, sc scope, sig
 
 // canonicalRequest builds the SigV4 canonical request of r. For a
 // presigned request, X-Amz-Signature is left out of the query.
-func canonicalRequest(r *http.Request, uri string, signedHeaders []string, payloadHash string, presigned bool) string {
+func canonicalRequest(r *http.Request, uri string, signedHeaders []string, payloadHash string, presigned bool, trim trimming) string {
 	var b strings.Builder
 	b.WriteString(r.Method)
 	b.WriteByte('\n')
@@ -386,7 +429,7 @@ func canonicalRequest(r *http.Request, uri string, signedHeaders []string, paylo
 	for _, h := range signedHeaders {
 		b.WriteString(h)
 		b.WriteByte(':')
-		b.WriteString(headerValue(r, h))
+		b.WriteString(headerValue(r, h, trim))
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
@@ -397,9 +440,9 @@ func canonicalRequest(r *http.Request, uri string, signedHeaders []string, paylo
 }
 
 // headerValue is a header's canonical value: values trimmed, inner runs of
-// spaces collapsed, joined by commas. Go's server keeps Host, and
+// whitespace collapsed (as trim says), joined by commas. Go's server keeps Host, and
 // Content-Length / Transfer-Encoding, outside r.Header.
-func headerValue(r *http.Request, name string) string {
+func headerValue(r *http.Request, name string, trim trimming) string {
 	var vals []string
 	switch name {
 	case "host":
@@ -416,7 +459,7 @@ func headerValue(r *http.Request, name string) string {
 	}
 	out := make([]string, len(vals))
 	for i, v := range vals {
-		out[i] = strings.Join(strings.Fields(v), " ")
+		out[i] = trim.apply(v)
 	}
 	return strings.Join(out, ",")
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -353,4 +354,21 @@ func FuzzParsePostPolicy(f *testing.F) {
 		}
 		p.check(map[string]string{"key": "u/x", "bucket": "b"}, "b")
 	})
+}
+
+func TestURLEncode(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"foo/bar.txt", "foo/bar.txt"},
+		{"run books/x+y%z", "run+books/x%2By%25z"},
+		{"a~b-c_d", "a~b-c_d"},
+		{"é\n&=?", "%C3%A9%0A%26%3D%3F"},
+	} {
+		if got := URLEncode(c.in); got != c.want {
+			t.Errorf("URLEncode(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if back, err := url.QueryUnescape(URLEncode(c.in)); err != nil || back != c.in {
+			t.Errorf("QueryUnescape(URLEncode(%q)) = %q, %v", c.in, back, err)
+		}
+	}
 }

@@ -93,6 +93,18 @@ v1 = [o["Key"] for p in s3.get_paginator("list_objects").paginate(Bucket=b, Pref
 assert v1 == keys, v1
 top = s3.list_objects_v2(Bucket=b, Delimiter="/")
 assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["algo/", "dir/", "many/"], top
+# boto3 asks for encoding-type=url and decodes what AWS encodes: keys, markers
+# and prefixes with spaces, '+' and '%' come back as they were sent.
+for k in ["sp ace/a+b", "sp ace/c%d", "sp ace/sub dir/x"]:
+    s3.put_object(Bucket=b, Key=k, Body=b"")
+v1 = s3.list_objects(Bucket=b, Prefix="sp ace/", Delimiter="/", Marker="sp ace/a+b", MaxKeys=1)
+assert (v1["Prefix"], v1["Delimiter"], v1["Marker"], v1["NextMarker"]) == ("sp ace/", "/", "sp ace/a+b", "sp ace/c%d"), v1
+assert [o["Key"] for o in v1["Contents"]] == ["sp ace/c%d"], v1
+v2 = s3.list_objects_v2(Bucket=b, Prefix="sp ace/", Delimiter=" ", StartAfter="sp ace/a+b")
+assert (v2["Prefix"], v2["Delimiter"], v2["StartAfter"]) == ("sp ace/", " ", "sp ace/a+b"), v2
+assert [o["Key"] for o in v2["Contents"]] == ["sp ace/c%d"], v2
+assert [p["Prefix"] for p in v2["CommonPrefixes"]] == ["sp ace/sub "], v2
+s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in ["sp ace/a+b", "sp ace/c%d", "sp ace/sub dir/x"]]})
 
 # Presigned GET and PUT with plain HTTP.
 url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "dir/obj"}, ExpiresIn=60)

@@ -19,6 +19,7 @@ FUZZERS=(
 	./gateway/:FuzzCopySource
 	./gateway/:FuzzParseCopyRange
 	./gateway/:FuzzParseNotifyConfig
+	./metadata/:FuzzRawMap
 	./storagenode/:FuzzParseShardID
 	./storagenode/:FuzzParseRange
 )
