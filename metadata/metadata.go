@@ -183,16 +183,16 @@ type ListResult struct {
 
 // Upload is a multipart upload in progress.
 type Upload struct {
-	V            int               `json:"v"`
-	Bucket       string            `json:"bucket"`
-	Key          string            `json:"key"`
-	UploadID     string            `json:"id"`
-	Initiated    time.Time         `json:"init"`
-	ContentType  string            `json:"ct,omitempty"`
-	Headers      RawMap            `json:"hdr,omitempty"`
-	UserMeta     RawMap            `json:"meta,omitempty"`
-	ChecksumAlgo string            `json:"cka,omitempty"`
-	ChecksumType string            `json:"ckt,omitempty"`
+	V            int       `json:"v"`
+	Bucket       string    `json:"bucket"`
+	Key          string    `json:"key"`
+	UploadID     string    `json:"id"`
+	Initiated    time.Time `json:"init"`
+	ContentType  string    `json:"ct,omitempty"`
+	Headers      RawMap    `json:"hdr,omitempty"`
+	UserMeta     RawMap    `json:"meta,omitempty"`
+	ChecksumAlgo string    `json:"cka,omitempty"`
+	ChecksumType string    `json:"ckt,omitempty"`
 }
 
 // Part is an uploaded part.
