@@ -167,7 +167,7 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	etag := `"` + obj.ETag + `"`
-	location := "/" + b.Name + "/" + url.PathEscape(key)
+	location := g.objectURL(r, b.Name, key)
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Location", location)
 	if redirect := fields["success_action_redirect"]; redirect != "" {
@@ -193,6 +193,26 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// objectURL is the absolute URL of an object as the client addressed the
+// gateway (scheme from TLS or X-Forwarded-Proto, virtual-hosted or path
+// style as the request was): POST answers it in Location, as AWS does.
+func (g *Gateway) objectURL(r *http.Request, bucket, key string) string {
+	scheme := requestScheme(r)
+	if g.vhostBucket(r.Host) == bucket {
+		return scheme + "://" + r.Host + "/" + url.PathEscape(key)
+	}
+	return scheme + "://" + r.Host + "/" + bucket + "/" + url.PathEscape(key)
+}
+
+// requestScheme is the scheme the client used: https behind TLS or a
+// proxy that says so in X-Forwarded-Proto.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return "https"
+	}
+	return "http"
 }
 
 // postFormError is the S3 error for a form that could not be read.
@@ -275,10 +295,7 @@ func (g *Gateway) presignEndpoint(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-		scheme = "https"
-	}
+	scheme := requestScheme(r)
 	now := g.now()
 	u, err := s3.Presign(method, scheme+"://"+r.Host, "/"+bucket+"/"+key, extra, id.AccessKey, secret, g.cfg.Region, expires, now)
 	if err != nil {

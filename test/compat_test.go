@@ -1,10 +1,13 @@
 package test
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"github.com/minio/minio-go/v7"
 	"mime"
+	"mime/multipart"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -143,6 +146,71 @@ func TestUserMetadataBytes(t *testing.T) {
 		resp, _ = signed(t, method, s.Gateway.URL+"/meta/latin1", nil, nil)
 		if got := resp.Header.Get("X-Amz-Meta-V"); got != latin1 {
 			t.Errorf("latin-1 %s: got %q", method, got)
+		}
+	}
+}
+
+// TestPostFilenameKey: a form whose key holds ${filename}, with the policy
+// aws-sdk-go-v2 presigns for it, stores the object under the file's name
+// (a name with spaces and non-ASCII included).
+func TestPostFilenameKey(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("forms")}))
+	pc := s3.NewPresignClient(c)
+	for _, tc := range []struct{ key, file, want string }{
+		{"uploads/${filename}", "photo.png", "uploads/photo.png"},
+		{"${filename}", "my résumé.pdf", "my résumé.pdf"},
+		{"a/${filename}/b-${filename}", "x.txt", "a/x.txt/b-x.txt"},
+	} {
+		p, err := pc.PresignPostObject(ctx, &s3.PutObjectInput{Bucket: aws.String("forms"), Key: aws.String(tc.key)})
+		noErr(t, err)
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		for k, v := range p.Values {
+			mw.WriteField(k, v)
+		}
+		fw, _ := mw.CreateFormFile("file", tc.file)
+		fw.Write([]byte("contents"))
+		mw.Close()
+		r, b := do(t, "POST", p.URL, &buf, map[string]string{"Content-Type": mw.FormDataContentType()})
+		if r.StatusCode != 204 {
+			t.Fatalf("%s: %d %s", tc.key, r.StatusCode, b)
+		}
+		got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("forms"), Key: aws.String(tc.want)})
+		noErr(t, err)
+		got.Body.Close()
+		if want := s.Gateway.URL + "/forms/" + url.PathEscape(tc.want); r.Header.Get("Location") != want {
+			t.Errorf("%s: Location %q, want %q", tc.key, r.Header.Get("Location"), want)
+		}
+	}
+}
+
+// TestCompleteUnquotedETags: CompleteMultipartUpload takes part ETags with
+// or without their quotes (clients strip them; AWS accepts both).
+func TestCompleteUnquotedETags(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("parts")}))
+	part := bytes.Repeat([]byte("p"), 5<<20)
+	for _, quoted := range []bool{false, true} {
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("parts"), Key: aws.String("k")})
+		noErr(t, err)
+		var xmlParts string
+		for n := 1; n <= 2; n++ {
+			out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("parts"), Key: aws.String("k"), UploadId: up.UploadId,
+				PartNumber: aws.Int32(int32(n)), Body: bytes.NewReader(part)})
+			noErr(t, err)
+			etag := aws.ToString(out.ETag)
+			if !quoted {
+				etag = strings.Trim(etag, `"`)
+			}
+			xmlParts += fmt.Sprintf("<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", n, etag)
+		}
+		body := []byte("<CompleteMultipartUpload>" + xmlParts + "</CompleteMultipartUpload>")
+		resp, b := signed(t, "POST", s.Gateway.URL+"/parts/k?uploadId="+aws.ToString(up.UploadId), body, nil)
+		if resp.StatusCode != 200 || !bytes.Contains(b, []byte("-2&#34;</ETag>")) && !bytes.Contains(b, []byte(`-2"</ETag>`)) {
+			t.Fatalf("quoted %v: %d %s", quoted, resp.StatusCode, b)
 		}
 	}
 }

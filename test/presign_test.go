@@ -161,6 +161,10 @@ func TestPostPolicy(t *testing.T) {
 	if r.StatusCode != 201 || !bytes.Contains(b, []byte("<Key>uploads/photo.png</Key>")) {
 		t.Fatalf("form upload: %d %s", r.StatusCode, b)
 	}
+	// Location is absolute, as AWS answers it (clients follow it).
+	if loc, want := r.Header.Get("Location"), s.Gateway.URL+"/forms/uploads%2Fphoto.png"; loc != want {
+		t.Errorf("Location %q, want %q", loc, want)
+	}
 	o, err := mc.GetObject(ctx, "forms", "uploads/photo.png", minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +186,8 @@ func TestPostPolicy(t *testing.T) {
 		"file too small":          {withKey(nil), nil, u.String(), 400},
 		"policy altered":          {withKey(map[string]string{"policy": form["policy"][:len(form["policy"])-4] + "AAAA"}), []byte("x"), u.String(), 403},
 		"other bucket":            {withKey(nil), []byte("x"), strings.Replace(u.String(), "/forms", "/forms2", 1), 403},
-		"no signature":            {withKey(map[string]string{"x-amz-signature": ""}), []byte("x"), u.String(), 403},
+		"no signature":            {withKey(map[string]string{"x-amz-signature": ""}), []byte("x"), u.String(), 400},
+		"no policy":               {withKey(map[string]string{"policy": ""}), []byte("x"), u.String(), 403},
 	} {
 		if name == "other bucket" {
 			noErr(t, mc.MakeBucket(ctx, "forms2", minio.MakeBucketOptions{}))

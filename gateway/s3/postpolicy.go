@@ -146,6 +146,10 @@ func (v *Verifier) VerifyPost(fields map[string]string, bucket string) (Identity
 	}
 	var id Identity
 	switch {
+	case fields["x-amz-algorithm"] == algorithm && fields["x-amz-signature"] == "":
+		return Identity{}, nil, Errorf(ErrInvalidArgument, "Bucket POST must contain a field named 'x-amz-signature'.")
+	case fields["awsaccesskeyid"] != "" && fields["signature"] == "":
+		return Identity{}, nil, Errorf(ErrInvalidArgument, "Bucket POST must contain a field named 'Signature'.")
 	case fields["x-amz-algorithm"] == algorithm:
 		sc, ok := parseCredential(fields["x-amz-credential"])
 		if !ok || sc.date != strings.SplitN(fields["x-amz-date"], "T", 2)[0] {
