@@ -122,6 +122,25 @@ func partAlgo(u metadata.Upload) string {
 	return s3.CRC64NVME
 }
 
+// partChecksums makes bv compute what the object's checksum is made of:
+// the upload's algorithm (a part sent with another one is refused, as AWS
+// does), or CRC64NVME for an upload created without one, whatever else the
+// client sends (SDKs add CRC32 trailers to every part by default).
+func partChecksums(u metadata.Upload, bv *s3.BodyVerifier) error {
+	if u.ChecksumAlgo == "" {
+		bv.Also(s3.CRC64NVME)
+		return nil
+	}
+	for _, algo := range s3.ChecksumAlgorithms {
+		if algo != u.ChecksumAlgo && bv.Computes(algo) && !bv.Computes(u.ChecksumAlgo) {
+			return s3.Errorf(errInvalidRequest, "Checksum Type mismatch occurred, expected checksum Type: %s, actual checksum Type: %s",
+				strings.ToLower(u.ChecksumAlgo), strings.ToLower(algo))
+		}
+	}
+	bv.Also(u.ChecksumAlgo)
+	return nil
+}
+
 // storePart writes the part read through bv and records it.
 func (g *Gateway) storePart(r *http.Request, b metadata.Bucket, u metadata.Upload, num int, bv *s3.BodyVerifier) (metadata.Part, error) {
 	seg, missing, ok, err := g.cluster.WriteSegment(r.Context(), bv, cluster.Profile(b.Profile))
@@ -155,6 +174,10 @@ func (g *Gateway) uploadPart(w http.ResponseWriter, r *http.Request) {
 	}
 	bv, err := g.requestBody(r, partAlgo(u))
 	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	if err := partChecksums(u, bv); err != nil {
 		g.writeError(w, r, err)
 		return
 	}
@@ -253,6 +276,9 @@ func multipartChecksum(u metadata.Upload, parts []metadata.Part) (algo, value st
 		var crc uint64
 		for i, p := range parts {
 			v, ok := s3.DecodeCRC(algo, p.Checksums[algo])
+			if !ok && u.ChecksumAlgo == "" {
+				return "", "", nil // a part stored before parts always got CRC64NVME: no object checksum
+			}
 			if !ok {
 				return "", "", s3.Errorf(errInvalidPart, "part %d has no %s checksum", p.Number, algo)
 			}
@@ -305,12 +331,10 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		res := s3.CompleteMultipartUploadResult{XMLNS: s3.XMLNS, Location: "/" + b.Name + "/" + u.Key, Bucket: b.Name, Key: u.Key, ETag: `"` + obj.ETag + `"`}
-		if u.ChecksumAlgo != "" {
-			for algo, v := range obj.Checksums {
-				res.Set(algo, v)
-			}
-			res.ChecksumType = obj.ChecksumType
+		for algo, v := range obj.Checksums {
+			res.Set(algo, v)
 		}
+		res.ChecksumType = obj.ChecksumType
 		g.writeXML(w, r, res)
 		return
 	}
@@ -352,18 +376,21 @@ func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Up
 	if err != nil {
 		return metadata.Object{}, err
 	}
-	if want := r.Header.Get(s3.ChecksumHeader(algo)); want != "" && want != value && strings.TrimSuffix(value, "-"+strconv.Itoa(len(parts))) != want {
+	if want := r.Header.Get(s3.ChecksumHeader(algo)); algo != "" && want != "" && want != value && strings.TrimSuffix(value, "-"+strconv.Itoa(len(parts))) != want {
 		return metadata.Object{}, s3.Errorf(s3.ErrBadDigest, "The %s you specified did not match the calculated checksum.", algo)
 	}
-	ctype := u.ChecksumType
+	ctype, sums := u.ChecksumType, map[string]string{algo: value}
 	if ctype == "" {
 		ctype = s3.ChecksumFullObject
+	}
+	if algo == "" {
+		ctype, sums = "", nil
 	}
 	obj := metadata.Object{
 		Bucket: b.Name, Key: u.Key, VersionID: cluster.NewID(), Size: size,
 		ETag:        fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(parts)),
 		ContentType: u.ContentType, Headers: u.Headers, UserMeta: u.UserMeta,
-		Checksums: map[string]string{algo: value}, ChecksumType: ctype, ModTime: g.now().UTC(),
+		Checksums: sums, ChecksumType: ctype, ModTime: g.now().UTC(),
 	}
 	events := g.events(r, b, "ObjectCreated:CompleteMultipartUpload", u.Key, obj.Size, obj.ETag)
 	if err := g.store.CompleteUpload(r.Context(), u, parts, obj, pre, events...); err != nil {

@@ -163,6 +163,16 @@ func NewBodyVerifier(body io.Reader, h http.Header, trailers func() http.Header,
 	return v, nil
 }
 
+// Computes reports whether v computes algo's checksum.
+func (v *BodyVerifier) Computes(algo string) bool { return v.sums[algo] != nil }
+
+// Also makes v compute algo's checksum too; call it before the first Read.
+func (v *BodyVerifier) Also(algo string) {
+	if v.sums[algo] == nil {
+		v.sums[algo] = NewChecksum(algo)
+	}
+}
+
 // checksumHeaderParams are the x-amz-checksum-* headers that carry no
 // value to verify.
 var checksumHeaderParams = []string{"type", "algorithm", "mode"}
