@@ -108,6 +108,7 @@ type Object struct {
 	UserMeta     RawMap            `json:"meta,omitempty"` // x-amz-meta-* without the prefix
 	Checksums    map[string]string `json:"ck,omitempty"`   // algorithm → base64 value
 	ChecksumType string            `json:"ckt,omitempty"`  // COMPOSITE or FULL_OBJECT
+	ACL          string            `json:"acl,omitempty"`  // canned ACL ("": private)
 	ModTime      time.Time         `json:"mtime"`
 	// PartCount is the number of parts of a multipart object (0 for a
 	// simple PUT); segment i is part i+1.
@@ -480,6 +481,12 @@ type Store interface {
 	PutObject(ctx context.Context, obj Object, pre Precondition, events ...Event) error
 	// GetObject returns the current version with its segments.
 	GetObject(ctx context.Context, bucket, key string) (Object, error)
+	// UpdateObject applies f to the current version and stores the result
+	// in place (f may run more than once): a change of what describes the
+	// version (its ACL, tags), never of its data, so f's changes to the
+	// key, version id, size, ETag, checksums and segments are ignored.
+	// Errors: ErrNoSuchBucket, ErrNoSuchKey, and f's own.
+	UpdateObject(ctx context.Context, bucket, key string, f func(*Object) error) error
 	// DeleteObject removes the current version (its segments go to gc).
 	// Errors: ErrNoSuchKey, ErrPreconditionFailed.
 	DeleteObject(ctx context.Context, bucket, key string, pre Precondition, events ...Event) error

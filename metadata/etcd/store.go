@@ -526,6 +526,49 @@ func (s *Store) readChunks(ctx context.Context, vid string, rev int64) ([]metada
 	return out, nil
 }
 
+// UpdateObject implements metadata.Store. The version's value is
+// rewritten only if unchanged since read; out-of-line segment lists stay
+// where they are (the value only points at them).
+func (s *Store) UpdateObject(ctx context.Context, bucket, key string, f func(*metadata.Object) error) error {
+	if validBucket(bucket) != nil || validKey(key) != nil {
+		return fmt.Errorf("update object: %w", metadata.ErrNoSuchKey)
+	}
+	k := s.objKey(bucket, key)
+	for range maxRetries {
+		var cur metadata.Object
+		rev, found, err := s.getJSON(ctx, k, &cur)
+		if err != nil {
+			return fmt.Errorf("update object %s/%s: %w", bucket, key, err)
+		}
+		if !found {
+			if _, err := s.GetBucket(ctx, bucket); err != nil {
+				return fmt.Errorf("update object %s/%s: %w", bucket, key, err)
+			}
+			return fmt.Errorf("update object %s/%s: %w", bucket, key, metadata.ErrNoSuchKey)
+		}
+		next := cur
+		if err := f(&next); err != nil {
+			return err
+		}
+		keepData(&next, cur)
+		resp, err := s.kv.Txn(ctx).If(modRev(k, rev)).Then(clientv3.OpPut(k, mustJSON(next))).Commit()
+		if err != nil {
+			return fmt.Errorf("update object %s/%s: %w", bucket, key, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("update object %s/%s: %w", bucket, key, metadata.ErrConflict)
+}
+
+// keepData restores in o what identifies a version and its data, as cur has it.
+func keepData(o *metadata.Object, cur metadata.Object) {
+	o.V, o.Bucket, o.Key, o.VersionID = cur.V, cur.Bucket, cur.Key, cur.VersionID
+	o.Size, o.ETag, o.Checksums, o.ChecksumType, o.PartCount = cur.Size, cur.ETag, cur.Checksums, cur.ChecksumType, cur.PartCount
+	o.Segments, o.SegmentChunks = cur.Segments, cur.SegmentChunks
+}
+
 // DeleteObject implements metadata.Store.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition, events ...metadata.Event) error {
 	if validBucket(bucket) != nil || validKey(key) != nil {

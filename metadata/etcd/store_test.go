@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -1107,6 +1108,57 @@ func TestListUploadsWithDelimiter(t *testing.T) {
 		}
 		if read := kv.bytes.Load() - before; max == 1000 && read > 60*2*200+14*400 {
 			t.Fatalf("max %d: %d bytes read: the folders were read", max, read)
+		}
+	}
+}
+
+// TestUpdateObject: UpdateObject changes what describes a version in
+// place, never its data or identity, releases nothing, and keeps an
+// out-of-line segment list.
+func TestUpdateObject(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "b")
+	segs := make([]metadata.Segment, 40) // out of line
+	for i := range segs {
+		segs[i] = seg(i)
+	}
+	for _, o := range []metadata.Object{obj("b", "small", "e1", seg(1)), obj("b", "big", "e2", segs...)} {
+		if err := s.PutObject(ctx, o, metadata.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := s.GetObject(ctx, "b", o.Key)
+		err := s.UpdateObject(ctx, "b", o.Key, func(cur *metadata.Object) error {
+			cur.ACL = "public-read"
+			cur.ETag, cur.Segments, cur.VersionID, cur.Size = "changed", nil, "other", 1
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.GetObject(ctx, "b", o.Key)
+		if err != nil || after.ACL != "public-read" {
+			t.Fatalf("%s: ACL %q, %v", o.Key, after.ACL, err)
+		}
+		after.ACL = ""
+		if !reflect.DeepEqual(after, before) {
+			t.Fatalf("%s: data changed:\n%+v\n%+v", o.Key, before, after)
+		}
+	}
+	if n := gcKinds(t, s); len(n) != 0 {
+		t.Fatalf("update released %v", n)
+	}
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		bucket, key string
+		f           func(*metadata.Object) error
+		want        error
+	}{
+		{"b", "absent", func(*metadata.Object) error { return nil }, metadata.ErrNoSuchKey},
+		{"nob", "small", func(*metadata.Object) error { return nil }, metadata.ErrNoSuchBucket},
+		{"b", "small", func(*metadata.Object) error { return boom }, boom},
+	} {
+		if err := s.UpdateObject(ctx, tc.bucket, tc.key, tc.f); !errors.Is(err, tc.want) {
+			t.Errorf("%s/%s: %v, want %v", tc.bucket, tc.key, err, tc.want)
 		}
 	}
 }
