@@ -223,52 +223,6 @@ func (g *Gateway) getBucketVersioning(w http.ResponseWriter, r *http.Request) {
 	}{XMLNS: s3.XMLNS})
 }
 
-// getACL answers the only ACL Sherd has: the owner has full control.
-func (g *Gateway) getACL(w http.ResponseWriter, r *http.Request) {
-	b, err := g.bucket(r)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if k := reqOf(r).key; k != "" {
-		if _, err := g.store.GetObject(r.Context(), b.Name, k); err != nil {
-			g.writeError(w, r, err)
-			return
-		}
-	}
-	type grantee struct {
-		XMLNS string `xml:"xmlns:xsi,attr"`
-		Type  string `xml:"xsi:type,attr"`
-		ID    string `xml:"ID"`
-	}
-	type grant struct {
-		Grantee    grantee `xml:"Grantee"`
-		Permission string  `xml:"Permission"`
-	}
-	type groupGrantee struct {
-		XMLNS string `xml:"xmlns:xsi,attr"`
-		Type  string `xml:"xsi:type,attr"`
-		URI   string `xml:"URI"`
-	}
-	owner := s3.Owner{ID: b.Owner, DisplayName: b.Owner}
-	grants := []any{grant{
-		Grantee:    grantee{XMLNS: "http://www.w3.org/2001/XMLSchema-instance", Type: "CanonicalUser", ID: b.Owner},
-		Permission: "FULL_CONTROL",
-	}}
-	if b.PublicRead {
-		grants = append(grants, struct {
-			Grantee    groupGrantee `xml:"Grantee"`
-			Permission string       `xml:"Permission"`
-		}{groupGrantee{"http://www.w3.org/2001/XMLSchema-instance", "Group", "http://acs.amazonaws.com/groups/global/AllUsers"}, "READ"})
-	}
-	g.writeXML(w, r, struct {
-		XMLName xml.Name `xml:"AccessControlPolicy"`
-		XMLNS   string   `xml:"xmlns,attr"`
-		Owner   s3.Owner `xml:"Owner"`
-		Grants  []any    `xml:"AccessControlList>Grant"`
-	}{XMLNS: s3.XMLNS, Owner: owner, Grants: grants})
-}
-
 func (g *Gateway) bucketConfigAbsent(e *s3.Error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if _, err := g.bucket(r); err != nil {

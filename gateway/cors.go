@@ -4,7 +4,6 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/sherdstore/sherd/gateway/s3"
@@ -151,41 +150,3 @@ func (g *Gateway) deleteBucketCors(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// cannedACL maps x-amz-acl to the public-read flag. Other ACLs are
-// NotImplemented: Sherd has one owner and, per bucket, anonymous read or not.
-func cannedACL(v string) (public bool, err error) {
-	switch v {
-	case "", "private":
-		return false, nil
-	case "public-read":
-		return true, nil
-	}
-	return false, s3.Errorf(s3.ErrNotImplemented, "canned ACL %s", v)
-}
-
-// putBucketACL sets the bucket's canned ACL (private or public-read).
-func (g *Gateway) putBucketACL(w http.ResponseWriter, r *http.Request) {
-	b, err := g.bucket(r)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	acl := r.Header.Get("X-Amz-Acl")
-	if acl == "" {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody))
-		if strings.TrimSpace(string(body)) != "" {
-			g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "ACL documents; use x-amz-acl: private or public-read"))
-			return
-		}
-	}
-	public, err := cannedACL(acl)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	if err := g.store.UpdateBucket(r.Context(), b.Name, func(b *metadata.Bucket) error { b.PublicRead = public; return nil }); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-}

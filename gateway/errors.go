@@ -38,6 +38,8 @@ var (
 	errInvalidLocation       = &s3.Error{Code: "InvalidLocationConstraint", Message: "The specified location-constraint is not valid", Status: http.StatusBadRequest}
 	errMethodNotAllowed      = &s3.Error{Code: "MethodNotAllowed", Message: "The specified method is not allowed against this resource.", Status: http.StatusMethodNotAllowed}
 	errInvalidArgument       = s3.ErrInvalidArgument
+	errUnexpectedContent     = &s3.Error{Code: "UnexpectedContent", Message: "This request does not support content", Status: http.StatusBadRequest}
+	errMissingSecurityHeader = &s3.Error{Code: "MissingSecurityHeader", Message: "Your request was missing a required header", Status: http.StatusBadRequest}
 	errNoSuchLifecycle       = &s3.Error{Code: "NoSuchLifecycleConfiguration", Message: "The lifecycle configuration does not exist", Status: http.StatusNotFound}
 	errNoSuchPolicy          = &s3.Error{Code: "NoSuchBucketPolicy", Message: "The bucket policy does not exist", Status: http.StatusNotFound}
 	errNoSuchTagSet          = &s3.Error{Code: "NoSuchTagSet", Message: "The TagSet does not exist", Status: http.StatusNotFound}

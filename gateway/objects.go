@@ -61,6 +61,7 @@ type objectMeta struct {
 	contentType string
 	headers     map[string]string
 	userMeta    map[string]string
+	acl         string // canned ACL ("": private)
 }
 
 func parseObjectMeta(h http.Header) (objectMeta, error) {
@@ -69,17 +70,16 @@ func parseObjectMeta(h http.Header) (objectMeta, error) {
 			return objectMeta{}, s3.Errorf(s3.ErrNotImplemented, "header %s", k)
 		}
 	}
-	switch acl := h.Get("X-Amz-Acl"); acl {
-	case "", "private", "bucket-owner-full-control":
-	default:
-		return objectMeta{}, s3.Errorf(s3.ErrNotImplemented, "canned ACL %s", acl)
+	acl, err := objectACL(h.Get("X-Amz-Acl"))
+	if err != nil {
+		return objectMeta{}, err
 	}
 	switch sc := h.Get("X-Amz-Storage-Class"); sc {
 	case "", "STANDARD":
 	default:
 		return objectMeta{}, s3.Errorf(s3.ErrNotImplemented, "storage class %s", sc)
 	}
-	m := objectMeta{contentType: h.Get("Content-Type"), headers: map[string]string{}, userMeta: map[string]string{}}
+	m := objectMeta{contentType: h.Get("Content-Type"), headers: map[string]string{}, userMeta: map[string]string{}, acl: acl}
 	for _, k := range storedHeaders {
 		if v := h.Get(k); v != "" {
 			m.headers[k] = v
@@ -246,7 +246,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	seg.MD5 = hex.EncodeToString(md5)
 	obj := metadata.Object{
 		Bucket: b.Name, Key: key, VersionID: cluster.NewID(), Size: bv.Size(), ETag: hex.EncodeToString(md5),
-		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta,
+		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ACL: meta.acl,
 		Checksums: bv.Checksums(), ChecksumType: s3.ChecksumFullObject, ModTime: g.now().UTC(),
 	}
 	if ok {
@@ -338,7 +338,7 @@ func objectHeaders(obj metadata.Object) http.Header {
 }
 
 func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
-	b, err := g.bucket(r)
+	b, obj, err := g.readableObject(r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -350,11 +350,6 @@ func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
 			g.writeError(w, r, s3.Errorf(errInvalidRequest, "Request specific response headers cannot be used for anonymous GET requests."))
 			return
 		}
-	}
-	obj, err := g.store.GetObject(r.Context(), b.Name, reqOf(r).key)
-	if err != nil {
-		g.writeError(w, r, err)
-		return
 	}
 	hdr := objectHeaders(obj)
 	switch readPreconditions(r.Header, obj.ETag, obj.ModTime) {
@@ -638,11 +633,13 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 	var meta objectMeta
 	switch directive {
 	case "", "COPY":
-		if _, err := parseObjectMeta(r.Header); err != nil { // still refuse unsupported features
+		m, err := parseObjectMeta(r.Header) // still refuse unsupported features
+		if err != nil {
 			g.writeError(w, r, err)
 			return
 		}
-		meta = objectMeta{contentType: src.ContentType, headers: src.Headers, userMeta: src.UserMeta}
+		// The ACL is not copied: the copy has the one the request names.
+		meta = objectMeta{contentType: src.ContentType, headers: src.Headers, userMeta: src.UserMeta, acl: m.acl}
 		if sb == b.Name && sk == key && r.Header.Get("X-Amz-Checksum-Algorithm") == "" {
 			g.writeError(w, r, s3.Errorf(errInvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."))
 			return

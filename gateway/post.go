@@ -142,11 +142,10 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	header.Del("Key")
-	if acl := fields["acl"]; acl != "" && acl != "private" {
-		g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "per-object ACL %s", acl))
-		return
-	}
 	header.Del("Acl")
+	if acl := fields["acl"]; acl != "" {
+		header.Set("X-Amz-Acl", acl)
+	}
 	meta, err := parseObjectMeta(header)
 	if err != nil {
 		g.writeError(w, r, err)

@@ -109,6 +109,7 @@ func (g *Gateway) routes() *mux.Router {
 	obj.Methods(http.MethodHead).HandlerFunc(g.getObject)
 	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("uploadId")).MatcherFunc(hasQuery("partNumber")).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.uploadPartCopy)
 	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("uploadId")).MatcherFunc(hasQuery("partNumber")).HandlerFunc(g.uploadPart)
+	obj.Methods(http.MethodPut).MatcherFunc(onlyQuery("acl")).HandlerFunc(g.putObjectACL)
 	obj.Methods(http.MethodPut).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	obj.Methods(http.MethodPut).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.copyObject)
 	obj.Methods(http.MethodPut).HandlerFunc(g.putObject)

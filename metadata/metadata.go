@@ -194,6 +194,7 @@ type Upload struct {
 	UserMeta     RawMap    `json:"meta,omitempty"`
 	ChecksumAlgo string    `json:"cka,omitempty"`
 	ChecksumType string    `json:"ckt,omitempty"`
+	ACL          string    `json:"acl,omitempty"` // the object's canned ACL
 }
 
 // Part is an uploaded part.

@@ -214,3 +214,111 @@ func TestCompleteUnquotedETags(t *testing.T) {
 		}
 	}
 }
+
+// TestObjectCannedACLs: canned ACLs on objects (x-amz-acl on PUT, COPY,
+// CreateMultipartUpload and POST; PutObjectAcl with the header or with an
+// ACL document; GetObjectAcl grants). A public-read object of a private
+// bucket is readable anonymously, nothing else is: not its ACL, not its
+// neighbours, not a missing key (403, revealing nothing).
+func TestObjectCannedACLs(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	b := aws.String("acls")
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}))
+	anon := func(method, key string) int {
+		t.Helper()
+		r, _ := do(t, method, s.Gateway.URL+"/acls/"+key, nil, nil)
+		return r.StatusCode
+	}
+	grants := func(key string) []string {
+		t.Helper()
+		out, err := c.GetObjectAcl(ctx, &s3.GetObjectAclInput{Bucket: b, Key: aws.String(key)})
+		noErr(t, err)
+		var gs []string
+		for _, g := range out.Grants {
+			who := aws.ToString(g.Grantee.ID)
+			if g.Grantee.URI != nil {
+				who = *g.Grantee.URI
+			}
+			gs = append(gs, string(g.Grantee.Type)+":"+who+":"+string(g.Permission))
+		}
+		return gs
+	}
+	owner := "CanonicalUser:" + rootUser + ":FULL_CONTROL"
+	allRead := "Group:http://acs.amazonaws.com/groups/global/AllUsers:READ"
+
+	must(t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("public"), Body: strings.NewReader("hi"), ACL: types.ObjectCannedACLPublicRead}))
+	must(t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("private"), Body: strings.NewReader("hi")}))
+	if got := grants("public"); !reflect.DeepEqual(got, []string{owner, allRead}) {
+		t.Errorf("public-read grants %q", got)
+	}
+	if got := grants("private"); !reflect.DeepEqual(got, []string{owner}) {
+		t.Errorf("private grants %q", got)
+	}
+	for _, tc := range []struct {
+		method, key string
+		want        int
+	}{
+		{"GET", "public", 200}, {"HEAD", "public", 200}, {"GET", "private", 403}, {"GET", "absent", 403},
+		{"GET", "public?acl", 403}, {"PUT", "public", 403}, {"DELETE", "public", 403}, {"GET", "", 403},
+	} {
+		if got := anon(tc.method, tc.key); got != tc.want {
+			t.Errorf("anonymous %s %s: %d, want %d", tc.method, tc.key, got, tc.want)
+		}
+	}
+	// PutObjectAcl: the header, then a document (what s3cmd setacl sends).
+	must(t)(c.PutObjectAcl(ctx, &s3.PutObjectAclInput{Bucket: b, Key: aws.String("private"), ACL: types.ObjectCannedACLPublicRead}))
+	if anon("GET", "private") != 200 {
+		t.Error("PutObjectAcl public-read: not readable")
+	}
+	must(t)(c.PutObjectAcl(ctx, &s3.PutObjectAclInput{Bucket: b, Key: aws.String("private"), AccessControlPolicy: &types.AccessControlPolicy{
+		Owner:  &types.Owner{ID: aws.String(rootUser)},
+		Grants: []types.Grant{{Grantee: &types.Grantee{Type: types.TypeCanonicalUser, ID: aws.String(rootUser)}, Permission: types.PermissionFullControl}}}}))
+	if anon("GET", "private") != 403 || !reflect.DeepEqual(grants("private"), []string{owner}) {
+		t.Error("PutObjectAcl with a private document")
+	}
+	_, err := c.PutObjectAcl(ctx, &s3.PutObjectAclInput{Bucket: b, Key: aws.String("private"), GrantRead: aws.String(`id="someone-else"`)})
+	wantErr(t, "a grant to another account", err, "NotImplemented", 501)
+	_, err = c.PutObjectAcl(ctx, &s3.PutObjectAclInput{Bucket: b, Key: aws.String("absent"), ACL: types.ObjectCannedACLPublicRead})
+	wantErr(t, "PutObjectAcl of a missing key", err, "NoSuchKey", 404)
+	resp, body := signed(t, "PUT", s.Gateway.URL+"/acls/private", []byte("x"), map[string]string{"X-Amz-Acl": "everyone-may-write"})
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "InvalidArgument") {
+		t.Errorf("unknown canned ACL: %d %s", resp.StatusCode, body)
+	}
+
+	// COPY: the copy has the ACL the request names, not the source's.
+	must(t)(c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: b, Key: aws.String("copy"), CopySource: aws.String("acls/public")}))
+	must(t)(c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: b, Key: aws.String("copy-public"), CopySource: aws.String("acls/private"), ACL: types.ObjectCannedACLPublicRead}))
+	if anon("GET", "copy") != 403 || anon("GET", "copy-public") != 200 {
+		t.Error("COPY ACLs")
+	}
+	// CreateMultipartUpload: the completed object has the upload's ACL.
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("mp"), ACL: types.ObjectCannedACLPublicRead})
+	noErr(t, err)
+	part, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("part")})
+	noErr(t, err)
+	must(t)(c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: part.ETag}}}}))
+	if anon("GET", "mp") != 200 {
+		t.Error("multipart ACL")
+	}
+	// POST: the acl field.
+	p, err := s3.NewPresignClient(c).PresignPostObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("posted")},
+		func(o *s3.PresignPostOptions) { o.Conditions = []any{map[string]string{"acl": "public-read"}} })
+	noErr(t, err)
+	p.Values["acl"] = "public-read"
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range p.Values {
+		mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", "f")
+	fw.Write([]byte("posted"))
+	mw.Close()
+	if r, body := do(t, "POST", p.URL, &buf, map[string]string{"Content-Type": mw.FormDataContentType()}); r.StatusCode != 204 {
+		t.Fatalf("POST: %d %s", r.StatusCode, body)
+	}
+	if anon("GET", "posted") != 200 {
+		t.Error("POST ACL")
+	}
+}
