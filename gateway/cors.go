@@ -149,4 +149,3 @@ func (g *Gateway) deleteBucketCors(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
-
