@@ -221,7 +221,7 @@ func TestReadAsksTheRecord(t *testing.T) {
 			lost = i
 		}
 	}
-	if err := r.meta.PutObject(ctx, metadata.Object{Bucket: "b", Key: "k", Size: seg.Size, Segments: []metadata.Segment{seg}}, metadata.Precondition{}); err != nil {
+	if _, err := r.meta.PutObject(ctx, metadata.Object{Bucket: "b", Key: "k", Size: seg.Size, Segments: []metadata.Segment{seg}}, metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	// Repair: rebuild, then record.

@@ -231,11 +231,12 @@ func (g *Gateway) putObjectACL(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// readableObject loads the bucket and the object a GET or HEAD reads. An
-// anonymous request reads objects of a public-read bucket and objects
-// whose own ACL is public; anything else, an absent object included, is
-// AccessDenied to it (nothing about what exists is revealed).
-func (g *Gateway) readableObject(r *http.Request) (metadata.Bucket, metadata.Object, error) {
+// readableObject loads the bucket and the version a GET or HEAD reads
+// (readVersion). An anonymous request reads objects of a public-read
+// bucket and objects whose own ACL is public; anything else, an absent
+// object included, is AccessDenied to it (nothing about what exists is
+// revealed).
+func (g *Gateway) readableObject(w http.ResponseWriter, r *http.Request) (metadata.Bucket, metadata.Object, error) {
 	q := reqOf(r)
 	var obj metadata.Object
 	if !q.id.Anonymous {
@@ -243,7 +244,7 @@ func (g *Gateway) readableObject(r *http.Request) (metadata.Bucket, metadata.Obj
 		if err != nil {
 			return b, obj, err
 		}
-		obj, err = g.store.GetObject(r.Context(), b.Name, q.key)
+		obj, err = g.readVersion(w, r, b, q.key)
 		return b, obj, err
 	}
 	b, err := g.store.GetBucket(r.Context(), q.bucket)
@@ -251,15 +252,24 @@ func (g *Gateway) readableObject(r *http.Request) (metadata.Bucket, metadata.Obj
 		return b, obj, s3.ErrAccessDenied
 	}
 	if authorized(r, &b) == nil { // a public-read bucket
-		obj, err = g.store.GetObject(r.Context(), b.Name, q.key)
+		obj, err = g.readVersion(w, r, b, q.key)
 		return b, obj, err
 	}
 	if !plainRead(r) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return b, obj, s3.ErrAccessDenied
 	}
-	obj, err = g.store.GetObject(r.Context(), b.Name, q.key)
+	obj, err = g.readVersion(discardWriter{}, r, b, q.key)
 	if err != nil || !publicRead(obj.ACL) {
 		return b, obj, s3.ErrAccessDenied
 	}
 	return b, obj, nil
 }
+
+// discardWriter is a ResponseWriter whose headers go nowhere: what a
+// read of a version says about delete markers is not for anonymous
+// clients that may not read it.
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (discardWriter) WriteHeader(int)             {}

@@ -210,19 +210,6 @@ func (g *Gateway) getBucketLocation(w http.ResponseWriter, r *http.Request) {
 	g.writeXML(w, r, s3.LocationConstraint{XMLNS: s3.XMLNS, Location: loc})
 }
 
-func (g *Gateway) getBucketVersioning(w http.ResponseWriter, r *http.Request) {
-	if _, err := g.bucket(r); err != nil {
-		g.writeError(w, r, err)
-		return
-	}
-	// Buckets are never versioned: the empty configuration is AWS's answer
-	// for a bucket on which versioning was never enabled.
-	g.writeXML(w, r, struct {
-		XMLName xml.Name `xml:"VersioningConfiguration"`
-		XMLNS   string   `xml:"xmlns,attr"`
-	}{XMLNS: s3.XMLNS})
-}
-
 func (g *Gateway) bucketConfigAbsent(e *s3.Error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if _, err := g.bucket(r); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -292,13 +293,16 @@ func TestPartRange(t *testing.T) {
 }
 
 func FuzzCopySource(f *testing.F) {
-	for _, s := range []string{"/b/k", "b/k?versionId=null", "b%2Fk", "/b/", "b/k%ZZ"} {
+	for _, s := range []string{"/b/k", "b/k?versionId=null", "b/k?versionId=3f2a", "b%2Fk", "/b/", "b/k%ZZ"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b, k, err := copySource(s)
+		b, k, v, err := copySource(s)
 		if err == nil && (b == "" || k == "") {
 			t.Fatalf("%q: empty bucket or key", s)
+		}
+		if err == nil && v != "" && !strings.Contains(s, "?") {
+			t.Fatalf("%q: a version without a query", s)
 		}
 	})
 }

@@ -199,7 +199,7 @@ func (g *Gateway) uploadPartCopy(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	src, err := g.copySourceObject(r)
+	src, err := g.copySourceObject(w, r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -322,7 +322,7 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
-		obj, err := g.completeOnce(r, b, u, req, pre)
+		obj, vid, err := g.completeOnce(r, b, u, req, pre)
 		if errors.Is(err, metadata.ErrConflict) && attempt < 3 {
 			continue // a part was replaced while we read them: read again
 		}
@@ -330,7 +330,8 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, r *http.Request) {
 			g.writeError(w, r, err)
 			return
 		}
-		res := s3.CompleteMultipartUploadResult{XMLNS: s3.XMLNS, Location: "/" + b.Name + "/" + u.Key, Bucket: b.Name, Key: u.Key, ETag: `"` + obj.ETag + `"`}
+		setVersionHeader(w, vid)
+		res := s3.CompleteMultipartUploadResult{XMLNS: s3.XMLNS, Location: g.objectURL(r, b.Name, u.Key), Bucket: b.Name, Key: u.Key, ETag: `"` + obj.ETag + `"`}
 		for algo, v := range obj.Checksums {
 			res.Set(algo, v)
 		}
@@ -340,44 +341,44 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Upload, req s3.CompleteMultipartUpload, pre metadata.Precondition) (metadata.Object, error) {
+func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Upload, req s3.CompleteMultipartUpload, pre metadata.Precondition) (metadata.Object, string, error) {
 	stored, err := g.allParts(r, u.UploadID)
 	if err != nil {
-		return metadata.Object{}, err
+		return metadata.Object{}, "", err
 	}
 	parts := make([]metadata.Part, 0, len(req.Parts))
 	etags := md5.New()
 	var size int64
 	for i, cp := range req.Parts {
 		if i > 0 && cp.PartNumber <= req.Parts[i-1].PartNumber {
-			return metadata.Object{}, errInvalidPartOrder
+			return metadata.Object{}, "", errInvalidPartOrder
 		}
 		p, ok := stored[cp.PartNumber]
 		if !ok || trimETag(cp.ETag) != p.ETag {
-			return metadata.Object{}, s3.Errorf(errInvalidPart, "part %d", cp.PartNumber)
+			return metadata.Object{}, "", s3.Errorf(errInvalidPart, "part %d", cp.PartNumber)
 		}
 		for _, algo := range s3.ChecksumAlgorithms {
 			if v := cp.Get(algo); v != "" && v != p.Checksums[algo] {
-				return metadata.Object{}, s3.Errorf(errInvalidPart, "part %d: %s does not match", cp.PartNumber, algo)
+				return metadata.Object{}, "", s3.Errorf(errInvalidPart, "part %d: %s does not match", cp.PartNumber, algo)
 			}
 		}
 		if i < len(req.Parts)-1 && p.Size < g.cfg.MinPartSize {
-			return metadata.Object{}, s3.Errorf(errEntityTooSmall, "part %d is %d bytes", cp.PartNumber, p.Size)
+			return metadata.Object{}, "", s3.Errorf(errEntityTooSmall, "part %d is %d bytes", cp.PartNumber, p.Size)
 		}
 		raw, _ := hex.DecodeString(p.ETag)
 		etags.Write(raw)
 		size += p.Size
 		if size > maxObjectSize {
-			return metadata.Object{}, s3.Errorf(errEntityTooLarge, "the parts add up to more than 5 TiB")
+			return metadata.Object{}, "", s3.Errorf(errEntityTooLarge, "the parts add up to more than 5 TiB")
 		}
 		parts = append(parts, p)
 	}
 	algo, value, err := multipartChecksum(u, parts)
 	if err != nil {
-		return metadata.Object{}, err
+		return metadata.Object{}, "", err
 	}
 	if want := r.Header.Get(s3.ChecksumHeader(algo)); algo != "" && want != "" && want != value && strings.TrimSuffix(value, "-"+strconv.Itoa(len(parts))) != want {
-		return metadata.Object{}, s3.Errorf(s3.ErrBadDigest, "The %s you specified did not match the calculated checksum.", algo)
+		return metadata.Object{}, "", s3.Errorf(s3.ErrBadDigest, "The %s you specified did not match the calculated checksum.", algo)
 	}
 	ctype, sums := u.ChecksumType, map[string]string{algo: value}
 	if ctype == "" {
@@ -393,10 +394,8 @@ func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Up
 		Checksums: sums, ChecksumType: ctype, ModTime: g.now().UTC(),
 	}
 	events := g.events(r, b, "ObjectCreated:CompleteMultipartUpload", u.Key, obj.Size, obj.ETag)
-	if err := g.store.CompleteUpload(r.Context(), u, parts, obj, pre, events...); err != nil {
-		return obj, err
-	}
-	return obj, nil
+	vid, err := g.store.CompleteUpload(r.Context(), u, parts, obj, pre, events...)
+	return obj, vid, err
 }
 
 func (g *Gateway) abortUpload(w http.ResponseWriter, r *http.Request) {

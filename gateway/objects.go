@@ -213,11 +213,12 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	obj, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Put")
+	obj, vid, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Put")
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, vid)
 	w.Header().Set("ETag", `"`+obj.ETag+`"`)
 	for algo, v := range obj.Checksums {
 		w.Header().Set(s3.ChecksumHeader(algo), v)
@@ -231,11 +232,12 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 // writeObject stores the body read through bv as one segment and commits
 // it as bucket/key.
 // event names the notification (ObjectCreated:Put, :Copy, :Post).
-func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv *s3.BodyVerifier, meta objectMeta, pre metadata.Precondition, event string) (metadata.Object, error) {
+// It returns the object and its S3 version id ("" in an unversioned bucket).
+func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv *s3.BodyVerifier, meta objectMeta, pre metadata.Precondition, event string) (metadata.Object, string, error) {
 	ctx := r.Context()
 	seg, missing, ok, err := g.cluster.WriteSegment(ctx, bv, cluster.Profile(b.Profile))
 	if err != nil {
-		return metadata.Object{}, err
+		return metadata.Object{}, "", err
 	}
 	cctx, cancel := g.cluster.CommitContext(ctx) // see cluster.Config.CommitWindow
 	defer cancel()
@@ -252,17 +254,18 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	if ok {
 		obj.Segments = []metadata.Segment{seg}
 	}
-	if err := g.store.PutObject(cctx, obj, pre, g.events(r, b, event, key, obj.Size, obj.ETag)...); err != nil {
+	vid, err := g.store.PutObject(cctx, obj, pre, g.events(r, b, event, key, obj.Size, obj.ETag)...)
+	if err != nil {
 		// Refused, so nothing names the segment: it goes now.
 		if ok && (errors.Is(err, metadata.ErrPreconditionFailed) || errors.Is(err, metadata.ErrNoSuchKey) || errors.Is(err, metadata.ErrNoSuchBucket) || errors.Is(err, metadata.ErrInvalid)) {
 			g.cluster.DiscardSegment(seg)
 		}
-		return metadata.Object{}, err
+		return metadata.Object{}, "", err
 	}
 	if len(missing) > 0 {
 		g.cluster.QueueRepair(seg, missing, "put")
 	}
-	return obj, nil
+	return obj, vid, nil
 }
 
 // checksumAlgo is the algorithm of the object's stored checksum ("" if none).
@@ -338,7 +341,7 @@ func objectHeaders(obj metadata.Object) http.Header {
 }
 
 func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
-	b, obj, err := g.readableObject(r)
+	b, obj, err := g.readableObject(w, r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -352,6 +355,9 @@ func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	hdr := objectHeaders(obj)
+	if vid := versionOf(b, obj, q.Has("versionId")); vid != "" {
+		hdr.Set("X-Amz-Version-Id", vid)
+	}
 	switch readPreconditions(r.Header, obj.ETag, obj.ModTime) {
 	case http.StatusNotModified:
 		for _, k := range []string{"ETag", "Last-Modified", "Cache-Control", "Expires"} {
@@ -468,12 +474,17 @@ func (g *Gateway) deleteObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pre := metadata.Precondition{IfMatch: trimETag(r.Header.Get("If-Match"))}
-	key := reqOf(r).key
-	err = g.store.DeleteObject(r.Context(), b.Name, key, pre, g.events(r, b, "ObjectRemoved:Delete", key, 0, "")...)
+	vid, err := versionParam(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	rm, err := g.deleteVersion(r, b, reqOf(r).key, vid, pre)
 	if err != nil && !(errors.Is(err, metadata.ErrNoSuchKey) && pre.IfMatch == "") {
 		g.writeError(w, r, err)
 		return
 	}
+	setRemovalHeaders(w, rm)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -495,44 +506,49 @@ func (g *Gateway) deleteObjects(w http.ResponseWriter, r *http.Request) {
 	res := s3.DeleteResult{XMLNS: s3.XMLNS}
 	for _, o := range req.Objects {
 		var err error
+		var rm metadata.Removal
 		switch {
-		case o.VersionID != "" && o.VersionID != "null":
-			err = s3.Errorf(s3.ErrNotImplemented, "versionId")
 		case o.Key == "" || len(o.Key) > maxKeyLen:
 			err = errKeyTooLong
 		default:
-			err = g.store.DeleteObject(r.Context(), b.Name, o.Key, metadata.Precondition{}, g.events(r, b, "ObjectRemoved:Delete", o.Key, 0, "")...)
+			rm, err = g.deleteVersion(r, b, o.Key, o.VersionID, metadata.Precondition{})
 		}
 		if err != nil && !errors.Is(err, metadata.ErrNoSuchKey) {
 			se := toS3(err)
-			res.Errors = append(res.Errors, s3.DeleteErrorEntry{Key: o.Key, Code: se.Code, Message: se.Message})
+			res.Errors = append(res.Errors, s3.DeleteErrorEntry{Key: o.Key, VersionID: o.VersionID, Code: se.Code, Message: se.Message})
 			continue
 		}
 		if !req.Quiet {
-			res.Deleted = append(res.Deleted, s3.DeletedEntry{Key: o.Key})
+			e := s3.DeletedEntry{Key: o.Key, VersionID: o.VersionID, DeleteMarker: rm.DeleteMarker}
+			if rm.DeleteMarker && o.VersionID == "" {
+				e.DeleteMarkerVersionID = rm.VersionID
+			}
+			res.Deleted = append(res.Deleted, e)
 		}
 	}
 	g.writeXML(w, r, res)
 }
 
 // copySource parses x-amz-copy-source: "[/]bucket/key[?versionId=v]", URL-encoded.
-func copySource(h string) (bucket, key string, err error) {
-	src, version, _ := strings.Cut(h, "?")
-	if version != "" {
-		vals, _ := url.ParseQuery(version)
-		if v := vals.Get("versionId"); v != "" && v != "null" {
-			return "", "", s3.Errorf(s3.ErrNotImplemented, "copy of a version")
+func copySource(h string) (bucket, key, version string, err error) {
+	src, query, _ := strings.Cut(h, "?")
+	if query != "" {
+		vals, _ := url.ParseQuery(query)
+		if vals.Has("versionId") {
+			if version = vals.Get("versionId"); version == "" {
+				return "", "", "", s3.Errorf(s3.ErrInvalidArgument, "Invalid version id specified")
+			}
 		}
 	}
 	dec, uerr := url.PathUnescape(src)
 	if uerr != nil {
-		return "", "", s3.Errorf(s3.ErrInvalidArgument, "Invalid copy source encoding")
+		return "", "", "", s3.Errorf(s3.ErrInvalidArgument, "Invalid copy source encoding")
 	}
 	bucket, key, ok := strings.Cut(strings.TrimPrefix(dec, "/"), "/")
 	if !ok || bucket == "" || key == "" {
-		return "", "", s3.Errorf(s3.ErrInvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+		return "", "", "", s3.Errorf(s3.ErrInvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
 	}
-	return bucket, key, nil
+	return bucket, key, version, nil
 }
 
 // copySourcePreconditions evaluates x-amz-copy-source-if-*: any failure is 412.
@@ -562,17 +578,32 @@ func (g *Gateway) writeTarget(r *http.Request) (metadata.Bucket, string, error) 
 
 // copySourceObject loads the object x-amz-copy-source names and checks the
 // x-amz-copy-source-if-* conditions on it.
-func (g *Gateway) copySourceObject(r *http.Request) (metadata.Object, error) {
-	sb, sk, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
+// A versionId in it names a version; a delete marker cannot be copied
+// (400 by id, 404 as the latest version, as AWS). The answer carries
+// x-amz-copy-source-version-id when the source bucket has versioning.
+func (g *Gateway) copySourceObject(w http.ResponseWriter, r *http.Request) (metadata.Object, error) {
+	sb, sk, vid, err := copySource(r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return metadata.Object{}, err
 	}
-	if _, err := g.store.GetBucket(r.Context(), sb); err != nil {
-		return metadata.Object{}, err
-	}
-	src, err := g.store.GetObject(r.Context(), sb, sk)
+	b, err := g.store.GetBucket(r.Context(), sb)
 	if err != nil {
 		return metadata.Object{}, err
+	}
+	var src metadata.Object
+	if vid == "" {
+		src, err = g.store.GetObject(r.Context(), sb, sk)
+	} else {
+		src, err = g.store.GetObjectVersion(r.Context(), sb, sk, vid)
+		if err == nil && src.DeleteMarker {
+			err = s3.Errorf(errInvalidRequest, "The source of a copy request may not specifically refer to a delete marker by version id.")
+		}
+	}
+	if err != nil {
+		return metadata.Object{}, err
+	}
+	if v := versionOf(b, src, vid != ""); v != "" {
+		w.Header().Set("X-Amz-Copy-Source-Version-Id", v)
 	}
 	return src, copySourcePreconditions(r.Header, src.ETag, src.ModTime)
 }
@@ -619,7 +650,7 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "Range specified is not valid for source object"))
 		return
 	}
-	src, err := g.copySourceObject(r)
+	src, err := g.copySourceObject(w, r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -675,11 +706,12 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	obj, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Copy")
+	obj, vid, err := g.writeObject(r, b, key, bv, meta, pre, "ObjectCreated:Copy")
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, vid)
 	res := s3.CopyObjectResult{XMLNS: s3.XMLNS, LastModified: s3.FormatTime(obj.ModTime), ETag: `"` + obj.ETag + `"`}
 	switch a := checksumAlgo(obj); a {
 	case s3.CRC32:

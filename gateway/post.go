@@ -160,11 +160,12 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	obj, err := g.writeObject(r, b, key, bv, meta, metadata.Precondition{}, "ObjectCreated:Post")
+	obj, vid, err := g.writeObject(r, b, key, bv, meta, metadata.Precondition{}, "ObjectCreated:Post")
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, vid)
 	etag := `"` + obj.ETag + `"`
 	location := g.objectURL(r, b.Name, key)
 	w.Header().Set("ETag", etag)

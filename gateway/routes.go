@@ -51,6 +51,14 @@ func onlyQuery(k string) mux.MatcherFunc {
 	}
 }
 
+// onlyQueriesOf matches a request with no subresources but some of ks.
+func onlyQueriesOf(ks ...string) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool {
+		q := r.URL.Query()
+		return !slices.ContainsFunc(subresources, func(s string) bool { return !slices.Contains(ks, s) && q.Has(s) })
+	}
+}
+
 // anySubresource matches a request naming a subresource.
 func anySubresource(r *http.Request, _ *mux.RouteMatch) bool {
 	q := r.URL.Query()
@@ -87,12 +95,14 @@ func (g *Gateway) routes() *mux.Router {
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("versioning")).HandlerFunc(g.getBucketVersioning)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("uploads")).HandlerFunc(g.listUploads)
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("versions")).HandlerFunc(g.listObjectVersions)
 	bkt.Methods(http.MethodGet).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	bkt.Methods(http.MethodGet).MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
 		return r.URL.Query().Get("list-type") == "2"
 	}).HandlerFunc(g.listObjectsV2)
 	bkt.Methods(http.MethodGet).HandlerFunc(g.listObjectsV1)
 	bkt.Methods(http.MethodHead).HandlerFunc(g.headBucket)
+	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("versioning")).HandlerFunc(g.putBucketVersioning)
 	bkt.Methods(http.MethodPut).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	bkt.Methods(http.MethodPut).HandlerFunc(g.createBucket)
 	bkt.Methods(http.MethodDelete).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
@@ -103,7 +113,7 @@ func (g *Gateway) routes() *mux.Router {
 
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("uploadId")).HandlerFunc(g.listParts)
-	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(onlyQuery("partNumber")).HandlerFunc(g.getObject)
+	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(onlyQueriesOf("partNumber", "versionId")).HandlerFunc(g.getObject)
 	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	obj.Methods(http.MethodGet).HandlerFunc(g.getObject)
 	obj.Methods(http.MethodHead).HandlerFunc(g.getObject)
@@ -114,6 +124,7 @@ func (g *Gateway) routes() *mux.Router {
 	obj.Methods(http.MethodPut).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.copyObject)
 	obj.Methods(http.MethodPut).HandlerFunc(g.putObject)
 	obj.Methods(http.MethodDelete).MatcherFunc(hasQuery("uploadId")).HandlerFunc(g.abortUpload)
+	obj.Methods(http.MethodDelete).MatcherFunc(onlyQuery("versionId")).HandlerFunc(g.deleteObject)
 	obj.Methods(http.MethodDelete).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	obj.Methods(http.MethodDelete).HandlerFunc(g.deleteObject)
 	obj.Methods(http.MethodPost).MatcherFunc(hasQuery("uploads")).HandlerFunc(g.createUpload)

@@ -19,6 +19,7 @@ var (
 	ErrBucketExists       = errors.New("bucket already exists")
 	ErrBucketNotEmpty     = errors.New("bucket not empty")
 	ErrNoSuchKey          = errors.New("no such key")
+	ErrNoSuchVersion      = errors.New("no such version")
 	ErrNoSuchUpload       = errors.New("no such upload")
 	ErrNoSuchSegment      = errors.New("no such segment")
 	ErrPreconditionFailed = errors.New("precondition failed")
@@ -58,7 +59,16 @@ type Bucket struct {
 	// Location is the LocationConstraint the bucket was created with
 	// ("": the gateway's region).
 	Location string `json:"loc,omitempty"`
+	// Versioning is VersioningEnabled or VersioningSuspended once set
+	// ("": never versioned; it cannot go back).
+	Versioning string `json:"ver,omitempty"`
 }
+
+// Bucket versioning states (S3's names).
+const (
+	VersioningEnabled   = "Enabled"
+	VersioningSuspended = "Suspended"
+)
 
 // Segment is the unit of erasure coding and placement: one simple PUT or
 // one multipart part.
@@ -117,6 +127,57 @@ type Object struct {
 	// (SegmentChunks > 0); GetObject always returns them filled.
 	Segments      []Segment `json:"segs,omitempty"`
 	SegmentChunks int       `json:"chunks,omitempty"`
+	// Seq orders the versions of a key, newest highest: set by the store
+	// when a versioned (or suspended) bucket commits the version; 0 for
+	// versions written while the bucket was never versioned.
+	Seq int64 `json:"seq,omitempty"`
+	// Null: the version's S3 version id is "null" (written while
+	// versioning was suspended; Seq 0 versions are null too).
+	Null bool `json:"null,omitempty"`
+	// DeleteMarker: the version is a delete marker (no data).
+	DeleteMarker bool `json:"dm,omitempty"`
+	// IsLatest is filled by ListObjectVersions (not stored).
+	IsLatest bool `json:"-"`
+}
+
+// S3Version is the version id S3 clients see: "null" for the null
+// version, else the version id.
+func (o Object) S3Version() string {
+	if o.Null || o.Seq == 0 {
+		return "null"
+	}
+	return o.VersionID
+}
+
+// Removal is what a delete did: the version it removed or the delete
+// marker it added (VersionID as S3Version says; "" in an unversioned
+// bucket).
+type Removal struct {
+	VersionID    string
+	DeleteMarker bool
+}
+
+// VersionListOptions selects a page of ListObjectVersions. KeyMarker and
+// VersionIDMarker resume after that version (after all versions of
+// KeyMarker when VersionIDMarker is empty).
+type VersionListOptions struct {
+	Prefix          string
+	Delimiter       string
+	KeyMarker       string
+	VersionIDMarker string
+	MaxKeys         int
+}
+
+// VersionListResult is a page of ListObjectVersions: versions and delete
+// markers in key order, each key's newest first (IsLatest set), and
+// common prefixes; at most MaxKeys together.
+type VersionListResult struct {
+	Versions       []Object // segments not filled
+	CommonPrefixes []string
+	IsTruncated    bool
+	// NextKeyMarker, NextVersionIDMarker resume after the page ("" version
+	// marker when the page ended on a common prefix).
+	NextKeyMarker, NextVersionIDMarker string
 }
 
 // RawMap holds header values byte for byte: JSON strings are UTF-8, so a
@@ -474,23 +535,47 @@ type Store interface {
 	ListBuckets(ctx context.Context) ([]Bucket, error)
 
 	// PutObject commits obj as the current version of its key, if the
-	// bucket exists and pre holds; the replaced version's segments go to
-	// gc. Errors: ErrNoSuchBucket, ErrPreconditionFailed (nothing
-	// committed), ErrNoSuchKey (If-Match and no current version),
-	// ErrUnknownOutcome (obj may be committed: release none of
-	// its segments). events are queued (notifications) in the same transaction.
-	PutObject(ctx context.Context, obj Object, pre Precondition, events ...Event) error
+	// bucket exists and pre holds, as the bucket's versioning (read in the
+	// commit) says: unversioned, the replaced version's segments go to gc;
+	// enabled, it is kept as a noncurrent version; suspended, obj is the
+	// null version and replaces the former null version. It returns the S3
+	// version id of obj ("" in an unversioned bucket). Errors:
+	// ErrNoSuchBucket, ErrPreconditionFailed (nothing committed),
+	// ErrNoSuchKey (If-Match and no current version), ErrUnknownOutcome (obj
+	// may be committed: release none of its segments). events are queued
+	// (notifications) in the same transaction.
+	PutObject(ctx context.Context, obj Object, pre Precondition, events ...Event) (string, error)
 	// GetObject returns the current version with its segments.
 	GetObject(ctx context.Context, bucket, key string) (Object, error)
+	// GetObjectVersion returns version vid (an S3 version id, "null"
+	// included) of key with its segments, a delete marker too; vid ""
+	// is the latest version, which may be a delete marker. Errors:
+	// ErrNoSuchBucket, ErrNoSuchKey (vid "": no version at all),
+	// ErrNoSuchVersion.
+	GetObjectVersion(ctx context.Context, bucket, key, vid string) (Object, error)
+	// DeleteObjectVersion removes version vid of key for good (its
+	// segments go to gc). When it was the latest, the version before it
+	// becomes current unless that is a delete marker. Errors:
+	// ErrNoSuchBucket, ErrNoSuchVersion.
+	DeleteObjectVersion(ctx context.Context, bucket, key, vid string, events ...Event) (Removal, error)
+	// ListObjectVersions returns a page of the bucket's versions and
+	// delete markers (in an unversioned bucket, its objects as null
+	// versions). Errors: ErrNoSuchBucket.
+	ListObjectVersions(ctx context.Context, bucket string, opts VersionListOptions) (VersionListResult, error)
 	// UpdateObject applies f to the current version and stores the result
 	// in place (f may run more than once): a change of what describes the
 	// version (its ACL, tags), never of its data, so f's changes to the
 	// key, version id, size, ETag, checksums and segments are ignored.
 	// Errors: ErrNoSuchBucket, ErrNoSuchKey, and f's own.
 	UpdateObject(ctx context.Context, bucket, key string, f func(*Object) error) error
-	// DeleteObject removes the current version (its segments go to gc).
-	// Errors: ErrNoSuchKey, ErrPreconditionFailed.
-	DeleteObject(ctx context.Context, bucket, key string, pre Precondition, events ...Event) error
+	// DeleteObject deletes key as the bucket's versioning says:
+	// unversioned, the current version goes (its segments to gc;
+	// ErrNoSuchKey if there is none); enabled, a delete marker becomes the
+	// latest version (the current one kept as noncurrent); suspended, a
+	// null delete marker does, replacing the former null version. pre is
+	// evaluated on the current version. Errors: ErrNoSuchBucket,
+	// ErrNoSuchKey, ErrPreconditionFailed.
+	DeleteObject(ctx context.Context, bucket, key string, pre Precondition, events ...Event) (Removal, error)
 	ListObjects(ctx context.Context, bucket string, opts ListOptions) (ListResult, error)
 
 	CreateUpload(ctx context.Context, u Upload) error
@@ -512,7 +597,8 @@ type Store interface {
 	// Errors: ErrNoSuchUpload, ErrNoSuchBucket, ErrPreconditionFailed,
 	// ErrNoSuchKey (If-Match and no current version), ErrConflict (a part was replaced meanwhile: retry); ErrUnknownOutcome
 	// (the upload may be complete: release none of its parts).
-	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) error
+	// It returns obj's S3 version id, as PutObject.
+	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) (string, error)
 
 	// ListEvents returns up to limit queued notification events due by now
 	// (NextTry ≤ now), earliest first; events not due are not read.

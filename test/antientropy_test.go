@@ -404,7 +404,7 @@ func crashCompletion(t *testing.T, s *daemon.Server, bucket, key, uid string) {
 	noErr(t, err)
 	parts, _, err := store.ListParts(ctx, uid, 0, 1000)
 	noErr(t, err)
-	err = store.CompleteUpload(ctx, u, parts, metadata.Object{Bucket: bucket, Key: key, ETag: "crashed"}, metadata.Precondition{})
+	_, err = store.CompleteUpload(ctx, u, parts, metadata.Object{Bucket: bucket, Key: key, ETag: "crashed"}, metadata.Precondition{})
 	if !errors.Is(err, metadata.ErrUnknownOutcome) {
 		t.Fatalf("crashed completion: %v", err)
 	}

@@ -121,14 +121,60 @@ type DeleteRequest struct {
 
 // DeletedEntry is one success of DeleteObjects.
 type DeletedEntry struct {
-	Key string `xml:"Key"`
+	Key                   string `xml:"Key"`
+	VersionID             string `xml:"VersionId,omitempty"`
+	DeleteMarker          bool   `xml:"DeleteMarker,omitempty"`
+	DeleteMarkerVersionID string `xml:"DeleteMarkerVersionId,omitempty"`
 }
 
 // DeleteErrorEntry is one failure of DeleteObjects.
 type DeleteErrorEntry struct {
-	Key     string `xml:"Key"`
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId,omitempty"`
+	Code      string `xml:"Code"`
+	Message   string `xml:"Message"`
+}
+
+// VersioningConfiguration is the Get/PutBucketVersioning body.
+type VersioningConfiguration struct {
+	XMLName   xml.Name `xml:"VersioningConfiguration"`
+	XMLNS     string   `xml:"xmlns,attr,omitempty"`
+	Status    string   `xml:"Status,omitempty"`
+	MfaDelete string   `xml:"MfaDelete,omitempty"`
+}
+
+// VersionEntry is a version of ListObjectVersions.
+type VersionEntry struct {
+	XMLName           xml.Name
+	Key               string `xml:"Key"`
+	VersionID         string `xml:"VersionId"`
+	IsLatest          bool   `xml:"IsLatest"`
+	LastModified      string `xml:"LastModified"`
+	ETag              string `xml:"ETag,omitempty"`
+	Size              *int64 `xml:"Size,omitempty"`
+	StorageClass      string `xml:"StorageClass,omitempty"`
+	Owner             *Owner `xml:"Owner,omitempty"`
+	ChecksumAlgorithm string `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType      string `xml:"ChecksumType,omitempty"`
+}
+
+// ListVersionsResult is the ListObjectVersions answer: Entries are
+// Version and DeleteMarker elements, in order.
+type ListVersionsResult struct {
+	XMLName             xml.Name       `xml:"ListVersionsResult"`
+	XMLNS               string         `xml:"xmlns,attr"`
+	Name                string         `xml:"Name"`
+	Prefix              string         `xml:"Prefix"`
+	KeyMarker           string         `xml:"KeyMarker"`
+	VersionIDMarker     string         `xml:"VersionIdMarker"`
+	NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int            `xml:"MaxKeys"`
+	Delimiter           string         `xml:"Delimiter,omitempty"`
+	IsTruncated         bool           `xml:"IsTruncated"`
+	Entries             []VersionEntry `xml:",any"`
+	CommonPrefixes      []CommonPrefix `xml:"CommonPrefixes"`
+	EncodingType        string         `xml:"EncodingType,omitempty"`
 }
 
 // DeleteResult is the DeleteObjects answer.

@@ -109,9 +109,9 @@ func TestAmbiguousCommitKeepsData(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					err = s.CompleteUpload(ctx, u, parts, obj("b", "big", "etag-40"), metadata.Precondition{})
+					_, err = s.CompleteUpload(ctx, u, parts, obj("b", "big", "etag-40"), metadata.Precondition{})
 				case "put":
-					err = s.PutObject(ctx, obj("b", "big", "etag-40", segs...), metadata.Precondition{})
+					_, err = s.PutObject(ctx, obj("b", "big", "etag-40", segs...), metadata.Precondition{})
 				}
 				kv.failReads.Store(0)
 				got, gerr := plain.GetObject(ctx, "b", "big")
@@ -159,14 +159,14 @@ func TestAmbiguousCommitKeepsData(t *testing.T) {
 func TestDefiniteFailureCleansUp(t *testing.T) {
 	s, _, prefix := newStore(t)
 	mustBucket(t, s, "b")
-	if err := s.PutObject(ctx, obj("b", "k", "first", seg(0)), metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, obj("b", "k", "first", seg(0)), metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	segs := make([]metadata.Segment, 40)
 	for i := range segs {
 		segs[i] = seg(i)
 	}
-	err := s.PutObject(ctx, obj("b", "k", "second", segs...), metadata.Precondition{IfNoneMatch: "*"})
+	_, err := s.PutObject(ctx, obj("b", "k", "second", segs...), metadata.Precondition{IfNoneMatch: "*"})
 	if !errors.Is(err, metadata.ErrPreconditionFailed) {
 		t.Fatalf("got %v", err)
 	}

@@ -107,7 +107,7 @@ func TestUncommittedListsReleased(t *testing.T) {
 		segs[i] = seg(i)
 	}
 	kv.before, kv.lose = func() {}, true
-	if err := s.PutObject(ctx, obj("b", "put", "e", segs...), metadata.Precondition{}); !errors.Is(err, metadata.ErrUnknownOutcome) {
+	if _, err := s.PutObject(ctx, obj("b", "put", "e", segs...), metadata.Precondition{}); !errors.Is(err, metadata.ErrUnknownOutcome) {
 		t.Fatalf("lost commit: %v", err)
 	}
 	p := onePending(t, s)
@@ -138,7 +138,7 @@ func TestUncommittedListsReleased(t *testing.T) {
 	// CompleteUpload of 40 parts, commit lost: releasing deletes only the list.
 	u, parts := bigUpload(t, s, "mp", 40)
 	kv.before, kv.lose = func() {}, true
-	if err := s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{}); !errors.Is(err, metadata.ErrUnknownOutcome) {
+	if _, err := s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{}); !errors.Is(err, metadata.ErrUnknownOutcome) {
 		t.Fatalf("lost completion: %v", err)
 	}
 	p = onePending(t, s)
@@ -151,7 +151,7 @@ func TestUncommittedListsReleased(t *testing.T) {
 	if gc, _ := s.ListGC(ctx, 10); len(gc) != 0 || count("objsegs/") != 0 || count("segidx/") != 40 {
 		t.Fatalf("gc %+v, %d list keys, %d segments indexed (want none, 0, the parts' 40)", gc, count("objsegs/"), count("segidx/"))
 	}
-	if err := s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{}); err != nil {
+	if _, err := s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{}); err != nil {
 		t.Fatalf("retried completion: %v", err)
 	}
 	o, err := s.GetObject(ctx, "b", "mp")
@@ -184,7 +184,7 @@ func TestReleasedListCannotCommit(t *testing.T) {
 		segs[i] = seg(i)
 	}
 	kv.before = release
-	err := s.PutObject(ctx, obj("b", "put", "e", segs...), metadata.Precondition{})
+	_, err := s.PutObject(ctx, obj("b", "put", "e", segs...), metadata.Precondition{})
 	if !errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrUnknownOutcome) {
 		t.Fatalf("commit after release: %v, want a definite conflict", err)
 	}
@@ -194,14 +194,14 @@ func TestReleasedListCannotCommit(t *testing.T) {
 
 	u, parts := bigUpload(t, s, "mp", 40)
 	kv.before = release
-	err = s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{})
+	_, err = s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{})
 	if !errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrUnknownOutcome) {
 		t.Fatalf("completion after release: %v, want a definite conflict", err)
 	}
 	if _, err := s.GetObject(ctx, "b", "mp"); !errors.Is(err, metadata.ErrNoSuchKey) {
 		t.Fatalf("object committed after its list was released: %v", err)
 	}
-	if err := s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{}); err != nil {
+	if _, err := s.CompleteUpload(ctx, u, parts, obj("b", "mp", "e-40"), metadata.Precondition{}); err != nil {
 		t.Fatalf("retried completion: %v", err)
 	}
 }

@@ -223,11 +223,12 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 		return fmt.Errorf("delete bucket: %w", metadata.ErrNoSuchBucket)
 	}
 	k := s.bucketKey(name)
-	op, up := s.objPrefix(name), s.uploadPrefix(name)
+	op, up, vp := s.objPrefix(name), s.uploadPrefix(name), s.verPrefix(name)
 	resp, err := s.kv.Txn(ctx).If(
 		exists(k),
 		clientv3.Compare(clientv3.CreateRevision(op), "=", 0).WithPrefix(),
 		clientv3.Compare(clientv3.CreateRevision(up), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.CreateRevision(vp), "=", 0).WithPrefix(),
 	).Then(clientv3.OpDelete(k)).Else(clientv3.OpGet(k, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return fmt.Errorf("delete bucket %s: %w", name, err)
@@ -336,12 +337,12 @@ func (s *Store) writeChunks(ctx context.Context, obj metadata.Object, segs []met
 }
 
 // PutObject implements metadata.Store.
-func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, events ...metadata.Event) error {
+func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, events ...metadata.Event) (string, error) {
 	if err := validBucket(obj.Bucket); err != nil {
-		return fmt.Errorf("put object: %w", err)
+		return "", fmt.Errorf("put object: %w", err)
 	}
 	if err := validKey(obj.Key); err != nil {
-		return fmt.Errorf("put object: %w", err)
+		return "", fmt.Errorf("put object: %w", err)
 	}
 	obj.V = metadata.Version
 	if obj.VersionID == "" {
@@ -353,7 +354,7 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 		n, err := s.writeChunks(ctx, obj, segs, true)
 		if err != nil {
 			s.releaseUncommitted(ctx, obj.VersionID, n) // the commit was never sent
-			return fmt.Errorf("put object %s/%s: segments: %w", obj.Bucket, obj.Key, err)
+			return "", fmt.Errorf("put object %s/%s: segments: %w", obj.Bucket, obj.Key, err)
 		}
 		obj.Segments, obj.SegmentChunks = nil, n
 	} else {
@@ -368,11 +369,11 @@ func (s *Store) PutObject(ctx context.Context, obj metadata.Object, pre metadata
 	if obj.SegmentChunks > 0 {
 		extra, cmps, onFail = s.pendingFence(ctx, obj, extra)
 	}
-	err := s.commitObject(ctx, obj, pre, extra, cmps, onFail)
+	vid, err := s.commitObject(ctx, obj, pre, extra, cmps, onFail)
 	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) && !errors.Is(err, errPendingGone) {
 		s.releaseUncommitted(ctx, obj.VersionID, obj.SegmentChunks)
 	}
-	return err
+	return vid, err
 }
 
 // errPendingGone: the orphan sweep released the version's out-of-line
@@ -431,51 +432,61 @@ func (s *Store) resolveCommit(ctx context.Context, obj metadata.Object, txnErr e
 	return fmt.Errorf("put object %s/%s: %w: %w", obj.Bucket, obj.Key, metadata.ErrUnknownOutcome, txnErr)
 }
 
-// commitObject is the commit transaction of a version: bucket exists,
-// precondition holds (as a ModRevision compare on what was read), the key
-// points at obj, the replaced version goes to gc, plus extra compares and
-// operations (segidx entries, ending an upload). It retries on races.
-// Every error it returns is definite (nothing was committed) except one
-// wrapping metadata.ErrUnknownOutcome (see resolveCommit).
-func (s *Store) commitObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, extra []clientv3.Op, extraCmp []clientv3.Cmp, onFail func(*clientv3.TxnResponse) error) error {
+// commitObject is the commit transaction of a version: the bucket is as
+// read (so is its versioning), the precondition holds (as a ModRevision
+// compare on what was read), the key points at obj, the replaced version
+// goes to gc or into the history (versions.go), plus extra compares and
+// operations (segidx entries, ending an upload). It retries on races and
+// returns obj's S3 version id ("" in an unversioned bucket). Every error
+// it returns is definite (nothing was committed) except one wrapping
+// metadata.ErrUnknownOutcome (see resolveCommit).
+func (s *Store) commitObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, extra []clientv3.Op, extraCmp []clientv3.Cmp, onFail func(*clientv3.TxnResponse) error) (string, error) {
 	k, bk := s.objKey(obj.Bucket, obj.Key), s.bucketKey(obj.Bucket)
 	for range maxRetries {
-		var cur metadata.Object
-		rev, found, err := s.getJSON(ctx, k, &cur)
+		st, brev, err := s.readKeyState(ctx, obj.Bucket, obj.Key)
 		if err != nil {
-			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
+			return "", fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
 		}
-		var curp *metadata.Object
-		if found {
-			curp = &cur
-		}
-		if err := checkPrecondition(curp, pre); err != nil {
-			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
+		if err := checkPrecondition(st.cur, pre); err != nil {
+			return "", fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
 		}
 		now := s.now()
 		if obj.ModTime.IsZero() {
 			obj.ModTime = now.UTC()
 		}
-		ops := append([]clientv3.Op{clientv3.OpPut(k, mustJSON(obj))}, extra...)
-		ops = append(ops, s.releaseOps(curp, now)...)
-		cmps := append([]clientv3.Cmp{exists(bk), modRev(k, rev)}, extraCmp...)
+		plan := planVersion(st, s.verKeyPrefix(obj.Bucket, obj.Key))
+		obj.Seq, obj.Null, obj.DeleteMarker = plan.seq, plan.null, false
+		cmps, ops, err := s.applyPlan(ctx, st, plan, k)
+		if err != nil {
+			return "", fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
+		}
+		ops = append(append([]clientv3.Op{clientv3.OpPut(k, mustJSON(obj))}, extra...), ops...)
+		cmps = append(append([]clientv3.Cmp{modRev(bk, brev)}, cmps...), extraCmp...)
 		resp, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Else(clientv3.OpGet(bk, clientv3.WithCountOnly())).Commit()
 		if err != nil {
-			return s.resolveCommit(ctx, obj, err)
+			return s.s3Version(obj, plan), s.resolveCommit(ctx, obj, err)
 		}
 		if resp.Succeeded {
-			return nil
+			return s.s3Version(obj, plan), nil
 		}
 		if resp.Responses[0].GetResponseRange().Count == 0 {
-			return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, metadata.ErrNoSuchBucket)
+			return "", fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, metadata.ErrNoSuchBucket)
 		}
 		if onFail != nil {
 			if err := onFail(resp); err != nil {
-				return err
+				return "", err
 			}
 		}
 	}
-	return fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, metadata.ErrConflict)
+	return "", fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, metadata.ErrConflict)
+}
+
+// s3Version is the version id a write answers: none in an unversioned bucket.
+func (s *Store) s3Version(obj metadata.Object, p versionPlan) string {
+	if p.unversioned {
+		return ""
+	}
+	return obj.S3Version()
 }
 
 // GetObject implements metadata.Store.
@@ -570,37 +581,48 @@ func keepData(o *metadata.Object, cur metadata.Object) {
 }
 
 // DeleteObject implements metadata.Store.
-func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition, events ...metadata.Event) error {
+func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition, events ...metadata.Event) (metadata.Removal, error) {
 	if validBucket(bucket) != nil || validKey(key) != nil {
-		return fmt.Errorf("delete object: %w", metadata.ErrNoSuchKey)
+		return metadata.Removal{}, fmt.Errorf("delete object: %w", metadata.ErrNoSuchKey)
 	}
 	k := s.objKey(bucket, key)
 	for range maxRetries {
-		var cur metadata.Object
-		rev, found, err := s.getJSON(ctx, k, &cur)
+		st, brev, err := s.readKeyState(ctx, bucket, key)
 		if err != nil {
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
 		}
-		if !found {
-			if _, err := s.GetBucket(ctx, bucket); err != nil {
-				return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
-			}
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, metadata.ErrNoSuchKey)
+		if st.cur == nil && st.mode == "" {
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, metadata.ErrNoSuchKey)
 		}
-		if err := checkPrecondition(&cur, pre); err != nil {
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+		if err := checkPrecondition(st.cur, pre); err != nil {
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
 		}
-		ops := append([]clientv3.Op{clientv3.OpDelete(k)}, s.releaseOps(&cur, s.now())...)
+		plan := planVersion(st, s.verKeyPrefix(bucket, key))
+		cmps, ops, err := s.applyPlan(ctx, st, plan, k)
+		if err != nil {
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+		}
+		cmps = append(cmps, modRev(s.bucketKey(bucket), brev))
+		var res metadata.Removal
+		if st.cur != nil {
+			ops = append(ops, clientv3.OpDelete(k))
+		}
+		if !plan.unversioned {
+			dm := metadata.Object{V: metadata.Version, Bucket: bucket, Key: key, VersionID: NewID(), ModTime: s.now().UTC(),
+				Seq: plan.seq, Null: plan.null, DeleteMarker: true}
+			ops = append(ops, clientv3.OpPut(s.verKey(dm), mustJSON(dm)))
+			res = metadata.Removal{VersionID: dm.S3Version(), DeleteMarker: true}
+		}
 		ops = append(ops, s.eventOps(events)...)
-		resp, err := s.kv.Txn(ctx).If(modRev(k, rev)).Then(ops...).Commit()
+		resp, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
-			return fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
 		}
 		if resp.Succeeded {
-			return nil
+			return res, nil
 		}
 	}
-	return fmt.Errorf("delete object %s/%s: %w", bucket, key, metadata.ErrConflict)
+	return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, metadata.ErrConflict)
 }
 
 // ListObjects implements metadata.Store. With a delimiter, a common prefix

@@ -128,7 +128,7 @@ func TestBuckets(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not empty: an object, then an upload.
-	if err := s.PutObject(ctx, obj("b1", "k", "e", seg(1)), metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, obj("b1", "k", "e", seg(1)), metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteBucket(ctx, "b1"); !errors.Is(err, metadata.ErrBucketNotEmpty) {
@@ -145,7 +145,7 @@ func TestBuckets(t *testing.T) {
 	if err := s.DeleteBucket(ctx, "b2"); !errors.Is(err, metadata.ErrNoSuchBucket) {
 		t.Fatalf("delete twice: %v", err)
 	}
-	if err := s.PutObject(ctx, obj("b2", "k", "e", seg(1)), metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchBucket) {
+	if _, err := s.PutObject(ctx, obj("b2", "k", "e", seg(1)), metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchBucket) {
 		t.Fatalf("put into deleted bucket: %v", err)
 	}
 }
@@ -154,7 +154,7 @@ func TestObjectCommitOverwriteDelete(t *testing.T) {
 	s, _, _ := newStore(t)
 	mustBucket(t, s, "b")
 	s1, s2 := seg(1), seg(2)
-	if err := s.PutObject(ctx, obj("b", "dir/key", "e1", s1), metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, obj("b", "dir/key", "e1", s1), metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetObject(ctx, "b", "dir/key")
@@ -171,7 +171,7 @@ func TestObjectCommitOverwriteDelete(t *testing.T) {
 	if !segsIn(s1) {
 		t.Fatal("segment not indexed at commit")
 	}
-	if err := s.PutObject(ctx, obj("b", "dir/key", "e2", s2), metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, obj("b", "dir/key", "e2", s2), metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	if k := gcKinds(t, s); k[metadata.GCSegment] != 1 {
@@ -180,7 +180,7 @@ func TestObjectCommitOverwriteDelete(t *testing.T) {
 	if !segsIn(s1) || !segsIn(s2) {
 		t.Fatal("segidx must keep the replaced segment until gc collects it")
 	}
-	if err := s.DeleteObject(ctx, "b", "dir/key", metadata.Precondition{}); err != nil {
+	if _, err := s.DeleteObject(ctx, "b", "dir/key", metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetObject(ctx, "b", "dir/key"); !errors.Is(err, metadata.ErrNoSuchKey) {
@@ -189,7 +189,7 @@ func TestObjectCommitOverwriteDelete(t *testing.T) {
 	if _, err := s.GetObject(ctx, "nob", "k"); !errors.Is(err, metadata.ErrNoSuchBucket) {
 		t.Fatalf("get in missing bucket: %v", err)
 	}
-	if err := s.DeleteObject(ctx, "b", "dir/key", metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchKey) {
+	if _, err := s.DeleteObject(ctx, "b", "dir/key", metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchKey) {
 		t.Fatalf("delete twice: %v", err)
 	}
 	if k := gcKinds(t, s); k[metadata.GCSegment] != 2 {
@@ -221,7 +221,7 @@ func TestPreconditions(t *testing.T) {
 		if tt.existing {
 			s.PutObject(ctx, obj("b", key, "e0", seg(i)), metadata.Precondition{})
 		}
-		err := s.PutObject(ctx, obj("b", key, "new", seg(100+i)), tt.pre)
+		_, err := s.PutObject(ctx, obj("b", key, "new", seg(100+i)), tt.pre)
 		want := tt.want
 		if want == nil {
 			want = metadata.ErrPreconditionFailed
@@ -237,7 +237,7 @@ func TestPreconditions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.PutObject(ctx, obj("b", "race", fmt.Sprint(i), seg(i)), metadata.Precondition{IfNoneMatch: "*"})
+			_, err := s.PutObject(ctx, obj("b", "race", fmt.Sprint(i), seg(i)), metadata.Precondition{IfNoneMatch: "*"})
 			if err == nil {
 				wins.Add(1)
 			} else if !errors.Is(err, metadata.ErrPreconditionFailed) {
@@ -249,7 +249,7 @@ func TestPreconditions(t *testing.T) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d writers won If-None-Match: *", wins.Load())
 	}
-	if err := s.DeleteObject(ctx, "b", "race", metadata.Precondition{IfMatch: "nope"}); !errors.Is(err, metadata.ErrPreconditionFailed) {
+	if _, err := s.DeleteObject(ctx, "b", "race", metadata.Precondition{IfMatch: "nope"}); !errors.Is(err, metadata.ErrPreconditionFailed) {
 		t.Fatalf("conditional delete: %v", err)
 	}
 }
@@ -262,7 +262,7 @@ func TestTenThousandSegments(t *testing.T) {
 		segs[i] = seg(i)
 	}
 	o := obj("b", "huge", "etag-10000", segs...)
-	if err := s.PutObject(ctx, o, metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, o, metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetObject(ctx, "b", "huge")
@@ -290,7 +290,7 @@ func TestTenThousandSegments(t *testing.T) {
 		t.Fatalf("list: %+v %v", lr, err)
 	}
 	// Overwrite releases the whole list with one gc entry.
-	if err := s.PutObject(ctx, obj("b", "huge", "small", seg(1)), metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, obj("b", "huge", "small", seg(1)), metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	es, _ := s.ListGC(ctx, 10)
@@ -481,11 +481,11 @@ func TestMultipart(t *testing.T) {
 	// Complete with parts 1, 3, 5; a stale part 3 is a conflict.
 	all, _, _ := s.ListParts(ctx, u.UploadID, 0, 10)
 	stale := []metadata.Part{all[0], {Number: 3, Segment: seg(3)}, all[4]}
-	if err := s.CompleteUpload(ctx, u, stale, metadata.Object{ETag: "x-3"}, metadata.Precondition{}); !errors.Is(err, metadata.ErrConflict) {
+	if _, err := s.CompleteUpload(ctx, u, stale, metadata.Object{ETag: "x-3"}, metadata.Precondition{}); !errors.Is(err, metadata.ErrConflict) {
 		t.Fatalf("stale part: %v", err)
 	}
 	chosen := []metadata.Part{all[0], all[2], all[4]}
-	if err := s.CompleteUpload(ctx, u, chosen, metadata.Object{ETag: "abc-3", Size: 15 << 20}, metadata.Precondition{}); err != nil {
+	if _, err := s.CompleteUpload(ctx, u, chosen, metadata.Object{ETag: "abc-3", Size: 15 << 20}, metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	o, err := s.GetObject(ctx, "b", "big/file")
@@ -495,7 +495,7 @@ func TestMultipart(t *testing.T) {
 	if _, err := s.GetUpload(ctx, "b", "big/file", u.UploadID); !errors.Is(err, metadata.ErrNoSuchUpload) {
 		t.Fatalf("upload after complete: %v", err)
 	}
-	if err := s.CompleteUpload(ctx, u, chosen, metadata.Object{}, metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchUpload) {
+	if _, err := s.CompleteUpload(ctx, u, chosen, metadata.Object{}, metadata.Precondition{}); !errors.Is(err, metadata.ErrNoSuchUpload) {
 		t.Fatalf("complete twice: %v", err)
 	}
 	es, _ := s.ListGC(ctx, 100)
@@ -544,7 +544,7 @@ func TestTenThousandParts(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if err := s.CompleteUpload(ctx, u, parts, metadata.Object{ETag: "x-10000"}, metadata.Precondition{IfNoneMatch: "*"}); err != nil {
+	if _, err := s.CompleteUpload(ctx, u, parts, metadata.Object{ETag: "x-10000"}, metadata.Precondition{IfNoneMatch: "*"}); err != nil {
 		t.Fatal(err)
 	}
 	o, err := s.GetObject(ctx, "b", "k")
@@ -719,7 +719,7 @@ func TestEventQueueDueOrder(t *testing.T) {
 		evs = append(evs, metadata.Event{ID: fmt.Sprintf("e%05d", i), URL: "http://127.0.0.1:1/", Name: "ObjectCreated:Put", Bucket: "b", Key: "k", Time: now, NextTry: now})
 	}
 	for a := 0; a < len(evs); a += 50 { // queued with commits, 50 at a time
-		if err := s.PutObject(ctx, obj("b", fmt.Sprint("k", a), "e"), metadata.Precondition{}, evs[a:a+min(50, len(evs)-a)]...); err != nil {
+		if _, err := s.PutObject(ctx, obj("b", fmt.Sprint("k", a), "e"), metadata.Precondition{}, evs[a:a+min(50, len(evs)-a)]...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -822,7 +822,7 @@ func TestSegmentRecordCAS(t *testing.T) {
 	if _, _, err := s.GetSegment(ctx, sg.ID); !errors.Is(err, metadata.ErrNoSuchSegment) {
 		t.Fatalf("before commit: %v", err)
 	}
-	if err := s.PutObject(ctx, obj("b", "k", "e", sg), metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, obj("b", "k", "e", sg), metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	rec, rev, err := s.GetSegment(ctx, sg.ID)
@@ -842,7 +842,7 @@ func TestSegmentRecordCAS(t *testing.T) {
 		t.Fatalf("after update: %+v", got.Nodes)
 	}
 	// The collector works from the record: it deletes the moved shard.
-	if err := s.DeleteObject(ctx, "b", "k", metadata.Precondition{}); err != nil {
+	if _, err := s.DeleteObject(ctx, "b", "k", metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	gc, _ := s.ListGC(ctx, 10)
@@ -975,7 +975,7 @@ func TestScanAndWatchSegments(t *testing.T) {
 			segs = append(segs, sg)
 			want[sg.ID] = true
 		}
-		if err := s.PutObject(ctx, obj("b", fmt.Sprint("k", i), "e", segs...), metadata.Precondition{}); err != nil {
+		if _, err := s.PutObject(ctx, obj("b", fmt.Sprint("k", i), "e", segs...), metadata.Precondition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1007,7 +1007,7 @@ func TestScanAndWatchSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := seg(99999)
-	if err := s.PutObject(ctx, obj("b", "new", "e", fresh), metadata.Precondition{}); err != nil {
+	if _, err := s.PutObject(ctx, obj("b", "new", "e", fresh), metadata.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -1123,7 +1123,7 @@ func TestUpdateObject(t *testing.T) {
 		segs[i] = seg(i)
 	}
 	for _, o := range []metadata.Object{obj("b", "small", "e1", seg(1)), obj("b", "big", "e2", segs...)} {
-		if err := s.PutObject(ctx, o, metadata.Precondition{}); err != nil {
+		if _, err := s.PutObject(ctx, o, metadata.Precondition{}); err != nil {
 			t.Fatal(err)
 		}
 		before, _ := s.GetObject(ctx, "b", o.Key)

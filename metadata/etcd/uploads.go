@@ -203,20 +203,20 @@ func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) e
 // the commit compares the upload key's revision (so no part changed since
 // the caller read them), deletes it, and writes one gc entry that releases
 // the parts not chosen and the part keys.
-func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []metadata.Part, obj metadata.Object, pre metadata.Precondition, events ...metadata.Event) error {
+func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []metadata.Part, obj metadata.Object, pre metadata.Precondition, events ...metadata.Event) (string, error) {
 	uk := s.uploadKey(u.Bucket, u.Key, u.UploadID)
 	var cur metadata.Upload
 	urev, ok, err := s.getJSON(ctx, uk, &cur)
 	if err != nil {
-		return fmt.Errorf("complete upload %s: %w", u.UploadID, err)
+		return "", fmt.Errorf("complete upload %s: %w", u.UploadID, err)
 	}
 	if !ok {
-		return fmt.Errorf("complete upload %s: %w", u.UploadID, metadata.ErrNoSuchUpload)
+		return "", fmt.Errorf("complete upload %s: %w", u.UploadID, metadata.ErrNoSuchUpload)
 	}
 	// The parts the caller chose must still be the stored ones.
 	stored, err := s.allParts(ctx, u.UploadID)
 	if err != nil {
-		return fmt.Errorf("complete upload %s: %w", u.UploadID, err)
+		return "", fmt.Errorf("complete upload %s: %w", u.UploadID, err)
 	}
 	byNum := map[int]metadata.Part{}
 	for _, p := range stored {
@@ -226,7 +226,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 	used := make([]int, 0, len(parts))
 	for _, p := range parts {
 		if sp, ok := byNum[p.Number]; !ok || sp.Segment.ID != p.Segment.ID {
-			return fmt.Errorf("complete upload %s: part %d changed: %w", u.UploadID, p.Number, metadata.ErrConflict)
+			return "", fmt.Errorf("complete upload %s: part %d changed: %w", u.UploadID, p.Number, metadata.ErrConflict)
 		}
 		segs = append(segs, p.Segment)
 		used = append(used, p.Number)
@@ -239,7 +239,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 	if len(segs) > inlineSegments {
 		n, err := s.writeChunks(ctx, obj, segs, false) // parts indexed their segments
 		if err != nil {
-			return fmt.Errorf("complete upload %s: %w", u.UploadID, err)
+			return "", fmt.Errorf("complete upload %s: %w", u.UploadID, err)
 		}
 		obj.Segments, obj.SegmentChunks = nil, n
 	}
@@ -271,7 +271,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 			return pendingGone(r)
 		}
 	}
-	err = s.commitObject(ctx, obj, pre, extra, cmps, onFail)
+	vid, err := s.commitObject(ctx, obj, pre, extra, cmps, onFail)
 	if err != nil && obj.SegmentChunks > 0 && !errors.Is(err, metadata.ErrUnknownOutcome) && !errors.Is(err, errPendingGone) {
 		// Definitely not committed: nothing refers to the chunks.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -279,7 +279,7 @@ func (s *Store) CompleteUpload(ctx context.Context, u metadata.Upload, parts []m
 		s.kv.Txn(cctx).Then(clientv3.OpDelete(s.prefix+"objsegs/"+obj.VersionID+"/", clientv3.WithPrefix()),
 			clientv3.OpDelete(s.pendingKey(obj.VersionID))).Commit()
 	}
-	return err
+	return vid, err
 }
 
 // PartitionSegments implements metadata.Store.
