@@ -19,6 +19,7 @@ import (
 var (
 	errNoSuchBucket          = &s3.Error{Code: "NoSuchBucket", Message: "The specified bucket does not exist", Status: http.StatusNotFound}
 	errNoSuchKey             = &s3.Error{Code: "NoSuchKey", Message: "The specified key does not exist.", Status: http.StatusNotFound}
+	errNoSuchVersion         = &s3.Error{Code: "NoSuchVersion", Message: "The specified version does not exist.", Status: http.StatusNotFound}
 	errNoSuchUpload          = &s3.Error{Code: "NoSuchUpload", Message: "The specified multipart upload does not exist.", Status: http.StatusNotFound}
 	errBucketOwned           = &s3.Error{Code: "BucketAlreadyOwnedByYou", Message: "Your previous request to create the named bucket succeeded and you already own it.", Status: http.StatusConflict}
 	errBucketNotEmpty        = &s3.Error{Code: "BucketNotEmpty", Message: "The bucket you tried to delete is not empty", Status: http.StatusConflict}
@@ -62,6 +63,8 @@ func toS3(err error) *s3.Error {
 		return errNoSuchBucket
 	case errors.Is(err, metadata.ErrNoSuchKey):
 		return errNoSuchKey
+	case errors.Is(err, metadata.ErrNoSuchVersion):
+		return errNoSuchVersion
 	case errors.Is(err, metadata.ErrNoSuchUpload):
 		return errNoSuchUpload
 	case errors.Is(err, metadata.ErrBucketExists):

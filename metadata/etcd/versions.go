@@ -311,12 +311,12 @@ func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string
 		var gone metadata.Object
 		now := s.now()
 		promote := -1 // history index of the version that becomes current
+		deleteCur := false
 		switch {
 		case st.cur != nil && st.cur.S3Version() == vid:
 			gone = *st.cur
 			cmps = append(cmps, modRev(k, st.curRev))
-			ops = append(ops, clientv3.OpDelete(k))
-			promote = 0
+			deleteCur, promote = true, 0
 		default:
 			i := -1
 			for j, e := range st.hist {
@@ -353,7 +353,11 @@ func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string
 			if !next.DeleteMarker {
 				cmps = append(cmps, modRev(e.key, e.rev))
 				ops = append(ops, clientv3.OpDelete(e.key), clientv3.OpPut(k, mustJSON(next)))
+				deleteCur = false // replaced by the put
 			}
+		}
+		if deleteCur {
+			ops = append(ops, clientv3.OpDelete(k))
 		}
 		if !gone.DeleteMarker {
 			ops = append(ops, s.releaseOps(&gone, now)...)
