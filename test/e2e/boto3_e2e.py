@@ -141,6 +141,31 @@ for client in (s3, s3v4):  # boto3's default here signs the policy with SigV2; s
     assert big == "400", big  # below content-length-range
 os.remove("/tmp/sherd-e2e-form.txt")
 
+# Versioning, and emptying a versioned bucket the way tools do it
+# (list_object_versions, then delete_objects with version ids).
+vb = b + "-versions"
+s3.create_bucket(Bucket=vb)
+s3.put_bucket_versioning(Bucket=vb, VersioningConfiguration={"Status": "Enabled"})
+assert s3.get_bucket_versioning(Bucket=vb)["Status"] == "Enabled"
+v1 = s3.put_object(Bucket=vb, Key="doc", Body=b"first")["VersionId"]
+v2 = s3.put_object(Bucket=vb, Key="doc", Body=b"second")["VersionId"]
+assert v1 != v2
+assert s3.get_object(Bucket=vb, Key="doc", VersionId=v1)["Body"].read() == b"first"
+dm = s3.delete_object(Bucket=vb, Key="doc")
+assert dm["DeleteMarker"] and dm["VersionId"], dm
+expect_error("NoSuchKey", 404, s3.get_object, Bucket=vb, Key="doc")
+lv = s3.list_object_versions(Bucket=vb)
+assert [v["VersionId"] for v in lv["Versions"]] == [v2, v1], lv
+assert [(d["VersionId"], d["IsLatest"]) for d in lv["DeleteMarkers"]] == [(dm["VersionId"], True)], lv
+s3.delete_object(Bucket=vb, Key="doc", VersionId=dm["VersionId"])
+assert s3.get_object(Bucket=vb, Key="doc")["Body"].read() == b"second"
+expect_error("BucketNotEmpty", 409, s3.delete_bucket, Bucket=vb)
+ids = [{"Key": v["Key"], "VersionId": v["VersionId"]} for p in s3.get_paginator("list_object_versions").paginate(Bucket=vb)
+       for v in p.get("Versions", []) + p.get("DeleteMarkers", [])]
+r = s3.delete_objects(Bucket=vb, Delete={"Objects": ids})
+assert len(r["Deleted"]) == 2 and not r.get("Errors"), r
+s3.delete_bucket(Bucket=vb)
+
 # Wrong secret.
 bad = boto3.client("s3", endpoint_url=ep, aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key="wrong")
 expect_error("SignatureDoesNotMatch", 403, bad.list_objects_v2, Bucket=b)
