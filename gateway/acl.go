@@ -175,12 +175,13 @@ func (g *Gateway) getACL(w http.ResponseWriter, r *http.Request) {
 		acl = aclPublicRead
 	}
 	if k := reqOf(r).key; k != "" {
-		obj, err := g.store.GetObject(r.Context(), b.Name, k)
+		obj, err := g.readVersion(w, r, b, k)
 		if err != nil {
 			g.writeError(w, r, err)
 			return
 		}
 		acl = obj.ACL
+		setVersionHeader(w, versionOf(b, obj, r.URL.Query().Has("versionId")))
 	}
 	g.writeXML(w, r, accessControlPolicy{XMLNS: s3.XMLNS, Owner: s3.Owner{ID: b.Owner, DisplayName: b.Owner}, Grants: aclGrants(b.Owner, acl)})
 }
@@ -216,6 +217,11 @@ func (g *Gateway) putObjectACL(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
+	vid, err := versionParam(r)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
 	acl, err := requestACL(r, b.Owner)
 	if err == nil {
 		acl, err = objectACL(acl)
@@ -224,10 +230,11 @@ func (g *Gateway) putObjectACL(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	if err := g.store.UpdateObject(r.Context(), b.Name, reqOf(r).key, func(o *metadata.Object) error { o.ACL = acl; return nil }); err != nil {
+	if err := g.store.UpdateObject(r.Context(), b.Name, reqOf(r).key, vid, func(o *metadata.Object) error { o.ACL = acl; return nil }); err != nil {
 		g.writeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, vid)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -50,7 +50,7 @@ var storedHeaders = []string{"Cache-Control", "Content-Disposition", "Content-En
 
 // unsupportedPutHeaders select features Sherd does not have.
 var unsupportedPutHeaders = []string{
-	"X-Amz-Tagging", "X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date", "X-Amz-Object-Lock-Legal-Hold",
+	"X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date", "X-Amz-Object-Lock-Legal-Hold",
 	"X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Customer-Algorithm",
 	"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "X-Amz-Website-Redirect-Location",
 	"X-Amz-Grant-Read", "X-Amz-Grant-Full-Control", "X-Amz-Grant-Read-Acp", "X-Amz-Grant-Write-Acp",
@@ -62,6 +62,7 @@ type objectMeta struct {
 	headers     map[string]string
 	userMeta    map[string]string
 	acl         string // canned ACL ("": private)
+	tags        map[string]string
 }
 
 func parseObjectMeta(h http.Header) (objectMeta, error) {
@@ -74,12 +75,16 @@ func parseObjectMeta(h http.Header) (objectMeta, error) {
 	if err != nil {
 		return objectMeta{}, err
 	}
+	tags, err := parseTaggingHeader(h.Get("X-Amz-Tagging"))
+	if err != nil {
+		return objectMeta{}, err
+	}
 	switch sc := h.Get("X-Amz-Storage-Class"); sc {
 	case "", "STANDARD":
 	default:
 		return objectMeta{}, s3.Errorf(s3.ErrNotImplemented, "storage class %s", sc)
 	}
-	m := objectMeta{contentType: h.Get("Content-Type"), headers: map[string]string{}, userMeta: map[string]string{}, acl: acl}
+	m := objectMeta{contentType: h.Get("Content-Type"), headers: map[string]string{}, userMeta: map[string]string{}, acl: acl, tags: tags}
 	for _, k := range storedHeaders {
 		if v := h.Get(k); v != "" {
 			m.headers[k] = v
@@ -248,7 +253,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	seg.MD5 = hex.EncodeToString(md5)
 	obj := metadata.Object{
 		Bucket: b.Name, Key: key, VersionID: cluster.NewID(), Size: bv.Size(), ETag: hex.EncodeToString(md5),
-		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ACL: meta.acl,
+		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ACL: meta.acl, Tags: meta.tags,
 		Checksums: bv.Checksums(), ChecksumType: s3.ChecksumFullObject, ModTime: g.now().UTC(),
 	}
 	if ok {
@@ -337,6 +342,7 @@ func objectHeaders(obj metadata.Object) http.Header {
 	for k, v := range obj.UserMeta {
 		h[metaPrefix+k] = []string{v} // keep the case the client sent
 	}
+	setTaggingCount(h, obj)
 	return h
 }
 
@@ -670,7 +676,7 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// The ACL is not copied: the copy has the one the request names.
-		meta = objectMeta{contentType: src.ContentType, headers: src.Headers, userMeta: src.UserMeta, acl: m.acl}
+		meta = objectMeta{contentType: src.ContentType, headers: src.Headers, userMeta: src.UserMeta, acl: m.acl, tags: m.tags}
 		if sb == b.Name && sk == key && r.Header.Get("X-Amz-Checksum-Algorithm") == "" {
 			g.writeError(w, r, s3.Errorf(errInvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."))
 			return
@@ -682,6 +688,14 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "Unknown metadata directive."))
+		return
+	}
+	switch r.Header.Get("X-Amz-Tagging-Directive") {
+	case "", "COPY":
+		meta.tags = src.Tags
+	case "REPLACE":
+	default:
+		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "Unknown tagging directive."))
 		return
 	}
 	pre, err := writePrecondition(r.Header)

@@ -143,6 +143,7 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 	}
 	header.Del("Key")
 	header.Del("Acl")
+	header.Del("Tagging")
 	if acl := fields["acl"]; acl != "" {
 		header.Set("X-Amz-Acl", acl)
 	}
@@ -153,6 +154,12 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 	}
 	if meta.contentType == "" {
 		meta.contentType = file.Header.Get("Content-Type")
+	}
+	if t := fields["tagging"]; t != "" {
+		if meta.tags, err = parseTaggingXML(t, maxObjectTags); err != nil {
+			g.writeError(w, r, err)
+			return
+		}
 	}
 	body := &sizeRange{r: &countingReader{r: file, want: -1, max: maxPutSize}, min: policy.MinSize, max: policy.MaxSize}
 	bv, err := s3.NewBodyVerifier(body, header, nil, s3.CRC64NVME) // checksum fields are verified too

@@ -78,13 +78,16 @@ func (g *Gateway) routes() *mux.Router {
 	// does for a bucket without that configuration; writes of them are
 	// NotImplemented.
 	for q, e := range map[string]*s3.Error{
-		"lifecycle": errNoSuchLifecycle, "policy": errNoSuchPolicy, "tagging": errNoSuchTagSet,
+		"lifecycle": errNoSuchLifecycle, "policy": errNoSuchPolicy,
 		"website": errNoSuchWebsite, "encryption": errNoEncryptionConfig,
 		"object-lock": errObjectLockNotFound, "replication": errNoSuchReplication,
 		"ownershipControls": errOwnershipNotFound, "publicAccessBlock": errPublicAccessBlockNone,
 	} {
 		bkt.Methods(http.MethodGet).MatcherFunc(hasQuery(q)).HandlerFunc(g.bucketConfigAbsent(e))
 	}
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("tagging")).HandlerFunc(g.getBucketTagging)
+	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("tagging")).HandlerFunc(g.putBucketTagging)
+	bkt.Methods(http.MethodDelete).MatcherFunc(hasQuery("tagging")).HandlerFunc(g.deleteBucketTagging)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("cors")).HandlerFunc(g.getBucketCors)
 	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("cors")).HandlerFunc(g.putBucketCors)
 	bkt.Methods(http.MethodDelete).MatcherFunc(hasQuery("cors")).HandlerFunc(g.deleteBucketCors)
@@ -112,6 +115,9 @@ func (g *Gateway) routes() *mux.Router {
 	bkt.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
 
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
+	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.getObjectTagging)
+	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.putObjectTagging)
+	obj.Methods(http.MethodDelete).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.deleteObjectTagging)
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("uploadId")).HandlerFunc(g.listParts)
 	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(onlyQueriesOf("partNumber", "versionId")).HandlerFunc(g.getObject)
 	obj.Methods(http.MethodGet, http.MethodHead).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
@@ -119,7 +125,7 @@ func (g *Gateway) routes() *mux.Router {
 	obj.Methods(http.MethodHead).HandlerFunc(g.getObject)
 	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("uploadId")).MatcherFunc(hasQuery("partNumber")).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.uploadPartCopy)
 	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("uploadId")).MatcherFunc(hasQuery("partNumber")).HandlerFunc(g.uploadPart)
-	obj.Methods(http.MethodPut).MatcherFunc(onlyQuery("acl")).HandlerFunc(g.putObjectACL)
+	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("acl")).MatcherFunc(onlyQueriesOf("acl", "versionId")).HandlerFunc(g.putObjectACL)
 	obj.Methods(http.MethodPut).MatcherFunc(anySubresource).HandlerFunc(g.notImplemented)
 	obj.Methods(http.MethodPut).MatcherFunc(hasHeader("X-Amz-Copy-Source")).HandlerFunc(g.copyObject)
 	obj.Methods(http.MethodPut).HandlerFunc(g.putObject)

@@ -58,7 +58,8 @@ type Bucket struct {
 	Notify     string    `json:"notify,omitempty"` // notification configuration as stored
 	// Location is the LocationConstraint the bucket was created with
 	// ("": the gateway's region).
-	Location string `json:"loc,omitempty"`
+	Location string            `json:"loc,omitempty"`
+	Tags     map[string]string `json:"tags,omitempty"` // bucket tags
 	// Versioning is VersioningEnabled or VersioningSuspended once set
 	// ("": never versioned; it cannot go back).
 	Versioning string `json:"ver,omitempty"`
@@ -119,6 +120,7 @@ type Object struct {
 	Checksums    map[string]string `json:"ck,omitempty"`   // algorithm → base64 value
 	ChecksumType string            `json:"ckt,omitempty"`  // COMPOSITE or FULL_OBJECT
 	ACL          string            `json:"acl,omitempty"`  // canned ACL ("": private)
+	Tags         map[string]string `json:"tags,omitempty"` // object tags
 	ModTime      time.Time         `json:"mtime"`
 	// PartCount is the number of parts of a multipart object (0 for a
 	// simple PUT); segment i is part i+1.
@@ -245,17 +247,18 @@ type ListResult struct {
 
 // Upload is a multipart upload in progress.
 type Upload struct {
-	V            int       `json:"v"`
-	Bucket       string    `json:"bucket"`
-	Key          string    `json:"key"`
-	UploadID     string    `json:"id"`
-	Initiated    time.Time `json:"init"`
-	ContentType  string    `json:"ct,omitempty"`
-	Headers      RawMap    `json:"hdr,omitempty"`
-	UserMeta     RawMap    `json:"meta,omitempty"`
-	ChecksumAlgo string    `json:"cka,omitempty"`
-	ChecksumType string    `json:"ckt,omitempty"`
-	ACL          string    `json:"acl,omitempty"` // the object's canned ACL
+	V            int               `json:"v"`
+	Bucket       string            `json:"bucket"`
+	Key          string            `json:"key"`
+	UploadID     string            `json:"id"`
+	Initiated    time.Time         `json:"init"`
+	ContentType  string            `json:"ct,omitempty"`
+	Headers      RawMap            `json:"hdr,omitempty"`
+	UserMeta     RawMap            `json:"meta,omitempty"`
+	ChecksumAlgo string            `json:"cka,omitempty"`
+	ChecksumType string            `json:"ckt,omitempty"`
+	ACL          string            `json:"acl,omitempty"`  // the object's canned ACL
+	Tags         map[string]string `json:"tags,omitempty"` // the object's tags
 }
 
 // Part is an uploaded part.
@@ -562,12 +565,13 @@ type Store interface {
 	// delete markers (in an unversioned bucket, its objects as null
 	// versions). Errors: ErrNoSuchBucket.
 	ListObjectVersions(ctx context.Context, bucket string, opts VersionListOptions) (VersionListResult, error)
-	// UpdateObject applies f to the current version and stores the result
-	// in place (f may run more than once): a change of what describes the
-	// version (its ACL, tags), never of its data, so f's changes to the
-	// key, version id, size, ETag, checksums and segments are ignored.
-	// Errors: ErrNoSuchBucket, ErrNoSuchKey, and f's own.
-	UpdateObject(ctx context.Context, bucket, key string, f func(*Object) error) error
+	// UpdateObject applies f to version vid of key ("": the current
+	// version) and stores the result in place (f may run more than once):
+	// a change of what describes the version (its ACL, tags), never of its
+	// data, so f's changes to the key, version ids, size, ETag, checksums
+	// and segments are ignored. Errors: ErrNoSuchBucket, ErrNoSuchKey,
+	// ErrNoSuchVersion, ErrInvalid (vid is a delete marker), and f's own.
+	UpdateObject(ctx context.Context, bucket, key, vid string, f func(*Object) error) error
 	// DeleteObject deletes key as the bucket's versioning says:
 	// unversioned, the current version goes (its segments to gc;
 	// ErrNoSuchKey if there is none); enabled, a delete marker becomes the

@@ -350,3 +350,17 @@ type ListMultipartUploadsResult struct {
 	Uploads            []UploadEntry  `xml:"Upload"`
 	CommonPrefixes     []CommonPrefix `xml:"CommonPrefixes"`
 }
+
+// Tag is one tag of a Tagging document.
+type Tag struct {
+	Key   string `xml:"Key"`
+	Value string `xml:"Value"`
+}
+
+// Tagging is the body of Put/GetObjectTagging and Put/GetBucketTagging,
+// and a POST form's tagging field.
+type Tagging struct {
+	XMLName xml.Name `xml:"Tagging"`
+	XMLNS   string   `xml:"xmlns,attr,omitempty"`
+	TagSet  []Tag    `xml:"TagSet>Tag"`
+}

@@ -540,22 +540,17 @@ func (s *Store) readChunks(ctx context.Context, vid string, rev int64) ([]metada
 // UpdateObject implements metadata.Store. The version's value is
 // rewritten only if unchanged since read; out-of-line segment lists stay
 // where they are (the value only points at them).
-func (s *Store) UpdateObject(ctx context.Context, bucket, key string, f func(*metadata.Object) error) error {
+func (s *Store) UpdateObject(ctx context.Context, bucket, key, vid string, f func(*metadata.Object) error) error {
 	if validBucket(bucket) != nil || validKey(key) != nil {
 		return fmt.Errorf("update object: %w", metadata.ErrNoSuchKey)
 	}
-	k := s.objKey(bucket, key)
 	for range maxRetries {
-		var cur metadata.Object
-		rev, found, err := s.getJSON(ctx, k, &cur)
+		k, rev, cur, err := s.findVersion(ctx, bucket, key, vid)
 		if err != nil {
 			return fmt.Errorf("update object %s/%s: %w", bucket, key, err)
 		}
-		if !found {
-			if _, err := s.GetBucket(ctx, bucket); err != nil {
-				return fmt.Errorf("update object %s/%s: %w", bucket, key, err)
-			}
-			return fmt.Errorf("update object %s/%s: %w", bucket, key, metadata.ErrNoSuchKey)
+		if cur.DeleteMarker {
+			return fmt.Errorf("update object %s/%s version %s is a delete marker: %w", bucket, key, vid, metadata.ErrInvalid)
 		}
 		next := cur
 		if err := f(&next); err != nil {
@@ -573,9 +568,40 @@ func (s *Store) UpdateObject(ctx context.Context, bucket, key string, f func(*me
 	return fmt.Errorf("update object %s/%s: %w", bucket, key, metadata.ErrConflict)
 }
 
+// findVersion reads version vid of key ("": the current one) as stored
+// (segments out of line stay so): its etcd key and ModRevision.
+func (s *Store) findVersion(ctx context.Context, bucket, key, vid string) (string, int64, metadata.Object, error) {
+	var cur metadata.Object
+	k := s.objKey(bucket, key)
+	rev, found, err := s.getJSON(ctx, k, &cur)
+	if err != nil {
+		return "", 0, cur, err
+	}
+	if found && (vid == "" || cur.S3Version() == vid) {
+		return k, rev, cur, nil
+	}
+	if _, err := s.GetBucket(ctx, bucket); err != nil {
+		return "", 0, cur, err
+	}
+	if vid == "" {
+		return "", 0, cur, metadata.ErrNoSuchKey
+	}
+	hist, hrev, err := s.history(ctx, bucket, key, 0, 0)
+	if err != nil {
+		return "", 0, cur, err
+	}
+	for _, e := range hist {
+		if e.id == vid {
+			o, err := s.getVersion(ctx, e, hrev)
+			return e.key, e.rev, o, err
+		}
+	}
+	return "", 0, cur, metadata.ErrNoSuchVersion
+}
+
 // keepData restores in o what identifies a version and its data, as cur has it.
 func keepData(o *metadata.Object, cur metadata.Object) {
-	o.V, o.Bucket, o.Key, o.VersionID = cur.V, cur.Bucket, cur.Key, cur.VersionID
+	o.V, o.Bucket, o.Key, o.VersionID, o.Seq, o.Null, o.DeleteMarker = cur.V, cur.Bucket, cur.Key, cur.VersionID, cur.Seq, cur.Null, cur.DeleteMarker
 	o.Size, o.ETag, o.Checksums, o.ChecksumType, o.PartCount = cur.Size, cur.ETag, cur.Checksums, cur.ChecksumType, cur.PartCount
 	o.Segments, o.SegmentChunks = cur.Segments, cur.SegmentChunks
 }

@@ -1127,7 +1127,7 @@ func TestUpdateObject(t *testing.T) {
 			t.Fatal(err)
 		}
 		before, _ := s.GetObject(ctx, "b", o.Key)
-		err := s.UpdateObject(ctx, "b", o.Key, func(cur *metadata.Object) error {
+		err := s.UpdateObject(ctx, "b", o.Key, "", func(cur *metadata.Object) error {
 			cur.ACL = "public-read"
 			cur.ETag, cur.Segments, cur.VersionID, cur.Size = "changed", nil, "other", 1
 			return nil
@@ -1157,7 +1157,7 @@ func TestUpdateObject(t *testing.T) {
 		{"nob", "small", func(*metadata.Object) error { return nil }, metadata.ErrNoSuchBucket},
 		{"b", "small", func(*metadata.Object) error { return boom }, boom},
 	} {
-		if err := s.UpdateObject(ctx, tc.bucket, tc.key, tc.f); !errors.Is(err, tc.want) {
+		if err := s.UpdateObject(ctx, tc.bucket, tc.key, "", tc.f); !errors.Is(err, tc.want) {
 			t.Errorf("%s/%s: %v, want %v", tc.bucket, tc.key, err, tc.want)
 		}
 	}
