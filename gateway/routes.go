@@ -115,6 +115,7 @@ func (g *Gateway) routes() *mux.Router {
 	bkt.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
 
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
+	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("attributes")).MatcherFunc(onlyQueriesOf("attributes", "versionId")).HandlerFunc(g.getObjectAttributes)
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.getObjectTagging)
 	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.putObjectTagging)
 	obj.Methods(http.MethodDelete).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.deleteObjectTagging)

@@ -322,3 +322,62 @@ func TestObjectCannedACLs(t *testing.T) {
 		t.Error("POST ACL")
 	}
 }
+
+// TestGetObjectAttributes: ETag, checksum, size, storage class and the
+// parts of a multipart object (paged), of the current version or one by
+// id, without the data.
+func TestGetObjectAttributes(t *testing.T) {
+	s := startServer(t, "")
+	c := awsClient(t, s.Gateway.URL, true, rootPass)
+	b := aws.String("attrs")
+	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: b}))
+	all := []types.ObjectAttributes{types.ObjectAttributesEtag, types.ObjectAttributesChecksum, types.ObjectAttributesObjectParts,
+		types.ObjectAttributesStorageClass, types.ObjectAttributesObjectSize}
+	put, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("simple"), Body: strings.NewReader("hello"),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	noErr(t, err)
+	a, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: b, Key: aws.String("simple"), ObjectAttributes: all})
+	noErr(t, err)
+	if `"`+aws.ToString(a.ETag)+`"` != aws.ToString(put.ETag) || aws.ToInt64(a.ObjectSize) != 5 || a.StorageClass != types.StorageClassStandard ||
+		a.Checksum == nil || aws.ToString(a.Checksum.ChecksumCRC32) != aws.ToString(put.ChecksumCRC32) || a.ObjectParts != nil {
+		t.Fatalf("simple object attributes: %+v", a)
+	}
+
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("mp")})
+	noErr(t, err)
+	var parts []types.CompletedPart
+	sizes := []int{5 << 20, 5 << 20, 7}
+	for i, n := range sizes {
+		out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+			Body: bytes.NewReader(make([]byte, n))})
+		noErr(t, err)
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag})
+	}
+	must(t)(c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}))
+	var got []int64
+	var marker *string
+	for pages := 0; ; pages++ {
+		a, err = c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: b, Key: aws.String("mp"), ObjectAttributes: all,
+			MaxParts: aws.Int32(2), PartNumberMarker: marker})
+		noErr(t, err)
+		if a.ObjectParts == nil || aws.ToInt32(a.ObjectParts.TotalPartsCount) != 3 || aws.ToInt64(a.ObjectSize) != 10<<20+7 {
+			t.Fatalf("multipart attributes: %+v", a)
+		}
+		for _, p := range a.ObjectParts.Parts {
+			got = append(got, aws.ToInt64(p.Size))
+		}
+		if !aws.ToBool(a.ObjectParts.IsTruncated) {
+			break
+		}
+		marker = a.ObjectParts.NextPartNumberMarker
+		if pages > 3 {
+			t.Fatal("parts do not end")
+		}
+	}
+	if len(got) != 3 || got[0] != 5<<20 || got[2] != 7 {
+		t.Fatalf("part sizes %v", got)
+	}
+	_, err = c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: b, Key: aws.String("absent"), ObjectAttributes: all})
+	wantErr(t, "attributes of a missing key", err, "NoSuchKey", 404)
+}

@@ -364,3 +364,36 @@ type Tagging struct {
 	XMLNS   string   `xml:"xmlns,attr,omitempty"`
 	TagSet  []Tag    `xml:"TagSet>Tag"`
 }
+
+// ObjectPart is a part in GetObjectAttributes.
+type ObjectPart struct {
+	PartNumber int   `xml:"PartNumber"`
+	Size       int64 `xml:"Size"`
+}
+
+// ObjectParts is GetObjectAttributes' ObjectParts.
+type ObjectParts struct {
+	PartsCount           int          `xml:"PartsCount"`
+	PartNumberMarker     int          `xml:"PartNumberMarker"`
+	NextPartNumberMarker int          `xml:"NextPartNumberMarker,omitempty"`
+	MaxParts             int          `xml:"MaxParts"`
+	IsTruncated          bool         `xml:"IsTruncated"`
+	Parts                []ObjectPart `xml:"Part"`
+}
+
+// ObjectAttributes is the GetObjectAttributes answer.
+type ObjectAttributes struct {
+	XMLName      xml.Name        `xml:"GetObjectAttributesResponse"`
+	XMLNS        string          `xml:"xmlns,attr"`
+	ETag         string          `xml:"ETag,omitempty"`
+	Checksum     *ObjectChecksum `xml:"Checksum,omitempty"`
+	ObjectParts  *ObjectParts    `xml:"ObjectParts,omitempty"`
+	StorageClass string          `xml:"StorageClass,omitempty"`
+	ObjectSize   *int64          `xml:"ObjectSize,omitempty"`
+}
+
+// ObjectChecksum is GetObjectAttributes' Checksum.
+type ObjectChecksum struct {
+	Checksums
+	ChecksumType string `xml:"ChecksumType,omitempty"`
+}
