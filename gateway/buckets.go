@@ -128,10 +128,6 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, errInvalidBucketName)
 		return
 	}
-	if strings.EqualFold(r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"), "true") {
-		g.writeError(w, r, s3.Errorf(s3.ErrNotImplemented, "object lock"))
-		return
-	}
 	public, err := cannedACL(r.Header.Get("X-Amz-Acl"))
 	if err != nil {
 		g.writeError(w, r, err)
@@ -158,6 +154,9 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 	p := g.cfg.Profile
 	b := metadata.Bucket{Name: q.bucket, Created: g.now().UTC(), Owner: q.id.AccessKey, PublicRead: public,
 		Profile: metadata.ECProfile{K: p.K, M: p.M, BlockSize: p.BlockSize}, Location: location}
+	if strings.EqualFold(r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"), "true") {
+		b.ObjectLock, b.Versioning = true, metadata.VersioningEnabled // object lock needs versions
+	}
 	if err := g.store.CreateBucket(r.Context(), b); err != nil {
 		g.writeError(w, r, err)
 		return

@@ -63,6 +63,8 @@ func toS3(err error) *s3.Error {
 		return errNoSuchBucket
 	case errors.Is(err, metadata.ErrNoSuchKey):
 		return errNoSuchKey
+	case errors.Is(err, metadata.ErrLocked):
+		return errLocked
 	case errors.Is(err, metadata.ErrNoSuchVersion):
 		return errNoSuchVersion
 	case errors.Is(err, metadata.ErrNoSuchUpload):

@@ -48,6 +48,9 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	meta, err := parseObjectMeta(r.Header)
+	if err == nil {
+		meta.lock, err = writeLock(r.Header, b, g.now())
+	}
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -74,7 +77,7 @@ func (g *Gateway) createUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := metadata.Upload{Bucket: b.Name, Key: key, UploadID: cluster.NewID(), Initiated: g.now().UTC(),
-		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ACL: meta.acl, Tags: meta.tags, ChecksumAlgo: algo, ChecksumType: ctype}
+		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ACL: meta.acl, Tags: meta.tags, Lock: meta.lock, ChecksumAlgo: algo, ChecksumType: ctype}
 	if err := g.store.CreateUpload(r.Context(), u); err != nil {
 		g.writeError(w, r, err)
 		return
@@ -390,7 +393,7 @@ func (g *Gateway) completeOnce(r *http.Request, b metadata.Bucket, u metadata.Up
 	obj := metadata.Object{
 		Bucket: b.Name, Key: u.Key, VersionID: cluster.NewID(), Size: size,
 		ETag:        fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(parts)),
-		ContentType: u.ContentType, Headers: u.Headers, UserMeta: u.UserMeta, ACL: u.ACL, Tags: u.Tags,
+		ContentType: u.ContentType, Headers: u.Headers, UserMeta: u.UserMeta, ACL: u.ACL, Tags: u.Tags, Lock: u.Lock,
 		Checksums: sums, ChecksumType: ctype, ModTime: g.now().UTC(),
 	}
 	events := g.events(r, b, "ObjectCreated:CompleteMultipartUpload", u.Key, obj.Size, obj.ETag)

@@ -50,7 +50,6 @@ var storedHeaders = []string{"Cache-Control", "Content-Disposition", "Content-En
 
 // unsupportedPutHeaders select features Sherd does not have.
 var unsupportedPutHeaders = []string{
-	"X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date", "X-Amz-Object-Lock-Legal-Hold",
 	"X-Amz-Server-Side-Encryption", "X-Amz-Server-Side-Encryption-Customer-Algorithm",
 	"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id", "X-Amz-Website-Redirect-Location",
 	"X-Amz-Grant-Read", "X-Amz-Grant-Full-Control", "X-Amz-Grant-Read-Acp", "X-Amz-Grant-Write-Acp",
@@ -63,6 +62,7 @@ type objectMeta struct {
 	userMeta    map[string]string
 	acl         string // canned ACL ("": private)
 	tags        map[string]string
+	lock        *metadata.Lock
 }
 
 func parseObjectMeta(h http.Header) (objectMeta, error) {
@@ -204,6 +204,9 @@ func (g *Gateway) putObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	meta, err := parseObjectMeta(r.Header)
+	if err == nil {
+		meta.lock, err = writeLock(r.Header, b, g.now())
+	}
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -253,7 +256,7 @@ func (g *Gateway) writeObject(r *http.Request, b metadata.Bucket, key string, bv
 	seg.MD5 = hex.EncodeToString(md5)
 	obj := metadata.Object{
 		Bucket: b.Name, Key: key, VersionID: cluster.NewID(), Size: bv.Size(), ETag: hex.EncodeToString(md5),
-		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ACL: meta.acl, Tags: meta.tags,
+		ContentType: meta.contentType, Headers: meta.headers, UserMeta: meta.userMeta, ACL: meta.acl, Tags: meta.tags, Lock: meta.lock,
 		Checksums: bv.Checksums(), ChecksumType: s3.ChecksumFullObject, ModTime: g.now().UTC(),
 	}
 	if ok {
@@ -343,6 +346,7 @@ func objectHeaders(obj metadata.Object) http.Header {
 		h[metaPrefix+k] = []string{v} // keep the case the client sent
 	}
 	setTaggingCount(h, obj)
+	setLockHeaders(h, obj)
 	return h
 }
 
@@ -688,6 +692,10 @@ func (g *Gateway) copyObject(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		g.writeError(w, r, s3.Errorf(s3.ErrInvalidArgument, "Unknown metadata directive."))
+		return
+	}
+	if meta.lock, err = writeLock(r.Header, b, g.now()); err != nil { // the lock is not copied
+		g.writeError(w, r, err)
 		return
 	}
 	switch r.Header.Get("X-Amz-Tagging-Directive") {

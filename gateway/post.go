@@ -155,6 +155,10 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 	if meta.contentType == "" {
 		meta.contentType = file.Header.Get("Content-Type")
 	}
+	if meta.lock, err = writeLock(header, b, g.now()); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
 	if t := fields["tagging"]; t != "" {
 		if meta.tags, err = parseTaggingXML(t, maxObjectTags); err != nil {
 			g.writeError(w, r, err)

@@ -80,11 +80,13 @@ func (g *Gateway) routes() *mux.Router {
 	for q, e := range map[string]*s3.Error{
 		"lifecycle": errNoSuchLifecycle, "policy": errNoSuchPolicy,
 		"website": errNoSuchWebsite, "encryption": errNoEncryptionConfig,
-		"object-lock": errObjectLockNotFound, "replication": errNoSuchReplication,
+		"replication":       errNoSuchReplication,
 		"ownershipControls": errOwnershipNotFound, "publicAccessBlock": errPublicAccessBlockNone,
 	} {
 		bkt.Methods(http.MethodGet).MatcherFunc(hasQuery(q)).HandlerFunc(g.bucketConfigAbsent(e))
 	}
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("object-lock")).HandlerFunc(g.getObjectLockConfig)
+	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("object-lock")).HandlerFunc(g.putObjectLockConfig)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("tagging")).HandlerFunc(g.getBucketTagging)
 	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("tagging")).HandlerFunc(g.putBucketTagging)
 	bkt.Methods(http.MethodDelete).MatcherFunc(hasQuery("tagging")).HandlerFunc(g.deleteBucketTagging)
@@ -115,6 +117,10 @@ func (g *Gateway) routes() *mux.Router {
 	bkt.Methods(http.MethodPost).HandlerFunc(g.notImplemented)
 
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("acl")).HandlerFunc(g.getACL)
+	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("retention")).MatcherFunc(onlyQueriesOf("retention", "versionId")).HandlerFunc(g.getObjectRetention)
+	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("retention")).MatcherFunc(onlyQueriesOf("retention", "versionId")).HandlerFunc(g.putObjectRetention)
+	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("legal-hold")).MatcherFunc(onlyQueriesOf("legal-hold", "versionId")).HandlerFunc(g.getObjectLegalHold)
+	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("legal-hold")).MatcherFunc(onlyQueriesOf("legal-hold", "versionId")).HandlerFunc(g.putObjectLegalHold)
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("attributes")).MatcherFunc(onlyQueriesOf("attributes", "versionId")).HandlerFunc(g.getObjectAttributes)
 	obj.Methods(http.MethodGet).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.getObjectTagging)
 	obj.Methods(http.MethodPut).MatcherFunc(hasQuery("tagging")).MatcherFunc(onlyQueriesOf("tagging", "versionId")).HandlerFunc(g.putObjectTagging)

@@ -102,6 +102,9 @@ func (g *Gateway) putBucketVersioning(w http.ResponseWriter, r *http.Request) {
 	case c.Status != metadata.VersioningEnabled && c.Status != metadata.VersioningSuspended:
 		g.writeError(w, r, s3.Errorf(s3.ErrMalformedXML, "Status must be Enabled or Suspended"))
 		return
+	case b.ObjectLock && c.Status != metadata.VersioningEnabled:
+		g.writeError(w, r, s3.Errorf(errInvalidBucketState, "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."))
+		return
 	}
 	err = g.store.UpdateBucket(r.Context(), b.Name, func(b *metadata.Bucket) error {
 		b.Versioning = c.Status
@@ -173,7 +176,7 @@ func (g *Gateway) deleteVersion(r *http.Request, b metadata.Bucket, key, vid str
 	if vid == "" {
 		return g.store.DeleteObject(r.Context(), b.Name, key, pre, events...)
 	}
-	rm, err := g.store.DeleteObjectVersion(r.Context(), b.Name, key, vid, events...)
+	rm, err := g.store.DeleteObjectVersion(r.Context(), b.Name, key, vid, bypassGovernance(r), events...)
 	if errors.Is(err, metadata.ErrNoSuchVersion) {
 		return metadata.Removal{VersionID: vid}, nil // AWS answers 204 for a version that is not there
 	}

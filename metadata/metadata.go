@@ -15,11 +15,14 @@ import (
 
 // Sentinel errors of every Store; check with errors.Is.
 var (
-	ErrNoSuchBucket       = errors.New("no such bucket")
-	ErrBucketExists       = errors.New("bucket already exists")
-	ErrBucketNotEmpty     = errors.New("bucket not empty")
-	ErrNoSuchKey          = errors.New("no such key")
-	ErrNoSuchVersion      = errors.New("no such version")
+	ErrNoSuchBucket   = errors.New("no such bucket")
+	ErrBucketExists   = errors.New("bucket already exists")
+	ErrBucketNotEmpty = errors.New("bucket not empty")
+	ErrNoSuchKey      = errors.New("no such key")
+	ErrNoSuchVersion  = errors.New("no such version")
+	// ErrLocked: the version is protected by object lock (retention or a
+	// legal hold) and cannot be removed.
+	ErrLocked             = errors.New("object version protected by object lock")
 	ErrNoSuchUpload       = errors.New("no such upload")
 	ErrNoSuchSegment      = errors.New("no such segment")
 	ErrPreconditionFailed = errors.New("precondition failed")
@@ -60,9 +63,47 @@ type Bucket struct {
 	// ("": the gateway's region).
 	Location string            `json:"loc,omitempty"`
 	Tags     map[string]string `json:"tags,omitempty"` // bucket tags
+	// ObjectLock: the bucket was created with object lock (versioning is
+	// enabled and cannot be suspended); LockDefault is its default
+	// retention for new versions (nil: none).
+	ObjectLock  bool      `json:"lock,omitempty"`
+	LockDefault *LockRule `json:"lockdef,omitempty"`
 	// Versioning is VersioningEnabled or VersioningSuspended once set
 	// ("": never versioned; it cannot go back).
 	Versioning string `json:"ver,omitempty"`
+}
+
+// LockRule is a bucket's default retention: Days or Years from a new
+// version's creation.
+type LockRule struct {
+	Mode  string `json:"mode"`
+	Days  int    `json:"days,omitempty"`
+	Years int    `json:"years,omitempty"`
+}
+
+// Object lock retention modes (S3's names).
+const (
+	LockGovernance = "GOVERNANCE"
+	LockCompliance = "COMPLIANCE"
+)
+
+// Lock is a version's object lock state.
+type Lock struct {
+	Mode        string    `json:"mode,omitempty"`  // LockGovernance or LockCompliance ("": no retention)
+	RetainUntil time.Time `json:"until,omitempty"` // retention ends
+	LegalHold   bool      `json:"hold,omitempty"`
+}
+
+// Protects says whether l forbids removing its version at now: a legal
+// hold, or retention not yet over (governance mode yields to bypass).
+func (l Lock) Protects(now time.Time, bypassGovernance bool) bool {
+	if l.LegalHold {
+		return true
+	}
+	if l.Mode == "" || !now.Before(l.RetainUntil) {
+		return false
+	}
+	return l.Mode == LockCompliance || !bypassGovernance
 }
 
 // Bucket versioning states (S3's names).
@@ -121,6 +162,7 @@ type Object struct {
 	ChecksumType string            `json:"ckt,omitempty"`  // COMPOSITE or FULL_OBJECT
 	ACL          string            `json:"acl,omitempty"`  // canned ACL ("": private)
 	Tags         map[string]string `json:"tags,omitempty"` // object tags
+	Lock         *Lock             `json:"lock,omitempty"` // object lock (nil: none)
 	ModTime      time.Time         `json:"mtime"`
 	// PartCount is the number of parts of a multipart object (0 for a
 	// simple PUT); segment i is part i+1.
@@ -259,6 +301,7 @@ type Upload struct {
 	ChecksumType string            `json:"ckt,omitempty"`
 	ACL          string            `json:"acl,omitempty"`  // the object's canned ACL
 	Tags         map[string]string `json:"tags,omitempty"` // the object's tags
+	Lock         *Lock             `json:"lock,omitempty"` // the object's lock
 }
 
 // Part is an uploaded part.
@@ -558,9 +601,10 @@ type Store interface {
 	GetObjectVersion(ctx context.Context, bucket, key, vid string) (Object, error)
 	// DeleteObjectVersion removes version vid of key for good (its
 	// segments go to gc). When it was the latest, the version before it
-	// becomes current unless that is a delete marker. Errors:
-	// ErrNoSuchBucket, ErrNoSuchVersion.
-	DeleteObjectVersion(ctx context.Context, bucket, key, vid string, events ...Event) (Removal, error)
+	// becomes current unless that is a delete marker. A version its Lock
+	// protects now (Lock.Protects, with bypassGovernance) is not removed.
+	// Errors: ErrNoSuchBucket, ErrNoSuchVersion, ErrLocked.
+	DeleteObjectVersion(ctx context.Context, bucket, key, vid string, bypassGovernance bool, events ...Event) (Removal, error)
 	// ListObjectVersions returns a page of the bucket's versions and
 	// delete markers (in an unversioned bucket, its objects as null
 	// versions). Errors: ErrNoSuchBucket.

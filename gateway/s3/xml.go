@@ -397,3 +397,35 @@ type ObjectChecksum struct {
 	Checksums
 	ChecksumType string `xml:"ChecksumType,omitempty"`
 }
+
+// ObjectLockConfiguration is the body of Put/GetObjectLockConfiguration.
+type ObjectLockConfiguration struct {
+	XMLName           xml.Name        `xml:"ObjectLockConfiguration"`
+	XMLNS             string          `xml:"xmlns,attr,omitempty"`
+	ObjectLockEnabled string          `xml:"ObjectLockEnabled,omitempty"`
+	Rule              *ObjectLockRule `xml:"Rule,omitempty"`
+}
+
+// ObjectLockRule is an object lock configuration's rule.
+type ObjectLockRule struct {
+	DefaultRetention struct {
+		Mode  string `xml:"Mode,omitempty"`
+		Days  int    `xml:"Days,omitempty"`
+		Years int    `xml:"Years,omitempty"`
+	} `xml:"DefaultRetention"`
+}
+
+// Retention is the body of Put/GetObjectRetention.
+type Retention struct {
+	XMLName         xml.Name `xml:"Retention"`
+	XMLNS           string   `xml:"xmlns,attr,omitempty"`
+	Mode            string   `xml:"Mode,omitempty"`
+	RetainUntilDate string   `xml:"RetainUntilDate,omitempty"`
+}
+
+// LegalHold is the body of Put/GetObjectLegalHold.
+type LegalHold struct {
+	XMLName xml.Name `xml:"LegalHold"`
+	XMLNS   string   `xml:"xmlns,attr,omitempty"`
+	Status  string   `xml:"Status"`
+}

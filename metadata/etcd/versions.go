@@ -293,7 +293,7 @@ func (s *Store) GetObjectVersion(ctx context.Context, bucket, key, vid string) (
 }
 
 // DeleteObjectVersion implements metadata.Store.
-func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string, events ...metadata.Event) (metadata.Removal, error) {
+func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string, bypassGovernance bool, events ...metadata.Event) (metadata.Removal, error) {
 	if validBucket(bucket) != nil || validKey(key) != nil {
 		return metadata.Removal{}, fmt.Errorf("delete object version: %w", metadata.ErrNoSuchVersion)
 	}
@@ -358,6 +358,9 @@ func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string
 		}
 		if deleteCur {
 			ops = append(ops, clientv3.OpDelete(k))
+		}
+		if gone.Lock != nil && gone.Lock.Protects(now, bypassGovernance) {
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s version %s: %w", bucket, key, vid, metadata.ErrLocked)
 		}
 		if !gone.DeleteMarker {
 			ops = append(ops, s.releaseOps(&gone, now)...)

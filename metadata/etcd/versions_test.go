@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -189,7 +190,7 @@ func TestVersionsAgainstReference(t *testing.T) {
 			if len(vs) > 0 && rng.Intn(5) > 0 {
 				id = vs[rng.Intn(len(vs))].id
 			}
-			rm, err := s.DeleteObjectVersion(ctx, "v", k, id)
+			rm, err := s.DeleteObjectVersion(ctx, "v", k, id, false)
 			had := ref.delVersion(k, id)
 			if had != (err == nil) || (!had && !errors.Is(err, metadata.ErrNoSuchVersion)) || (had && rm.VersionID != id) {
 				t.Fatalf("step %d: delete version %s of %q: %+v, %v (in model: %v)", step, id, k, rm, err, had)
@@ -230,7 +231,7 @@ func TestVersionsReleaseData(t *testing.T) {
 	if n := gcKinds(t, s); len(n) != 0 {
 		t.Fatalf("overwrite and delete marker released %v", n)
 	}
-	if _, err := s.DeleteObjectVersion(ctx, "v", "k", o1.VersionID); err != nil {
+	if _, err := s.DeleteObjectVersion(ctx, "v", "k", o1.VersionID, false); err != nil {
 		t.Fatal(err)
 	}
 	es, _ := s.ListGC(ctx, 10)
@@ -276,6 +277,40 @@ func TestVersionsConcurrentWrites(t *testing.T) {
 	for i := 1; i < len(res.Versions); i++ {
 		if res.Versions[i].Seq >= res.Versions[i-1].Seq || res.Versions[i].IsLatest {
 			t.Fatalf("version %d out of order: seq %d after %d", i, res.Versions[i].Seq, res.Versions[i-1].Seq)
+		}
+	}
+}
+
+// TestDeleteLockedVersion: a version under retention or legal hold is not
+// removed (governance yields to bypass; compliance and holds do not);
+// once retention is over it is.
+func TestDeleteLockedVersion(t *testing.T) {
+	s, _, _ := newStore(t)
+	mustBucket(t, s, "v")
+	if err := s.UpdateBucket(ctx, "v", func(b *metadata.Bucket) error { b.Versioning = metadata.VersioningEnabled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	future, past := time.Now().Add(time.Hour), time.Now().Add(-time.Second)
+	for i, tc := range []struct {
+		lock   metadata.Lock
+		bypass bool
+		want   error
+	}{
+		{metadata.Lock{Mode: metadata.LockGovernance, RetainUntil: future}, false, metadata.ErrLocked},
+		{metadata.Lock{Mode: metadata.LockGovernance, RetainUntil: future}, true, nil},
+		{metadata.Lock{Mode: metadata.LockCompliance, RetainUntil: future}, true, metadata.ErrLocked},
+		{metadata.Lock{Mode: metadata.LockCompliance, RetainUntil: past}, false, nil},
+		{metadata.Lock{LegalHold: true}, true, metadata.ErrLocked},
+		{metadata.Lock{}, false, nil},
+	} {
+		o := obj("v", fmt.Sprintf("k%d", i), "e", seg(i))
+		o.VersionID, o.Lock = etcd.NewID(), &tc.lock
+		vid, err := s.PutObject(ctx, o, metadata.Precondition{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DeleteObjectVersion(ctx, "v", o.Key, vid, tc.bypass); !errors.Is(err, tc.want) && (err != nil || tc.want != nil) {
+			t.Errorf("%+v bypass %v: %v, want %v", tc.lock, tc.bypass, err, tc.want)
 		}
 	}
 }
