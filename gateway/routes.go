@@ -78,13 +78,16 @@ func (g *Gateway) routes() *mux.Router {
 	// does for a bucket without that configuration; writes of them are
 	// NotImplemented.
 	for q, e := range map[string]*s3.Error{
-		"lifecycle": errNoSuchLifecycle, "policy": errNoSuchPolicy,
+		"policy":  errNoSuchPolicy,
 		"website": errNoSuchWebsite, "encryption": errNoEncryptionConfig,
 		"replication":       errNoSuchReplication,
 		"ownershipControls": errOwnershipNotFound, "publicAccessBlock": errPublicAccessBlockNone,
 	} {
 		bkt.Methods(http.MethodGet).MatcherFunc(hasQuery(q)).HandlerFunc(g.bucketConfigAbsent(e))
 	}
+	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("lifecycle")).HandlerFunc(g.getBucketLifecycle)
+	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("lifecycle")).HandlerFunc(g.putBucketLifecycle)
+	bkt.Methods(http.MethodDelete).MatcherFunc(hasQuery("lifecycle")).HandlerFunc(g.deleteBucketLifecycle)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("object-lock")).HandlerFunc(g.getObjectLockConfig)
 	bkt.Methods(http.MethodPut).MatcherFunc(hasQuery("object-lock")).HandlerFunc(g.putObjectLockConfig)
 	bkt.Methods(http.MethodGet).MatcherFunc(hasQuery("tagging")).HandlerFunc(g.getBucketTagging)

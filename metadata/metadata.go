@@ -68,9 +68,40 @@ type Bucket struct {
 	// retention for new versions (nil: none).
 	ObjectLock  bool      `json:"lock,omitempty"`
 	LockDefault *LockRule `json:"lockdef,omitempty"`
+	// Lifecycle is the bucket's lifecycle configuration (nil: none).
+	Lifecycle []LifecycleRule `json:"lifecycle,omitempty"`
 	// Versioning is VersioningEnabled or VersioningSuspended once set
 	// ("": never versioned; it cannot go back).
 	Versioning string `json:"ver,omitempty"`
+}
+
+// LifecycleRule is one rule of a bucket's lifecycle configuration: which
+// objects (Filter) and what happens to them. Zero values mean "not set".
+type LifecycleRule struct {
+	ID      string          `json:"id"`
+	Enabled bool            `json:"on"`
+	Filter  LifecycleFilter `json:"filter"`
+	// Expiration of current versions: Days after creation (rounded up to
+	// the next midnight UTC, as S3) or at Date; or, ExpiredDeleteMarker,
+	// removal of a delete marker that is all that is left of its key.
+	ExpireDays          int       `json:"exp_days,omitempty"`
+	ExpireDate          time.Time `json:"exp_date,omitempty"`
+	ExpiredDeleteMarker bool      `json:"exp_dm,omitempty"`
+	// Noncurrent versions expire NoncurrentDays after they became
+	// noncurrent, except the NewerNoncurrent newest of them.
+	NoncurrentDays  int `json:"nc_days,omitempty"`
+	NewerNoncurrent int `json:"nc_keep,omitempty"`
+	// AbortDays aborts multipart uploads that many days after initiation.
+	AbortDays int `json:"abort_days,omitempty"`
+}
+
+// LifecycleFilter selects the objects a rule applies to: all of its set
+// conditions must hold.
+type LifecycleFilter struct {
+	Prefix string            `json:"prefix,omitempty"`
+	Tags   map[string]string `json:"tags,omitempty"`
+	SizeGT int64             `json:"gt,omitempty"` // object size greater than
+	SizeLT int64             `json:"lt,omitempty"` // object size less than
 }
 
 // LockRule is a bucket's default retention: Days or Years from a new

@@ -14,15 +14,17 @@ const module = "github.com/sherdstore/sherd"
 // import (non-test code). A new package must be added here, which is the
 // point: the dependency direction of DESIGN.md §2 is decided, not grown.
 var allowed = map[string][]string{
-	"erasure":                 {},
-	"internal/merkle":         {},
-	"internal/etcdserver":     {},
-	"internal/reqid":          {},
-	"internal/telemetry":      {},
-	"metadata":                {},
-	"gateway/s3":              {},
-	"metadata/placement":      {},
-	"metadata/etcd":           {"metadata"},
+	"erasure":             {},
+	"internal/merkle":     {},
+	"internal/etcdserver": {},
+	"internal/reqid":      {},
+	"internal/telemetry":  {},
+	"metadata":            {},
+	"gateway/s3":          {},
+	"metadata/placement":  {},
+	"metadata/etcd":       {"metadata"},
+	// Lifecycle rules: decisions and their worker, on the metadata store only.
+	"lifecycle":               {"metadata"},
 	"storagenode":             {"erasure", "internal/merkle", "internal/reqid"},
 	"storagenode/client":      {"storagenode", "internal/merkle", "internal/reqid"},
 	"storagenode/storetest":   {"storagenode", "erasure", "internal/merkle"},
@@ -34,7 +36,7 @@ var allowed = map[string][]string{
 	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure", "internal/reqid"},
 	// Anti-entropy's driver: on the data plane, never the gateway.
 	"repair":          {"cluster", "metadata", "storagenode", "erasure", "internal/merkle"},
-	"internal/daemon": {"repair", "cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
+	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},
 	"cmd/sherdctl":    {"*"},

@@ -429,3 +429,58 @@ type LegalHold struct {
 	XMLNS   string   `xml:"xmlns,attr,omitempty"`
 	Status  string   `xml:"Status"`
 }
+
+// LifecycleConfiguration is the body of Put/GetBucketLifecycleConfiguration.
+type LifecycleConfiguration struct {
+	XMLName xml.Name        `xml:"LifecycleConfiguration"`
+	XMLNS   string          `xml:"xmlns,attr,omitempty"`
+	Rules   []LifecycleRule `xml:"Rule"`
+}
+
+// LifecycleRule is one rule of a lifecycle configuration.
+type LifecycleRule struct {
+	ID                             string                 `xml:"ID,omitempty"`
+	Prefix                         *string                `xml:"Prefix"` // the legacy form of a prefix filter
+	Filter                         *LifecycleFilter       `xml:"Filter"`
+	Status                         string                 `xml:"Status"`
+	Expiration                     *LifecycleExpiration   `xml:"Expiration"`
+	NoncurrentVersionExpiration    *NoncurrentExpiration  `xml:"NoncurrentVersionExpiration"`
+	AbortIncompleteMultipartUpload *AbortIncompleteUpload `xml:"AbortIncompleteMultipartUpload"`
+	Transitions                    []struct{}             `xml:"Transition"`
+	NoncurrentVersionTransitions   []struct{}             `xml:"NoncurrentVersionTransition"`
+}
+
+// LifecycleFilter selects a rule's objects: one condition, or And.
+type LifecycleFilter struct {
+	Prefix                *string             `xml:"Prefix"`
+	Tag                   *Tag                `xml:"Tag"`
+	ObjectSizeGreaterThan *int64              `xml:"ObjectSizeGreaterThan"`
+	ObjectSizeLessThan    *int64              `xml:"ObjectSizeLessThan"`
+	And                   *LifecycleFilterAnd `xml:"And"`
+}
+
+// LifecycleFilterAnd is a filter's conjunction.
+type LifecycleFilterAnd struct {
+	Prefix                *string `xml:"Prefix"`
+	Tags                  []Tag   `xml:"Tag"`
+	ObjectSizeGreaterThan *int64  `xml:"ObjectSizeGreaterThan"`
+	ObjectSizeLessThan    *int64  `xml:"ObjectSizeLessThan"`
+}
+
+// LifecycleExpiration is a rule's Expiration.
+type LifecycleExpiration struct {
+	Days                      int    `xml:"Days,omitempty"`
+	Date                      string `xml:"Date,omitempty"`
+	ExpiredObjectDeleteMarker *bool  `xml:"ExpiredObjectDeleteMarker"`
+}
+
+// NoncurrentExpiration is a rule's NoncurrentVersionExpiration.
+type NoncurrentExpiration struct {
+	NoncurrentDays          int `xml:"NoncurrentDays"`
+	NewerNoncurrentVersions int `xml:"NewerNoncurrentVersions,omitempty"`
+}
+
+// AbortIncompleteUpload is a rule's AbortIncompleteMultipartUpload.
+type AbortIncompleteUpload struct {
+	DaysAfterInitiation int `xml:"DaysAfterInitiation"`
+}

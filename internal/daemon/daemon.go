@@ -29,6 +29,7 @@ import (
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/telemetry"
+	"github.com/sherdstore/sherd/lifecycle"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/storagenode"
@@ -404,6 +405,12 @@ type GatewayConfig struct {
 	// (default 500 ms; negative: this gateway delivers none).
 	NotifyInterval time.Duration
 	NotifyClaim    time.Duration // see gateway.Notifier.ClaimFor
+	// LifecycleInterval is the lifecycle worker's window: every bucket
+	// with rules gets one pass per window, from one of the gateways
+	// (default 1 h; negative: this gateway runs no worker).
+	LifecycleInterval time.Duration
+	// LifecycleNow is the lifecycle worker's clock (tests; default time.Now).
+	LifecycleNow func() time.Time
 	// Heal runs a repairer and anti-entropy in the gateway (sherd server
 	// does; a cluster runs them in its nodes). Nil: none.
 	Heal *HealConfig
@@ -439,7 +446,9 @@ type Gateway struct {
 	Metrics *prometheus.Registry
 	srv     *http.Server
 	cancel  context.CancelFunc
-	loops   sync.WaitGroup // the collector and the notifier
+	loops   sync.WaitGroup // the collector, the notifier and the lifecycle worker
+	// Lifecycle is the gateway's lifecycle worker (nil when it runs none).
+	Lifecycle *lifecycle.Worker
 }
 
 // gatewayReady: etcd answers, and enough nodes are live and active to
@@ -593,6 +602,20 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			return nil, err
 		}
 		registerHealerMetrics(c.Metrics, gw.Healer, cl)
+	}
+	if cf, ok := c.Store.(claimerFactory); ok && c.LifecycleInterval >= 0 {
+		claims, err := cf.NewClaimer(wctx, "gateway "+gw.URL+" (lifecycle)", 10*time.Second)
+		if err != nil {
+			gw.Close()
+			return nil, err
+		}
+		gw.Lifecycle = &lifecycle.Worker{Store: c.Store, Claims: claims, Now: c.LifecycleNow, Interval: c.LifecycleInterval, Log: c.Log}
+		gw.loops.Add(1)
+		go func() {
+			defer gw.loops.Done()
+			defer claims.Close()
+			gw.Lifecycle.Run(wctx)
+		}()
 	}
 	if c.NotifyInterval >= 0 {
 		if c.NotifyInterval == 0 {

@@ -30,7 +30,10 @@ type ServerConfig struct {
 	Credentials gateway.StaticCredentials
 	Domains     []string
 	Locations   []string // see gateway.Config.Locations
-	Log         *slog.Logger
+	// LifecycleInterval, LifecycleNow: see GatewayConfig.
+	LifecycleInterval time.Duration
+	LifecycleNow      func() time.Time
+	Log               *slog.Logger
 	// Heal configures the repairer and anti-entropy the server runs (in
 	// its gateway: one per process); Heal.Interval < 0: none.
 	Heal HealConfig
@@ -128,6 +131,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
 		Credentials: c.Credentials, Domains: c.Domains, Locations: c.Locations, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
 		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout, TLS: c.TLS,
+		LifecycleInterval: c.LifecycleInterval, LifecycleNow: c.LifecycleNow,
 		local: s.gatewayLocal()})
 	if err != nil {
 		return nil, err
