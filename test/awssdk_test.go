@@ -171,7 +171,7 @@ func TestAWSSDK(t *testing.T) {
 			wantErr(t, "delete non-empty", err, "BucketNotEmpty", 409)
 			_, err = c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &bucket})
 			wantErr(t, "bucket policy", err, "NoSuchBucketPolicy", 404)
-			_, err = c.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: &bucket, Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}}})
+			_, err = c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
 			wantErr(t, "unsupported operation", err, "NotImplemented", 501)
 			bad := awsClient(t, s.Gateway.URL, pathStyle, "wrong-secret")
 			_, err = bad.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket})

@@ -96,9 +96,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatal("stat of an absent key succeeded")
 	}
 	var after map[string]*dto
-	waitFor(t, "the segments gauge to count the 5 segments", 20*time.Second, func() bool {
+	waitFor(t, "the segments gauge to count the 5 segments, and an anti-entropy round", 20*time.Second, func() bool {
 		after = scrape(t, gw, "scrape-secret")
-		return value(after, "sherd_segments", map[string]string{"healthy": "6"}) == 5
+		return value(after, "sherd_segments", map[string]string{"healthy": "6"}) == 5 &&
+			value(after, "sherd_antientropy_rounds_total", nil) > value(before, "sherd_antientropy_rounds_total", nil)
 	})
 	moved := func(name string, labels map[string]string, atLeast float64) {
 		t.Helper()
