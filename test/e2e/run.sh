@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end suite: drives the built `sherd server` with the aws CLI,
-# boto3 (default settings: checksum trailers) and curl. Run by `make e2e`.
+# End-to-end suite: drives the built `sherd server` with the aws CLI (v1 and
+# v2), boto3 (default settings: checksum trailers), rclone, s3cmd, the AWS
+# SDK for JavaScript v3, curl, nginx as a CDN and Chromium. Run by `make e2e`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -244,5 +245,98 @@ fi
 
 step "boto3 with default settings"
 "$PYTHON" test/e2e/boto3_e2e.py
+
+# More clients. Each is required when E2E_REQUIRE_CLIENTS=1 (.ci/run
+# installs them), skipped with a note otherwise.
+have() {
+	command -v "$1" >/dev/null && return 0
+	[ "${E2E_REQUIRE_CLIENTS:-0}" = 1 ] && { echo "e2e: $1 is required" >&2; exit 1; }
+	echo "e2e: SKIPPED: $1 not installed (.ci/run installs it)"
+	return 1
+}
+
+step "rclone: copy, check, sync, ls, multipart, delete"
+if have rclone; then
+	export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_SHERD_TYPE=s3 RCLONE_CONFIG_SHERD_PROVIDER=Other \
+		RCLONE_CONFIG_SHERD_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_SHERD_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+		RCLONE_CONFIG_SHERD_ENDPOINT=$EP RCLONE_CONFIG_SHERD_REGION=us-east-1
+	# (aws-sdk-go v1 in rclone refuses AWS_CA_BUNDLE with its own transport; the endpoint is plain HTTP)
+	rc() { env -u AWS_CA_BUNDLE rclone -q --s3-upload-cutoff 5M --s3-chunk-size 5M "$@"; }
+	rc mkdir sherd:e2e-rclone
+	rc copy "$WORK/tree" sherd:e2e-rclone/tree
+	rc check "$WORK/tree" sherd:e2e-rclone/tree # sizes and MD5s
+	rc copyto "$WORK/up/multipart" sherd:e2e-rclone/big # 25 MiB in 5 MiB parts
+	rc copyto sherd:e2e-rclone/big "$WORK/rclone-big"
+	cmp "$WORK/up/multipart" "$WORK/rclone-big"
+	rc sync sherd:e2e-rclone/tree "$WORK/rclone-back"
+	diff -r "$WORK/tree" "$WORK/rclone-back"
+	# sync deletes what the source no longer has
+	rm "$WORK/tree/a/f1"
+	rc sync "$WORK/tree" sherd:e2e-rclone/tree
+	[ "$(rc ls sherd:e2e-rclone/tree | wc -l)" = 24 ]
+	rc check "$WORK/tree" sherd:e2e-rclone/tree
+	rc delete sherd:e2e-rclone
+	rc rmdir sherd:e2e-rclone
+	! rc lsd sherd: | grep -q e2e-rclone
+fi
+
+step "s3cmd: mb, put (multipart), get, sync, ls, del, rb"
+if have s3cmd; then
+	cat >"$WORK/s3cfg" <<S3CFG
+[default]
+access_key = $AWS_ACCESS_KEY_ID
+secret_key = $AWS_SECRET_ACCESS_KEY
+host_base = 127.0.0.1:$PORT
+host_bucket = 127.0.0.1:$PORT
+use_https = False
+signature_v2 = False
+bucket_location = us-east-1
+multipart_chunk_size_mb = 5
+S3CFG
+	sc() { s3cmd -c "$WORK/s3cfg" --no-progress -q "$@"; }
+	sc mb s3://e2e-s3cmd
+	sc put "$WORK/up/multipart" s3://e2e-s3cmd/big
+	sc get s3://e2e-s3cmd/big "$WORK/s3cmd-big"
+	cmp "$WORK/up/multipart" "$WORK/s3cmd-big"
+	sc put "$WORK/up/one" s3://e2e-s3cmd/one
+	sc get s3://e2e-s3cmd/one "$WORK/s3cmd-one"
+	cmp "$WORK/up/one" "$WORK/s3cmd-one"
+	sc sync "$WORK/tree/" s3://e2e-s3cmd/tree/
+	sc sync s3://e2e-s3cmd/tree/ "$WORK/s3cmd-back/"
+	diff -r "$WORK/tree" "$WORK/s3cmd-back"
+	[ "$(s3cmd -c "$WORK/s3cfg" ls -r s3://e2e-s3cmd | wc -l)" = 26 ]
+	sc del --recursive --force s3://e2e-s3cmd
+	sc rb s3://e2e-s3cmd
+fi
+
+step "aws CLI v2 (Debian's awscli): cp up and down, multipart, s3api versions and tagging"
+AWS2=/usr/bin/aws
+if [ -x "$AWS2" ] && "$AWS2" --version 2>&1 | grep -q '^aws-cli/2'; then
+	a2() { "$AWS2" --endpoint-url "$EP" "$@"; }
+	a2 s3 mb s3://e2e-cliv2 >/dev/null
+	a2 s3api put-bucket-versioning --bucket e2e-cliv2 --versioning-configuration Status=Enabled
+	for f in empty seven-mib multipart; do
+		a2 s3 cp --only-show-errors "$WORK/up/$f" "s3://e2e-cliv2/$f"
+		a2 s3 cp --only-show-errors "s3://e2e-cliv2/$f" "$WORK/cliv2-$f"
+		cmp "$WORK/up/$f" "$WORK/cliv2-$f"
+	done
+	a2 s3 cp --only-show-errors "$WORK/up/one" s3://e2e-cliv2/seven-mib # a second version
+	[ "$(a2 s3api list-object-versions --bucket e2e-cliv2 --prefix seven-mib --query 'length(Versions)')" = 2 ]
+	a2 s3api put-object-tagging --bucket e2e-cliv2 --key empty --tagging 'TagSet=[{Key=k,Value=v}]' >/dev/null
+	[ "$(a2 s3api get-object-tagging --bucket e2e-cliv2 --key empty --query 'TagSet[0].Value' --output text)" = v ]
+	a2 s3api list-object-versions --bucket e2e-cliv2 --output json \
+		--query '{Objects: [Versions[].{Key: Key, VersionId: VersionId}, DeleteMarkers[].{Key: Key, VersionId: VersionId}][] | [?Key]}' >"$WORK/cliv2-versions.json"
+	a2 s3api delete-objects --bucket e2e-cliv2 --delete "file://$WORK/cliv2-versions.json" >/dev/null
+	a2 s3 rb s3://e2e-cliv2 >/dev/null
+else
+	[ "${E2E_REQUIRE_CLIENTS:-0}" = 1 ] && { echo "e2e: the aws CLI v2 (/usr/bin/aws) is required" >&2; exit 1; }
+	echo "e2e: SKIPPED: the aws CLI v2 is not at /usr/bin/aws (apt-get install awscli; .ci/run does)"
+fi
+
+step "AWS SDK for JavaScript v3 (client-s3, lib-storage) with its default checksums"
+if have node && have npm; then
+	(cd test/e2e/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	(cd test/e2e/js && node --no-warnings sdk_e2e.mjs)
+fi
 
 echo "e2e: all passed"
