@@ -57,9 +57,11 @@ func TestRequestIDFollowsTheRequest(t *testing.T) {
 	if !ok || rid == "" {
 		t.Fatal("no request id in the response")
 	}
-	if !strings.Contains(logs.String(), `"request_id":"`+rid+`","op":"GetObject"`) {
-		t.Fatalf("the gateway log has no GetObject line for request %s:\n%s", rid, logs.String())
-	}
+	// The gateway logs a request when its handler returns, which may be
+	// just after the client has the whole answer.
+	waitFor(t, "the gateway's GetObject line for the request", 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), `"request_id":"`+rid+`","op":"GetObject"`)
+	})
 	// The nodes log a call when it ends, which may be just after the
 	// gateway has answered.
 	nodeLines := 0

@@ -32,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"time"
 
@@ -123,6 +124,21 @@ func validKey(key string) error {
 		return fmt.Errorf("object key %q: %w", key, metadata.ErrInvalid)
 	}
 	return nil
+}
+
+// pause waits before attempt n (from 1) of an optimistic transaction that
+// lost a race: a random time growing with n up to 64 ms, so writers of one
+// key stop colliding instead of retrying in lockstep.
+func pause(ctx context.Context, n int) {
+	if n == 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(mrand.Int64N(int64(time.Millisecond) << min(n, 6))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func mustJSON(v any) string {
@@ -442,7 +458,8 @@ func (s *Store) resolveCommit(ctx context.Context, obj metadata.Object, txnErr e
 // metadata.ErrUnknownOutcome (see resolveCommit).
 func (s *Store) commitObject(ctx context.Context, obj metadata.Object, pre metadata.Precondition, extra []clientv3.Op, extraCmp []clientv3.Cmp, onFail func(*clientv3.TxnResponse) error) (string, error) {
 	k, bk := s.objKey(obj.Bucket, obj.Key), s.bucketKey(obj.Bucket)
-	for range maxRetries {
+	for attempt := range maxRetries {
+		pause(ctx, attempt)
 		st, brev, err := s.readKeyState(ctx, obj.Bucket, obj.Key)
 		if err != nil {
 			return "", fmt.Errorf("put object %s/%s: %w", obj.Bucket, obj.Key, err)
@@ -544,7 +561,8 @@ func (s *Store) UpdateObject(ctx context.Context, bucket, key, vid string, f fun
 	if validBucket(bucket) != nil || validKey(key) != nil {
 		return fmt.Errorf("update object: %w", metadata.ErrNoSuchKey)
 	}
-	for range maxRetries {
+	for attempt := range maxRetries {
+		pause(ctx, attempt)
 		k, rev, cur, err := s.findVersion(ctx, bucket, key, vid)
 		if err != nil {
 			return fmt.Errorf("update object %s/%s: %w", bucket, key, err)
@@ -612,7 +630,8 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metada
 		return metadata.Removal{}, fmt.Errorf("delete object: %w", metadata.ErrNoSuchKey)
 	}
 	k := s.objKey(bucket, key)
-	for range maxRetries {
+	for attempt := range maxRetries {
+		pause(ctx, attempt)
 		st, brev, err := s.readKeyState(ctx, bucket, key)
 		if err != nil {
 			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)

@@ -298,7 +298,8 @@ func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string
 		return metadata.Removal{}, fmt.Errorf("delete object version: %w", metadata.ErrNoSuchVersion)
 	}
 	k := s.objKey(bucket, key)
-	for range maxRetries {
+	for attempt := range maxRetries {
+		pause(ctx, attempt)
 		st, brev, err := s.readKeyState(ctx, bucket, key)
 		if err != nil {
 			return metadata.Removal{}, fmt.Errorf("delete object %s/%s version %s: %w", bucket, key, vid, err)
