@@ -12,7 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// startEtcdCluster starts n etcd members (Debian's etcd) on loopback and
+// startEtcdCluster starts n etcd members (etcdBinary) on loopback and
 // returns their client URLs and processes.
 func startEtcdCluster(t *testing.T, dir string, n int) ([]string, []*process) {
 	t.Helper()
@@ -22,9 +22,10 @@ func startEtcdCluster(t *testing.T, dir string, n int) ([]string, []*process) {
 		peers = append(peers, "http://"+freePort(t))
 		initial = append(initial, fmt.Sprintf("e%d=%s", i, peers[i]))
 	}
+	bin := etcdBinary(t)
 	var procs []*process
 	for i := range n {
-		procs = append(procs, spawn(t, nil, etcdBinary, "--name", fmt.Sprintf("e%d", i), "--data-dir", filepath.Join(dir, fmt.Sprintf("etcd%d", i)),
+		procs = append(procs, spawn(t, nil, bin, "--name", fmt.Sprintf("e%d", i), "--data-dir", filepath.Join(dir, fmt.Sprintf("etcd%d", i)),
 			"--listen-client-urls", clients[i], "--advertise-client-urls", clients[i],
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new"))

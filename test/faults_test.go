@@ -32,6 +32,7 @@ type faultLab struct {
 	bin string
 	env []string
 
+	etcdBin   string // etcdBinary
 	etcdHosts []*netHost
 	etcdArgs  [][]string
 	etcd      []*process
@@ -59,7 +60,7 @@ const (
 )
 
 func (f *faultLab) spawnEtcd(i int) {
-	f.etcd[i] = f.lab.spawnIn(f.etcdHosts[i], nil, etcdBinary, f.etcdArgs[i]...)
+	f.etcd[i] = f.lab.spawnIn(f.etcdHosts[i], nil, f.etcdBin, f.etcdArgs[i]...)
 }
 
 func (f *faultLab) spawnNode(i int) {
@@ -74,7 +75,7 @@ func (f *faultLab) spawnGateway(i int) {
 
 func startFaultLab(t *testing.T) *faultLab {
 	t.Helper()
-	f := &faultLab{t: t, lab: newNetLab(t), dir: t.TempDir()}
+	f := &faultLab{t: t, lab: newNetLab(t), dir: t.TempDir(), etcdBin: etcdBinary(t)}
 	f.bin = buildSherd(t, f.dir)
 	f.env = []string{"SHERD_CLUSTER_KEY=fault-lab-cluster-key", "SHERD_ROOT_USER=" + rootUser, "SHERD_ROOT_PASSWORD=" + rootPass}
 
@@ -338,11 +339,12 @@ const faultTableHeader = "| scenario | acknowledged ops | failed attempts (retri
 // one at a time, the faults of a real deployment happen; each must end
 // with no acknowledged write lost, no wrong bytes and no failed read of
 // acknowledged data (at most 2 nodes are ever out). `make faults` runs it
-// (root, iproute2, nginx, etcd-server); SHERD_FAULTS_SHORT=1 shortens the
-// faults for CI; FAULTS_REPORT=file writes the results table there.
+// (root, iproute2, nginx; etcd is built from its module: etcdBinary);
+// SHERD_FAULTS_SHORT=1 shortens the faults for CI; FAULTS_REPORT=file
+// writes the results table there.
 func TestFaults(t *testing.T) {
 	if os.Getenv("SHERD_FAULTS") == "" {
-		t.Skip("make faults runs it (SHERD_FAULTS=1; needs root, iproute2, nginx, etcd-server)")
+		t.Skip("make faults runs it (SHERD_FAULTS=1; needs root, iproute2, nginx)")
 	}
 	if why := netLabReady(); why != "" {
 		t.Fatal(why)

@@ -18,9 +18,6 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// etcdBinary is Debian's etcd-server (installed by .ci/run).
-const etcdBinary = "/usr/bin/etcd"
-
 func freePort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -115,7 +112,7 @@ func (p *process) waitLine(t *testing.T, prefix string) string {
 	}
 }
 
-// cluster is a multi-process cluster: Debian's etcd and 6 `sherd node`
+// cluster is a multi-process cluster: etcd (etcdBinary) and 6 `sherd node`
 // processes; startGateway adds `sherd gateway` processes.
 type cluster struct {
 	etcdURL  string
@@ -146,13 +143,11 @@ func startCluster(t *testing.T, nodeFlags ...string) *cluster {
 	if testing.Short() {
 		t.Skip("builds and spawns processes")
 	}
-	if _, err := os.Stat(etcdBinary); err != nil {
-		t.Skipf("%s not installed (apt-get install etcd-server; .ci/run does)", etcdBinary)
-	}
+	etcdBin := etcdBinary(t)
 	dir := t.TempDir()
 	bin := buildSherd(t, dir)
 	client, peer := freePort(t), freePort(t)
-	etcd := spawn(t, nil, etcdBinary, "--name", "e1", "--data-dir", filepath.Join(dir, "etcd"),
+	etcd := spawn(t, nil, etcdBin, "--name", "e1", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
 		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
 		"--initial-cluster", "e1=http://"+peer)
@@ -170,7 +165,7 @@ func startCluster(t *testing.T, nodeFlags ...string) *cluster {
 	return c
 }
 
-// TestMultiProcess runs a real cluster: Debian's etcd, 6 `sherd node`
+// TestMultiProcess runs a real cluster: etcd (etcdBinary), 6 `sherd node`
 // processes and `sherd gateway` processes, all separate OS processes.
 func TestMultiProcess(t *testing.T) {
 	cl := startCluster(t)

@@ -52,8 +52,8 @@ func netLabReady() string {
 			}
 		}
 	}
-	if _, err := os.Stat(etcdBinary); err != nil {
-		return etcdBinary + " not installed (apt-get install etcd-server)"
+	if _, err := etcdBinaryPath(); err != nil {
+		return err.Error()
 	}
 	return ""
 }
