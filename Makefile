@@ -42,8 +42,8 @@ rules:
 	promtool check rules ops/prometheus/sherd-alerts.yml
 	promtool test rules ops/prometheus/sherd-alerts.test.yml
 
-# The multi-host fault lab (network namespaces; root, iproute2, nginx,
-# etcd-server): docs/reliability.md. FAULTS_SHORT=1 for CI's shorter run.
+# The multi-host fault lab (network namespaces; root, iproute2, nginx;
+# etcd is built from its module): docs/reliability.md. FAULTS_SHORT=1 for CI's shorter run.
 faults:
 	SHERD_FAULTS=1 SHERD_FAULTS_SHORT=$(FAULTS_SHORT) $(GO) test -run '^TestFaults$$' -v -count=1 -timeout 45m ./test/
 
