@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,6 +183,16 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 	s := startServerWith(t, "", func(c *daemon.ServerConfig) {
 		c.Heal.Interval, c.Heal.AntiEntropyInterval, c.ScrubInterval, c.StatusInterval = 100*time.Millisecond, time.Hour, time.Hour, 100*time.Millisecond
 	})
+	// The scrubbers' first pass runs at start: let it end (before any
+	// object is written), so that only the pass below sees the damage.
+	waitFor(t, "the scrubbers' first pass", 30*time.Second, func() bool {
+		for _, n := range s.Nodes {
+			if p := n.Scrubber.Progress(); p.Passes < 1 || p.Running {
+				return false
+			}
+		}
+		return true
+	})
 	c := minioClient(t, s.Gateway.URL, false)
 	noErr(t, c.MakeBucket(ctx, "rot2", minio.MakeBucketOptions{}))
 	objects := map[string][]byte{}
@@ -209,7 +220,20 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 			flipped++
 		}
 	}
-	// A reader, all along.
+	// A scrub pass finds all the rot. Nothing reads the objects before it:
+	// a reader's bad-shard reports would have the repairer rebuild some of
+	// the damaged shards first, and the pass would find fewer.
+	for _, n := range s.Nodes[1:3] {
+		noErr(t, n.Scrubber.Pass(ctx))
+	}
+	quarantined := 0
+	for _, n := range s.Nodes[1:3] {
+		quarantined += n.Scrubber.Progress().LastCorrupt
+	}
+	if quarantined != flipped {
+		t.Fatalf("scrubbers quarantined %d shards, %d were damaged", quarantined, flipped)
+	}
+	// A reader, all along the healing: it never sees wrong bytes.
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -238,17 +262,8 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 			}
 		}
 	}()
-	// The scrubbers' first pass ran at start, before the damage: run one now.
-	for _, n := range s.Nodes[1:3] {
-		noErr(t, n.Scrubber.Pass(ctx))
-	}
-	quarantined := 0
-	for _, n := range s.Nodes[1:3] {
-		quarantined += n.Scrubber.Progress().LastCorrupt
-	}
-	if quarantined != flipped {
-		t.Fatalf("scrubbers quarantined %d shards, %d were damaged", quarantined, flipped)
-	}
+	stopReader := sync.OnceValue(func() error { close(stop); return <-done })
+	defer stopReader() // on a failure below
 	waitFor(t, "everything healthy again", 30*time.Second, func() bool {
 		if repairBacklog(t, s) != 0 {
 			return false
@@ -260,8 +275,7 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 		}
 		return true
 	})
-	close(stop)
-	noErr(t, <-done)
+	noErr(t, stopReader())
 	for _, n := range s.Nodes {
 		if rep, err := n.Shards().Check(ctx); err != nil || !rep.OK() {
 			t.Fatalf("%s: check %+v %v", n.ID, rep, err)
