@@ -21,7 +21,8 @@ import (
 )
 
 const usage = `usage:
-  sherd server  --data DIR [--address 127.0.0.1:9000] [--nodes 6] [--domain D] [HEALING]
+  sherd server  --data DIR [--address 127.0.0.1:9000] [--nodes 6] [--domain D]
+                [--etcd-address 127.0.0.1:2379] [HEALING]
   sherd gateway --etcd URLS [--address 127.0.0.1:9000] [--domain D] [--repair-interval -1s] [HEALING]
   sherd node    --etcd URLS --data DIR [--address 127.0.0.1:0] [--advertise URL] [--id ID] [--zone Z]
                 [--scrub-interval 24h] [--scrub-rate 64] [HEALING]
@@ -177,7 +178,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	nodes := fs.Int("nodes", 6, "number of storage nodes")
 	domain := fs.String("domain", "localhost", "comma-separated base domains for virtual-hosted-style requests")
 	locations := fs.String("location-constraints", "", "comma-separated LocationConstraints CreateBucket accepts besides us-east-1 (default: any)")
-	etcdAddr := fs.String("etcd-address", "", "embedded etcd client address (default: a free loopback port)")
+	etcdAddr := fs.String("etcd-address", "", "also serve the embedded etcd on this TCP address, loopback only (default: none; it serves only the unix socket DATA/run/etcd.sock, mode 0600)")
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
 	protect := protectFlags(fs)
@@ -208,7 +209,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	printEndpoint(os.Stdout, s.Gateway.URL, creds)
-	fmt.Printf("  embedded etcd: %s, %d storage nodes under %s\n", s.EtcdURL(), len(s.Nodes), *data)
+	fmt.Printf("  embedded etcd: %s (sherdctl --etcd %s, as this user), %d storage nodes under %s\n", s.EtcdURL(), s.EtcdURL(), len(s.Nodes), *data)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return s.Close()

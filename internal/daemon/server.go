@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,18 +16,23 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/etcdserver"
 	"github.com/sherdstore/sherd/internal/telemetry"
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/repair"
 )
 
 // ServerConfig configures the embedded all-in-one server.
 type ServerConfig struct {
-	Data        string // data directory: etcd/, node-1/ … node-N/, cluster.key
-	Addr        string // gateway address; default 127.0.0.1:9000
-	EtcdAddr    string // embedded etcd client address; default a free loopback port
-	Nodes       int    // default 6
+	Data string // data directory: etcd/, run/etcd.sock, node-1/ … node-N/, cluster.key
+	Addr string // gateway address; default 127.0.0.1:9000
+	// EtcdAddr is a TCP address for the embedded etcd's clients, besides
+	// its unix socket (EtcdSocket): loopback only (it has no TLS nor
+	// authentication). Default: none.
+	EtcdAddr    string
+	Nodes       int // default 6
 	Credentials gateway.StaticCredentials
 	Domains     []string
 	Locations   []string // see gateway.Config.Locations
@@ -89,10 +95,57 @@ func ClusterKey(path string) ([]byte, error) {
 	return []byte(s), nil
 }
 
+// EtcdSocket is the unix socket of the embedded etcd of a server on data
+// directory dir (mode 0600, in a directory of mode 0700): its clients
+// other than the server itself (sherdctl) connect to unix://<it>.
+func EtcdSocket(dir string) string { return filepath.Join(dir, "run", "etcd.sock") }
+
+// checkEtcdAddr refuses a client address for the embedded etcd that is
+// not loopback: etcd would serve it without TLS or authentication, so
+// whoever reaches it could read every secret and rewrite every bucket.
+func checkEtcdAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--etcd-address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("--etcd-address %s is not a loopback address: the embedded etcd serves it without TLS or authentication, so anyone who reaches it could rewrite every bucket; "+
+		"use a loopback address, or sherdctl over the unix socket (--etcd unix://DATA/run/etcd.sock), or run an etcd cluster of your own with TLS for remote clients", addr)
+}
+
+// checkCommitWindow refuses an orphan grace that does not exceed the
+// commit window: a shard written just before the grace began could be
+// deleted as an orphan and then committed (its object unreadable).
+func checkCommitWindow(window, grace time.Duration) error {
+	if window <= 0 {
+		window = cluster.DefaultCommitWindow
+	}
+	if grace <= 0 {
+		grace = repair.DefaultGrace
+	}
+	if window >= grace {
+		return fmt.Errorf("the commit window (%v) must be shorter than --orphan-grace (%v): otherwise a shard written just before its commit can be deleted as an orphan", window, grace)
+	}
+	return nil
+}
+
 // StartServer starts everything; Close stops it.
 func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	if c.Nodes == 0 {
 		c.Nodes = 6
+	}
+	if err := checkEtcdAddr(c.EtcdAddr); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if c.Heal.Interval >= 0 { // the healer sweeps orphans (none without it)
+		if err := checkCommitWindow(c.CommitWindow, c.Heal.Grace); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -103,16 +156,19 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	if err := os.MkdirAll(c.Data, 0o755); err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: c, local: newLocalNodes()}
+	srv := &Server{cfg: c, local: newLocalNodes()}
+	s = srv
 	defer func() {
 		if err != nil {
-			s.Close()
+			srv.Close() // s is nil here: return nil, err
 		}
 	}()
 	if s.Key, err = ClusterKey(filepath.Join(c.Data, "cluster.key")); err != nil {
 		return nil, err
 	}
-	if s.etcd, err = etcdserver.Start(etcdserver.Options{Dir: filepath.Join(c.Data, "etcd"), ClientAddr: c.EtcdAddr, Log: c.Log}); err != nil {
+	// etcd listens on a unix socket only this user can connect to (and
+	// on c.EtcdAddr if asked); the gateway and nodes call it in process.
+	if s.etcd, err = etcdserver.Start(etcdserver.Options{Dir: filepath.Join(c.Data, "etcd"), ClientSocket: EtcdSocket(c.Data), ClientAddr: c.EtcdAddr, Log: c.Log}); err != nil {
 		return nil, err
 	}
 	// The gateway and nodes of this process call etcd in process.
@@ -167,7 +223,8 @@ func (s *Server) stopNode(i int) error {
 	return err
 }
 
-// EtcdURL is the embedded etcd's client URL.
+// EtcdURL is the embedded etcd's client URL for other processes of this
+// user on this machine: unix:///DATA/run/etcd.sock.
 func (s *Server) EtcdURL() string { return s.etcd.ClientURL() }
 
 // StopNode stops node i (0-based) as an operator would: it deregisters.

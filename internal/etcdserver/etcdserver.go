@@ -1,4 +1,4 @@
-// Package etcdserver runs an embedded single-member etcd on loopback, for `sherd server` and for tests.
+// Package etcdserver runs an embedded single-member etcd, for `sherd server` and for tests.
 package etcdserver
 
 import (
@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -23,14 +24,43 @@ type Server struct {
 
 // Options configures Start.
 type Options struct {
-	Dir        string // data directory
-	ClientAddr string // host:port for clients; "" picks a free loopback port
+	Dir string // data directory
+	// ClientSocket is the path of a unix socket for clients, made mode
+	// 0600 in a directory of mode 0700 (only this user can connect). With
+	// it, etcd listens on no TCP port unless ClientAddr asks for one.
+	ClientSocket string
+	// ClientAddr is a host:port for clients (plain HTTP: whoever reaches it
+	// can read and write everything). "" without ClientSocket: a free
+	// loopback port (tests).
+	ClientAddr string
 	Log        *slog.Logger
 }
 
-// Start starts etcd and waits until it serves. Ports left empty are chosen
-// free on 127.0.0.1; a port taken between choosing and binding is retried.
+// maxSocketPath is the longest unix socket path Linux takes (sun_path
+// holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// Start starts etcd and waits until it serves. A free loopback client
+// port (no ClientAddr nor ClientSocket) taken between choosing and binding
+// is retried. The single member has no peers: it listens on no peer port.
 func Start(o Options) (*Server, error) {
+	if o.ClientSocket != "" {
+		abs, err := filepath.Abs(o.ClientSocket)
+		if err != nil {
+			return nil, err
+		}
+		if len(abs) > maxSocketPath {
+			return nil, fmt.Errorf("etcdserver: socket path %s is longer than the %d bytes a unix socket path may have (use a shorter data directory path)", abs, maxSocketPath)
+		}
+		o.ClientSocket = abs
+		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+			return nil, err
+		}
+		// An existing directory keeps its mode: make it private too.
+		if err := os.Chmod(filepath.Dir(abs), 0o700); err != nil {
+			return nil, err
+		}
+	}
 	var lastErr error
 	for range 5 {
 		s, err := start(o)
@@ -38,7 +68,7 @@ func Start(o Options) (*Server, error) {
 			return s, nil
 		}
 		lastErr = err
-		if o.ClientAddr != "" {
+		if o.ClientAddr != "" || o.ClientSocket != "" {
 			break
 		}
 	}
@@ -46,17 +76,28 @@ func Start(o Options) (*Server, error) {
 }
 
 func start(o Options) (*Server, error) {
-	clientAddr := o.ClientAddr
-	if clientAddr == "" {
-		clientAddr = freeAddr()
+	var clientURLs []url.URL
+	if o.ClientSocket != "" {
+		// unix://<path>: embed listens on Host+Path.
+		clientURLs = append(clientURLs, url.URL{Scheme: "unix", Path: o.ClientSocket})
 	}
-	peerAddr := freeAddr()
+	if o.ClientAddr != "" || o.ClientSocket == "" {
+		clientAddr := o.ClientAddr
+		if clientAddr == "" {
+			clientAddr = freeAddr()
+		}
+		clientURLs = append(clientURLs, url.URL{Scheme: "http", Host: clientAddr})
+	}
 	cfg := embed.NewConfig()
 	cfg.Dir = o.Dir
 	cfg.Name = "sherd"
-	cu, pu := url.URL{Scheme: "http", Host: clientAddr}, url.URL{Scheme: "http", Host: peerAddr}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = clientURLs, clientURLs
+	// A single member never hears from a peer: no peer listener at all
+	// (raft messages sent to it would otherwise be taken from anyone who
+	// can connect). The advertised peer URL is only a name in the
+	// membership; nothing listens on it.
+	pu := url.URL{Scheme: "http", Host: "127.0.0.1:2380"}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = nil, []url.URL{pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
 	cfg.Logger = "zap"
 	cfg.LogLevel = "error"
@@ -77,10 +118,17 @@ func start(o Options) (*Server, error) {
 		e.Close()
 		return nil, fmt.Errorf("etcdserver: not ready after 60s")
 	}
-	return &Server{e: e, clientURL: cu.String()}, nil
+	if o.ClientSocket != "" {
+		if err := os.Chmod(o.ClientSocket, 0o600); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("etcdserver: %w", err)
+		}
+	}
+	return &Server{e: e, clientURL: clientURLs[0].String()}, nil
 }
 
-// ClientURL is the URL clients connect to.
+// ClientURL is the URL clients connect to: unix:///path with a
+// ClientSocket, else http://host:port.
 func (s *Server) ClientURL() string { return s.clientURL }
 
 // Client returns a new client of this server; the caller closes it.
@@ -94,7 +142,7 @@ func (s *Server) Client() (*clientv3.Client, error) {
 // caller closes it before the server. Same API and semantics as Client.
 func (s *Server) LocalClient() *clientv3.Client { return v3client.New(s.e.Server) }
 
-// Close stops the server.
+// Close stops the server (its socket file goes with its listener).
 func (s *Server) Close() { s.e.Close() }
 
 func freeAddr() string {
