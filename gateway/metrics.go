@@ -40,10 +40,47 @@ func newMetrics(reg prometheus.Registerer, buckets []float64) *metrics {
 	return m
 }
 
+// operations are every value Operation returns: the op label of the
+// request metrics and the "op" of the request log. A fixed set, never
+// request data, so anonymous clients cannot add series (DESIGN.md §8).
+var operations = func() map[string]bool {
+	ops := map[string]bool{}
+	for _, op := range []string{
+		"ListBuckets", "PreflightCORS", "ListMultipartUploads", "DeleteObjects",
+		"ListObjectsV2", "ListObjects", "ListObjectVersions", "HeadBucket", "CreateBucket", "DeleteBucket", "PostObject",
+		"ListParts", "GetObjectAcl", "GetObjectTagging", "GetObjectRetention", "GetObjectLegalHold", "GetObjectAttributes",
+		"GetObject", "HeadObject", "UploadPartCopy", "UploadPart", "CopyObject",
+		"PutObjectTagging", "PutObjectAcl", "PutObjectRetention", "PutObjectLegalHold", "PutObject",
+		"CreateMultipartUpload", "CompleteMultipartUpload", "AbortMultipartUpload", "DeleteObjectTagging", "DeleteObject",
+		"SherdPresign", opSherdOther, opOther,
+	} {
+		ops[op] = true
+	}
+	for _, name := range bucketConfigOps {
+		for _, verb := range []string{"Get", "Put", "Delete"} {
+			ops[verb+name] = true
+		}
+	}
+	return ops
+}()
+
+// The operations of requests of no known shape.
+const (
+	opOther      = "Other"      // any method and path that names no S3 operation
+	opSherdOther = "SherdOther" // a /_sherd/ path other than those served
+)
+
+// bucketConfigOps name the bucket configuration subresources (GET, PUT
+// and DELETE of each are operations).
+var bucketConfigOps = map[string]string{"cors": "BucketCors", "acl": "BucketAcl", "location": "BucketLocation", "versioning": "BucketVersioning",
+	"policy": "BucketPolicy", "lifecycle": "BucketLifecycle", "tagging": "BucketTagging", "notification": "BucketNotification",
+	"website": "BucketWebsite", "encryption": "BucketEncryption", "object-lock": "ObjectLockConfiguration"}
+
 // Operation names an S3 request by its API operation, from the method,
 // the path, the query and headers; vhost is the bucket the Host header
-// names ("" for path-style requests). Unknown shapes get the method alone,
-// so the label's values stay few. Pure.
+// names ("" for path-style requests). The name is always one of
+// operations, whatever the request holds: requests of no known shape are
+// Other (SherdOther under /_sherd/). Pure.
 func Operation(r *http.Request, vhost string) string {
 	path := strings.TrimPrefix(r.URL.Path, "/")
 	if vhost != "" {
@@ -53,7 +90,10 @@ func Operation(r *http.Request, vhost string) string {
 	q := r.URL.Query()
 	has := func(k string) bool { _, ok := q[k]; return ok }
 	if bucket == "_sherd" {
-		return "Sherd" + strings.ToUpper(key[:min(1, len(key))]) + key[min(1, len(key)):]
+		if "/"+path == presignPath {
+			return "SherdPresign"
+		}
+		return opSherdOther
 	}
 	if r.Method == http.MethodOptions {
 		return "PreflightCORS"
@@ -64,23 +104,23 @@ func Operation(r *http.Request, vhost string) string {
 			return "ListBuckets"
 		}
 	case key == "":
-		for _, sub := range []string{"cors", "acl", "location", "versioning", "uploads", "policy", "lifecycle", "tagging", "notification", "website", "encryption", "object-lock", "delete"} {
-			if has(sub) {
-				name := map[string]string{"cors": "BucketCors", "acl": "BucketAcl", "location": "BucketLocation", "versioning": "BucketVersioning",
-					"policy": "BucketPolicy", "lifecycle": "BucketLifecycle", "tagging": "BucketTagging", "notification": "BucketNotification",
-					"website": "BucketWebsite", "encryption": "BucketEncryption", "object-lock": "ObjectLockConfiguration"}[sub]
-				switch {
-				case sub == "uploads":
-					return "ListMultipartUploads"
-				case sub == "delete":
-					return "DeleteObjects"
-				case r.Method == http.MethodGet:
-					return "Get" + name
-				case r.Method == http.MethodPut:
-					return "Put" + name
-				case r.Method == http.MethodDelete:
-					return "Delete" + name
-				}
+		for _, sub := range []string{"cors", "acl", "location", "versioning", "uploads", "policy", "lifecycle", "tagging", "notification", "website", "encryption", "object-lock", "delete", "versions"} {
+			if !has(sub) {
+				continue
+			}
+			switch {
+			case sub == "uploads":
+				return "ListMultipartUploads"
+			case sub == "delete":
+				return "DeleteObjects"
+			case sub == "versions":
+				return "ListObjectVersions"
+			case r.Method == http.MethodGet:
+				return "Get" + bucketConfigOps[sub]
+			case r.Method == http.MethodPut:
+				return "Put" + bucketConfigOps[sub]
+			case r.Method == http.MethodDelete:
+				return "Delete" + bucketConfigOps[sub]
 			}
 		}
 		switch r.Method {
@@ -101,14 +141,19 @@ func Operation(r *http.Request, vhost string) string {
 	default:
 		switch r.Method {
 		case http.MethodGet:
-			if has("uploadId") {
+			switch {
+			case has("uploadId"):
 				return "ListParts"
-			}
-			if has("acl") {
+			case has("acl"):
 				return "GetObjectAcl"
-			}
-			if has("tagging") {
+			case has("tagging"):
 				return "GetObjectTagging"
+			case has("retention"):
+				return "GetObjectRetention"
+			case has("legal-hold"):
+				return "GetObjectLegalHold"
+			case has("attributes"):
+				return "GetObjectAttributes"
 			}
 			return "GetObject"
 		case http.MethodHead:
@@ -126,6 +171,10 @@ func Operation(r *http.Request, vhost string) string {
 				return "PutObjectTagging"
 			case has("acl"):
 				return "PutObjectAcl"
+			case has("retention"):
+				return "PutObjectRetention"
+			case has("legal-hold"):
+				return "PutObjectLegalHold"
 			}
 			return "PutObject"
 		case http.MethodPost:
@@ -136,13 +185,16 @@ func Operation(r *http.Request, vhost string) string {
 				return "CompleteMultipartUpload"
 			}
 		case http.MethodDelete:
-			if has("uploadId") {
+			switch {
+			case has("uploadId"):
 				return "AbortMultipartUpload"
+			case has("tagging"):
+				return "DeleteObjectTagging"
 			}
 			return "DeleteObject"
 		}
 	}
-	return "Other" + r.Method
+	return opOther
 }
 
 // recorder records the status and the bytes of a response.
@@ -197,6 +249,9 @@ func (c *counter) Read(p []byte) (int, error) {
 func (g *Gateway) observe(w http.ResponseWriter, r *http.Request, rid string, serve func(http.ResponseWriter, *http.Request)) {
 	start := g.now()
 	op := Operation(r, g.vhostBucket(r.Host))
+	if !operations[op] { // never request data in a label or a log key
+		op = opOther
+	}
 	rec := &recorder{ResponseWriter: w}
 	body := &counter{ReadCloser: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {

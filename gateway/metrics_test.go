@@ -36,7 +36,14 @@ func TestOperation(t *testing.T) {
 		{"DELETE", "/b/k", "", "", "DeleteObject"},
 		{"OPTIONS", "/b/k", "", "", "PreflightCORS"},
 		{"GET", "/_sherd/presign", "", "", "SherdPresign"},
-		{"PATCH", "/b/k", "", "", "OtherPATCH"},
+		{"GET", "/_sherd/anything", "", "", "SherdOther"},
+		{"GET", "/_sherd/presign/x", "", "", "SherdOther"},
+		{"GET", "/b?versions", "", "", "ListObjectVersions"},
+		{"GET", "/b/k?retention", "", "", "GetObjectRetention"},
+		{"PUT", "/b/k?legal-hold", "", "", "PutObjectLegalHold"},
+		{"DELETE", "/b/k?tagging", "", "", "DeleteObjectTagging"},
+		{"PATCH", "/b/k", "", "", "Other"},
+		{"PROPFIND", "/", "", "", "Other"},
 	} {
 		r := httptest.NewRequest(tc.method, tc.target, nil)
 		if tc.copySrc != "" {
