@@ -9,8 +9,8 @@ package gateway
 
 import (
 	"encoding/xml"
-	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sherdstore/sherd/gateway/s3"
@@ -37,7 +37,7 @@ func objectACL(v string) (string, error) {
 	switch {
 	case v == "" || v == aclPrivate:
 		return "", nil
-	case strings.Contains(strings.Join(objectACLs, " ")+" ", v+" "):
+	case slices.Contains(objectACLs, v):
 		return v, nil
 	}
 	return "", s3.Errorf(s3.ErrInvalidArgument, "unknown canned ACL %q", v)
@@ -113,7 +113,7 @@ func aclGrants(owner, acl string) []aclGrant {
 // owner's FULL_CONTROL plus the group grants of a canned ACL.
 func policyACL(body []byte, owner string) (string, error) {
 	var p incomingPolicy
-	if err := s3.DecodeXML(strings.NewReader(string(body)), &p); err != nil {
+	if err := s3.UnmarshalXML(body, &p); err != nil {
 		return "", err
 	}
 	var rest []string
@@ -147,7 +147,7 @@ func requestACL(r *http.Request, owner string) (string, error) {
 			return "", s3.Errorf(s3.ErrNotImplemented, "header %s (only canned ACLs are supported)", h)
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody))
+	body, err := readBody(r, maxSmallXMLBody)
 	if err != nil {
 		return "", err
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/xml"
-	"io"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -26,14 +25,16 @@ func (g *Gateway) writeXML(w http.ResponseWriter, r *http.Request, v any) {
 }
 
 // authorized says whether the request may act: every signed request may
-// (one root identity); an anonymous one only reads objects of a
-// public-read bucket.
+// (one root identity); an anonymous one only reads the current version of
+// objects of a public-read bucket. Public read of a bucket grants
+// s3:GetObject, not s3:GetObjectVersion (as AWS separates them): naming a
+// version, null included, is refused.
 func authorized(r *http.Request, b *metadata.Bucket) error {
 	q := reqOf(r)
 	if !q.id.Anonymous {
 		return nil
 	}
-	if b != nil && b.PublicRead && q.key != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) && plainRead(r) {
+	if b != nil && b.PublicRead && q.key != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) && plainRead(r) && !r.URL.Query().Has("versionId") {
 		return nil
 	}
 	return s3.ErrAccessDenied
@@ -133,7 +134,7 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxXMLBody))
+	body, err := readBody(r, maxSmallXMLBody)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
@@ -141,7 +142,7 @@ func (g *Gateway) createBucket(w http.ResponseWriter, r *http.Request) {
 	var location string // "": the gateway's region
 	if len(strings.TrimSpace(string(body))) > 0 {
 		var cfg s3.CreateBucketConfiguration
-		if err := s3.DecodeXML(strings.NewReader(string(body)), &cfg); err != nil {
+		if err := s3.UnmarshalXML(body, &cfg); err != nil {
 			g.writeError(w, r, err)
 			return
 		}

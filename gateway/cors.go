@@ -103,7 +103,7 @@ func (g *Gateway) putBucketCors(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s3.MaxCORSBody+1))
+	body, err := readBody(r, s3.MaxCORSBody)
 	if err != nil {
 		g.writeError(w, r, err)
 		return

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
@@ -91,6 +92,18 @@ func toS3(err error) *s3.Error {
 	return s3.ErrInternal
 }
 
+// clientMessage is the message of the answer to err, mapped to se: a
+// refusal (4xx) says why, with the detail its s3.Errorf gave; a server
+// error says only what its S3 error says, never the text of the error
+// behind it (etcd and node addresses, paths), which goes to the log.
+func clientMessage(se *s3.Error, err error) string {
+	var d *s3.DetailedError
+	if se.Status >= 500 || !errors.As(err, &d) || d.Err != se || d.Detail == "" {
+		return se.Message
+	}
+	return strings.TrimSuffix(se.Message, ".") + ": " + d.Detail
+}
+
 // writeError answers err as an S3 error (no body for HEAD).
 func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	se := toS3(err)
@@ -106,8 +119,7 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		w.WriteHeader(se.Status)
 		return
 	}
-	msg := se.Message
-	resp := s3.ErrorResponse{Code: se.Code, Message: msg, Resource: r.URL.Path, RequestID: w.Header().Get("X-Amz-Request-Id")}
+	resp := s3.ErrorResponse{Code: se.Code, Message: clientMessage(se, err), Resource: r.URL.Path, RequestID: w.Header().Get("X-Amz-Request-Id")}
 	if uh := (*s3.UnsignedHeadersError)(nil); errors.As(err, &uh) {
 		resp.HeadersNotSigned = uh.Headers
 	}

@@ -45,6 +45,8 @@ type faultyStore struct {
 	storagenode.ShardStore
 	failPut  atomic.Bool // Put fails after reading some of the body
 	failOpen atomic.Bool
+	hangOpen atomic.Bool  // Open waits for its context to end
+	opens    atomic.Int64 // Opens started
 }
 
 var errInjected = errors.New("injected fault")
@@ -58,6 +60,11 @@ func (f *faultyStore) Put(ctx context.Context, id storagenode.ShardID, blockLen 
 }
 
 func (f *faultyStore) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
+	f.opens.Add(1)
+	if f.hangOpen.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if f.failOpen.Load() {
 		return nil, errInjected
 	}

@@ -268,7 +268,7 @@ func (g *Gateway) putBucketLifecycle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c s3.LifecycleConfiguration
-	if err := s3.DecodeXML(r.Body, &c); err != nil {
+	if err := decodeBody(r, maxLifecycleBody, &c); err != nil {
 		g.writeError(w, r, err)
 		return
 	}

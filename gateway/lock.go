@@ -126,7 +126,7 @@ func (g *Gateway) putObjectLockConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c s3.ObjectLockConfiguration
-	if err := s3.DecodeXML(r.Body, &c); err != nil {
+	if err := decodeBody(r, maxSmallXMLBody, &c); err != nil {
 		g.writeError(w, r, err)
 		return
 	}
@@ -207,7 +207,7 @@ func (g *Gateway) putObjectRetention(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ret s3.Retention
-	if err := s3.DecodeXML(r.Body, &ret); err != nil {
+	if err := decodeBody(r, maxSmallXMLBody, &ret); err != nil {
 		g.writeError(w, r, err)
 		return
 	}
@@ -276,7 +276,7 @@ func (g *Gateway) putObjectLegalHold(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var h s3.LegalHold
-	if err := s3.DecodeXML(r.Body, &h); err != nil {
+	if err := decodeBody(r, maxSmallXMLBody, &h); err != nil {
 		g.writeError(w, r, err)
 		return
 	}

@@ -311,7 +311,7 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req s3.CompleteMultipartUpload
-	if err := s3.DecodeXML(r.Body, &req); err != nil {
+	if err := decodeBody(r, s3.MaxXMLBody, &req); err != nil {
 		g.writeError(w, r, err)
 		return
 	}

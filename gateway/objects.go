@@ -15,6 +15,7 @@ package gateway
 //     aborts the connection rather than ending a short body cleanly.
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -170,7 +171,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		var se *s3.Error
 		if !errors.As(err, &se) {
-			err = s3.Errorf(s3.ErrInvalidChunk, "%v", err)
+			err = s3.Wrapf(s3.ErrInvalidChunk, err, "the body could not be read")
 		}
 	}
 	return n, err
@@ -322,11 +323,7 @@ func readPreconditions(h http.Header, etag string, mod time.Time) int {
 }
 
 // responseOverrides maps response-* query parameters to the header each sets.
-var responseOverrides = map[string]string{
-	"response-content-type": "Content-Type", "response-content-language": "Content-Language",
-	"response-expires": "Expires", "response-cache-control": "Cache-Control",
-	"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
-}
+var responseOverrides = s3.ResponseOverrides
 
 // objectHeaders are the headers describing obj in a GET/HEAD answer.
 func objectHeaders(obj metadata.Object) http.Header {
@@ -505,7 +502,7 @@ func (g *Gateway) deleteObjects(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req s3.DeleteRequest
-	if err := s3.DecodeXML(r.Body, &req); err != nil {
+	if err := decodeBody(r, s3.MaxXMLBody, &req); err != nil {
 		g.writeError(w, r, err)
 		return
 	}
@@ -620,16 +617,27 @@ func (g *Gateway) copySourceObject(w http.ResponseWriter, r *http.Request) (meta
 
 // sourceReader streams length bytes of src from off through a verifier
 // computing algo; the caller reads it to EOF (or stops early) and calls
-// done.
+// done, which stops the read (its context is cancelled) and returns once
+// the goroutine reading the source has ended.
 func (g *Gateway) sourceReader(r *http.Request, src metadata.Object, off, length int64, algo string) (bv *s3.BodyVerifier, done func(), err error) {
+	ctx, cancel := context.WithCancel(r.Context())
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(g.cluster.ReadObject(r.Context(), pw, src, off, length)) }()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		pw.CloseWithError(g.cluster.ReadObject(ctx, pw, src, off, length))
+	}()
+	stop := func() {
+		cancel()
+		pr.Close() // a write to the pipe fails at once
+		<-ended
+	}
 	bv, err = s3.NewBodyVerifier(pr, http.Header{}, nil, algo)
 	if err != nil {
-		pr.Close()
+		stop()
 		return nil, nil, err
 	}
-	return bv, func() { pr.Close() }, nil
+	return bv, stop, nil
 }
 
 // requestBody wraps the request body: its declared length enforced (at

@@ -12,14 +12,7 @@ import (
 // subresources are the S3 query parameters that select an operation other
 // than the plain one on a service, bucket or object. Those without a route
 // below answer NotImplemented (listed in docs/compatibility.md).
-var subresources = []string{
-	"accelerate", "acl", "analytics", "attributes", "cors", "delete", "encryption",
-	"intelligent-tiering", "inventory", "legal-hold", "lifecycle", "location", "logging",
-	"metadataTable", "metrics", "notification", "object-lock", "ownershipControls",
-	"partNumber", "policy", "policyStatus", "publicAccessBlock", "renameObject", "replication",
-	"requestPayment", "restore", "retention", "select", "session", "tagging", "torrent",
-	"uploadId", "uploads", "versionId", "versioning", "versions", "website",
-}
+var subresources = s3.SubResources
 
 // level matches requests on the service (0), a bucket (1) or an object (2).
 func level(n int) mux.MatcherFunc {

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/sherdstore/sherd/gateway/s3"
@@ -82,7 +81,7 @@ func parseTaggingHeader(v string) (map[string]string, error) {
 // PutBucketTagging, a POST form's tagging field).
 func parseTaggingXML(body string, maxTags int) (map[string]string, error) {
 	var t s3.Tagging
-	if err := s3.DecodeXML(strings.NewReader(body), &t); err != nil {
+	if err := s3.UnmarshalXML([]byte(body), &t); err != nil {
 		return nil, err
 	}
 	return checkTags(t.TagSet, maxTags)
@@ -151,7 +150,7 @@ func (g *Gateway) setObjectTagging(w http.ResponseWriter, r *http.Request, tags 
 
 func (g *Gateway) putObjectTagging(w http.ResponseWriter, r *http.Request) {
 	var t s3.Tagging
-	if err := s3.DecodeXML(r.Body, &t); err != nil {
+	if err := decodeBody(r, maxSmallXMLBody, &t); err != nil {
 		g.writeError(w, r, err)
 		return
 	}
@@ -195,7 +194,7 @@ func (g *Gateway) setBucketTagging(w http.ResponseWriter, r *http.Request, tags 
 
 func (g *Gateway) putBucketTagging(w http.ResponseWriter, r *http.Request) {
 	var t s3.Tagging
-	if err := s3.DecodeXML(r.Body, &t); err != nil {
+	if err := decodeBody(r, maxSmallXMLBody, &t); err != nil {
 		g.writeError(w, r, err)
 		return
 	}

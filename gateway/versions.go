@@ -88,7 +88,7 @@ func (g *Gateway) putBucketVersioning(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c s3.VersioningConfiguration
-	if err := s3.DecodeXML(r.Body, &c); err != nil {
+	if err := decodeBody(r, maxSmallXMLBody, &c); err != nil {
 		g.writeError(w, r, err)
 		return
 	}

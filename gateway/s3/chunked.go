@@ -92,7 +92,7 @@ func (c *ChunkedBody) Read(p []byte) (int, error) {
 				err = io.ErrUnexpectedEOF
 			}
 			if err != nil && c.left > 0 {
-				c.err = Errorf(ErrInvalidChunk, "truncated chunk: %v", err)
+				c.err = Wrapf(ErrInvalidChunk, err, "truncated chunk")
 				return n, c.err
 			}
 			if c.left == 0 {
@@ -103,7 +103,7 @@ func (c *ChunkedBody) Read(p []byte) (int, error) {
 		if c.left > 0 { // signed: read the whole chunk, verify, then hand it out
 			buf := make([]byte, c.left)
 			if _, err := io.ReadFull(c.br, buf); err != nil {
-				c.err = Errorf(ErrInvalidChunk, "truncated chunk: %v", err)
+				c.err = Wrapf(ErrInvalidChunk, err, "truncated chunk")
 				return 0, c.err
 			}
 			c.left = 0
@@ -140,7 +140,7 @@ func (c *ChunkedBody) readLine() (string, error) {
 		if err == io.EOF && len(line) == 0 {
 			return "", io.EOF
 		}
-		return "", Errorf(ErrInvalidChunk, "truncated line: %v", err)
+		return "", Wrapf(ErrInvalidChunk, err, "truncated line")
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r"), nil
 }

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"encoding/xml"
 	"net/http"
 	"slices"
@@ -40,7 +39,7 @@ func ParseCORS(body []byte) (CORSConfiguration, error) {
 	if len(body) > MaxCORSBody {
 		return c, Errorf(ErrMalformedXML, "a CORS configuration is at most 64 KB")
 	}
-	if err := DecodeXML(bytes.NewReader(body), &c); err != nil {
+	if err := UnmarshalXML(body, &c); err != nil {
 		return c, err
 	}
 	if len(c.Rules) == 0 || len(c.Rules) > 100 {

@@ -41,8 +41,38 @@ var (
 )
 
 // Errorf returns an error that wraps e with more detail; errors.Is(err, e) holds.
+// The detail is for the client (the gateway adds it to the answer's
+// message of a refusal): it must hold nothing internal.
 func Errorf(e *Error, format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), e)
+	return &DetailedError{Err: e, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Wrapf is Errorf with the error that caused it, which goes to logs only
+// (errors.Is finds it too).
+func Wrapf(e *Error, cause error, format string, args ...any) error {
+	return &DetailedError{Err: e, Detail: fmt.Sprintf(format, args...), Cause: cause}
+}
+
+// DetailedError is an S3 error with the detail of this occurrence.
+type DetailedError struct {
+	Err    *Error
+	Detail string // for the client
+	Cause  error  // for logs; nil if none
+}
+
+func (d *DetailedError) Error() string {
+	s := d.Detail + ": " + d.Err.Error()
+	if d.Cause != nil {
+		s += ": " + d.Cause.Error()
+	}
+	return s
+}
+
+func (d *DetailedError) Unwrap() []error {
+	if d.Cause != nil {
+		return []error{d.Err, d.Cause}
+	}
+	return []error{d.Err}
 }
 
 // ErrorResponse is the XML body of an S3 error.

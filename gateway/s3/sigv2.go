@@ -21,16 +21,39 @@ import (
 	"time"
 )
 
-// v2SubResources are the query parameters that are part of the SigV2
-// canonical resource, in the order they are written.
-var v2SubResources = []string{
-	"acl", "cors", "delete", "encryption", "legal-hold", "lifecycle", "location", "logging",
-	"notification", "partNumber", "policy", "replication", "requestPayment",
-	"response-cache-control", "response-content-disposition", "response-content-encoding",
-	"response-content-language", "response-content-type", "response-expires",
-	"retention", "select", "select-type", "tagging", "torrent", "uploadId", "uploads",
-	"versionId", "versioning", "versions", "website",
+// SubResources are the S3 query parameters that select an operation other
+// than the plain one on a service, bucket or object (the gateway's routes
+// use this list).
+var SubResources = []string{
+	"accelerate", "acl", "analytics", "attributes", "cors", "delete", "encryption",
+	"intelligent-tiering", "inventory", "legal-hold", "lifecycle", "location", "logging",
+	"metadataTable", "metrics", "notification", "object-lock", "ownershipControls",
+	"partNumber", "policy", "policyStatus", "publicAccessBlock", "renameObject", "replication",
+	"requestPayment", "restore", "retention", "select", "session", "tagging", "torrent",
+	"uploadId", "uploads", "versionId", "versioning", "versions", "website",
 }
+
+// ResponseOverrides maps the response-* query parameters of a GET to the
+// response header each sets.
+var ResponseOverrides = map[string]string{
+	"response-content-type": "Content-Type", "response-content-language": "Content-Language",
+	"response-expires": "Expires", "response-cache-control": "Cache-Control",
+	"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
+}
+
+// v2SubResources are the query parameters that are part of the SigV2
+// canonical resource, sorted as they are written: every subresource that
+// selects an operation (so a signature for one operation never holds for
+// another, e.g. CreateBucket's for PutObjectLockConfiguration), the
+// response overrides, and select-type.
+var v2SubResources = func() []string {
+	l := append(slices.Clone(SubResources), "select-type")
+	for k := range ResponseOverrides {
+		l = append(l, k)
+	}
+	slices.Sort(l)
+	return slices.Compact(l)
+}()
 
 // IsV2 says whether r carries a SigV2 signature.
 func IsV2(r *http.Request) bool {

@@ -465,7 +465,11 @@ func headerValue(r *http.Request, name string, trim trimming) string {
 }
 
 // canonicalQuery sorts the query's parameters and re-encodes them the
-// AWS way. '+' is a literal plus (clients encode spaces as %20).
+// AWS way. Parameters are decoded as the handlers decode them
+// (url.ParseQuery, r.URL.Query()): '+' is a space, as on AWS (which
+// accepts a URL signed with %20 and sent with '+'); a literal plus is
+// sent as %2B, as SDKs do. A signature thus covers the values the
+// handlers act on.
 func canonicalQuery(raw string, presigned bool) string {
 	type kv struct{ k, v string }
 	var params []kv
@@ -474,8 +478,8 @@ func canonicalQuery(raw string, presigned bool) string {
 			continue
 		}
 		k, v, _ := strings.Cut(p, "=")
-		dk, err1 := url.PathUnescape(k)
-		dv, err2 := url.PathUnescape(v)
+		dk, err1 := url.QueryUnescape(k)
+		dv, err2 := url.QueryUnescape(v)
 		if err1 != nil || err2 != nil {
 			dk, dv = k, v // malformed escapes: keep as sent; the signature will tell
 		}

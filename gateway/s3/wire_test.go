@@ -172,7 +172,7 @@ func FuzzDecodeXML(f *testing.F) {
 	f.Add(`<CreateBucketConfiguration><LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>`)
 	f.Fuzz(func(t *testing.T, s string) {
 		var d DeleteRequest
-		if err := DecodeXML(strings.NewReader(s), &d); err != nil && !errors.Is(err, ErrMalformedXML) {
+		if err := UnmarshalXML([]byte(s), &d); err != nil && !errors.Is(err, ErrMalformedXML) {
 			t.Fatal(err)
 		}
 	})

@@ -2,7 +2,6 @@ package s3
 
 import (
 	"encoding/xml"
-	"io"
 	"time"
 )
 
@@ -192,16 +191,11 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 // 1024 bytes fits).
 const MaxXMLBody = 2 << 20
 
-// DecodeXML parses an XML request body of at most MaxXMLBody bytes into v.
-// Errors wrap ErrMalformedXML.
-func DecodeXML(r io.Reader, v any) error {
-	b, err := io.ReadAll(io.LimitReader(r, MaxXMLBody+1))
-	if err != nil {
-		return err
-	}
-	if len(b) > MaxXMLBody {
-		return Errorf(ErrMalformedXML, "body too large")
-	}
+// UnmarshalXML parses an XML request body, already read whole (and so
+// verified against its signed hash) by the caller, into v. Errors wrap
+// ErrMalformedXML. It takes bytes, not a reader, so that no handler can
+// parse a body it has not read to the end.
+func UnmarshalXML(b []byte, v any) error {
 	if err := xml.Unmarshal(b, v); err != nil {
 		return Errorf(ErrMalformedXML, "%v", err)
 	}
