@@ -66,6 +66,8 @@ func toS3(err error) *s3.Error {
 		return errNoSuchKey
 	case errors.Is(err, metadata.ErrLocked):
 		return errLocked
+	case errors.Is(err, metadata.ErrBucketState):
+		return errInvalidBucketState
 	case errors.Is(err, metadata.ErrNoSuchVersion):
 		return errNoSuchVersion
 	case errors.Is(err, metadata.ErrNoSuchUpload):

@@ -102,11 +102,13 @@ func (g *Gateway) putBucketVersioning(w http.ResponseWriter, r *http.Request) {
 	case c.Status != metadata.VersioningEnabled && c.Status != metadata.VersioningSuspended:
 		g.writeError(w, r, s3.Errorf(s3.ErrMalformedXML, "Status must be Enabled or Suspended"))
 		return
-	case b.ObjectLock && c.Status != metadata.VersioningEnabled:
-		g.writeError(w, r, s3.Errorf(errInvalidBucketState, "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."))
-		return
 	}
+	// The lock is checked on the bucket the update writes over (the store
+	// refuses the combination too), not on one read before the body.
 	err = g.store.UpdateBucket(r.Context(), b.Name, func(b *metadata.Bucket) error {
+		if b.ObjectLock && c.Status != metadata.VersioningEnabled {
+			return metadata.ErrBucketState
+		}
 		b.Versioning = c.Status
 		return nil
 	})

@@ -28,7 +28,7 @@ type ActionKind int
 // Kinds of actions.
 const (
 	// ExpireCurrent deletes the current version (a delete marker in a
-	// versioned bucket), if its ETag is still ETag.
+	// versioned bucket), if it is still version Version.
 	ExpireCurrent ActionKind = iota + 1
 	// RemoveVersion removes version VersionID for good (noncurrent
 	// versions, lone delete markers).
@@ -39,8 +39,8 @@ const (
 type Action struct {
 	Kind      ActionKind
 	Key       string
-	ETag      string // ExpireCurrent
-	VersionID string // RemoveVersion (an S3 version id)
+	Version   string // the internal version id acted on
+	VersionID string // its S3 version id (for logs)
 	Rule      string // the rule's ID, for logs
 }
 
@@ -93,13 +93,13 @@ func PlanKey(rules []metadata.LifecycleRule, versions []metadata.Object, now tim
 			byDate := !r.ExpireDate.IsZero() && !now.Before(r.ExpireDate)
 			if (byDays || byDate) && !removed["current"] {
 				removed["current"] = true
-				out = append(out, Action{Kind: ExpireCurrent, Key: key, ETag: latest.ETag, Rule: r.ID})
+				out = append(out, Action{Kind: ExpireCurrent, Key: key, Version: latest.VersionID, VersionID: latest.S3Version(), Rule: r.ID})
 			}
 		}
 		// A delete marker that is all that is left of its key.
 		if latest.DeleteMarker && len(versions) == 1 && r.ExpiredDeleteMarker && matches(r, key, nil, 0, true) && !removed[latest.S3Version()] {
 			removed[latest.S3Version()] = true
-			out = append(out, Action{Kind: RemoveVersion, Key: key, VersionID: latest.S3Version(), Rule: r.ID})
+			out = append(out, Action{Kind: RemoveVersion, Key: key, Version: latest.VersionID, VersionID: latest.S3Version(), Rule: r.ID})
 		}
 		// Noncurrent versions: version i became noncurrent when version
 		// i-1 was made; the NewerNoncurrent newest of them stay.
@@ -120,7 +120,7 @@ func PlanKey(rules []metadata.LifecycleRule, versions []metadata.Object, now tim
 				continue
 			}
 			removed[v.S3Version()] = true
-			out = append(out, Action{Kind: RemoveVersion, Key: key, VersionID: v.S3Version(), Rule: r.ID})
+			out = append(out, Action{Kind: RemoveVersion, Key: key, Version: v.VersionID, VersionID: v.S3Version(), Rule: r.ID})
 		}
 	}
 	return out
@@ -135,4 +135,16 @@ func AbortUpload(rules []metadata.LifecycleRule, u metadata.Upload, now time.Tim
 		}
 	}
 	return "", false
+}
+
+// Planned says whether PlanKey, on versions at now, takes action a (the
+// same kind, on the same internal version): the check a removal makes
+// again on what the store reads when it carries the action out.
+func Planned(rules []metadata.LifecycleRule, versions []metadata.Object, now time.Time, a Action) bool {
+	for _, b := range PlanKey(rules, versions, now) {
+		if b.Kind == a.Kind && b.Version == a.Version {
+			return true
+		}
+	}
+	return false
 }

@@ -83,7 +83,7 @@ func TestPlanKey(t *testing.T) {
 		for _, a := range PlanKey(c.rules, c.versions, c.now) {
 			switch a.Kind {
 			case ExpireCurrent:
-				got = append(got, fmt.Sprintf("expire %s %s", a.Key, a.ETag))
+				got = append(got, fmt.Sprintf("expire %s etag-%s", a.Key, a.Version))
 			case RemoveVersion:
 				got = append(got, fmt.Sprintf("remove %s %s", a.Key, a.VersionID))
 			}

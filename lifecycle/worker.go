@@ -10,9 +10,13 @@ package lifecycle
 //     claimer's lease: a worker that dies mid-pass loses it and another
 //     one makes the pass in the same window. A worker gives a bucket's
 //     claim up when it claims that bucket's next window.
-//   - A pass only acts through the store's conditional operations (an
-//     If-Match on the expired version's ETag, a version id), so a pass
-//     made twice, or racing clients, removes nothing it did not decide on.
+//   - A pass only acts through Store.Expire: the version it planned on,
+//     by internal version id, is still where it was, the plan run again
+//     on what the store's transaction reads still takes the same action,
+//     and the window's claim is still held (its fence is compared). So a
+//     pass made twice, a worker whose lease lapsed, or racing clients
+//     (a new null version, a same-content re-upload, a rollback that made
+//     a noncurrent version current) remove nothing it did not decide on.
 //   - A protected version (object lock) is skipped, not forced.
 
 import (
@@ -32,8 +36,7 @@ type Store interface {
 	ListBuckets(ctx context.Context) ([]metadata.Bucket, error)
 	ListObjectVersions(ctx context.Context, bucket string, opts metadata.VersionListOptions) (metadata.VersionListResult, error)
 	ListUploads(ctx context.Context, bucket string, opts metadata.UploadListOptions) (metadata.UploadListResult, error)
-	DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition, events ...metadata.Event) (metadata.Removal, error)
-	DeleteObjectVersion(ctx context.Context, bucket, key, vid string, bypassGovernance bool, events ...metadata.Event) (metadata.Removal, error)
+	Expire(ctx context.Context, bucket, key string, x metadata.Expiry) (metadata.Removal, error)
 	AbortUpload(ctx context.Context, bucket, key, uploadID string) error
 }
 
@@ -133,7 +136,7 @@ func (w *Worker) Pass(ctx context.Context) error {
 		if prev == name {
 			continue // done in this window
 		}
-		ok, err := w.Claims.Claim(ctx, name)
+		fence, ok, err := w.Claims.Claim(ctx, name)
 		if err != nil {
 			first = errors.Join(first, err)
 			continue
@@ -150,7 +153,7 @@ func (w *Worker) Pass(ctx context.Context) error {
 		if prev != "" {
 			w.Claims.Release(ctx, prev)
 		}
-		if err := w.passBucket(ctx, b, now); err != nil {
+		if err := w.passBucket(ctx, b, now, fence); err != nil {
 			first = errors.Join(first, fmt.Errorf("lifecycle of %s: %w", b.Name, err))
 		}
 	}
@@ -158,12 +161,12 @@ func (w *Worker) Pass(ctx context.Context) error {
 }
 
 // passBucket applies b's rules to every key and upload of b at now.
-func (w *Worker) passBucket(ctx context.Context, b metadata.Bucket, now time.Time) error {
+func (w *Worker) passBucket(ctx context.Context, b metadata.Bucket, now time.Time, fence metadata.Fence) error {
 	var key string
 	var versions []metadata.Object
 	flush := func() {
 		for _, a := range PlanKey(b.Lifecycle, versions, now) {
-			w.act(ctx, b, a)
+			w.act(ctx, b, a, now, fence)
 		}
 		versions = versions[:0]
 	}
@@ -210,15 +213,19 @@ func (w *Worker) passBucket(ctx context.Context, b metadata.Bucket, now time.Tim
 	return nil
 }
 
-// act carries out one action.
-func (w *Worker) act(ctx context.Context, b metadata.Bucket, a Action) {
+// act carries out one action, if the store finds it still planned on
+// what it reads then (Still runs the planner again).
+func (w *Worker) act(ctx context.Context, b metadata.Bucket, a Action, now time.Time, fence metadata.Fence) {
+	x := metadata.Expiry{VersionID: a.Version, Current: a.Kind == ExpireCurrent, Fence: fence,
+		Still: func(b metadata.Bucket, versions []metadata.Object) bool {
+			return Planned(b.Lifecycle, versions, now, a)
+		}}
+	_, err := w.Store.Expire(ctx, b.Name, a.Key, x)
 	switch a.Kind {
 	case ExpireCurrent:
-		_, err := w.Store.DeleteObject(ctx, b.Name, a.Key, metadata.Precondition{IfMatch: a.ETag})
 		w.count(err, func(r *Report) { r.Expired++ }, "expire", b.Name, a.Key, a.Rule)
 	case RemoveVersion:
-		_, err := w.Store.DeleteObjectVersion(ctx, b.Name, a.Key, a.VersionID, false)
-		w.count(err, func(r *Report) { r.Removed++ }, "remove version "+a.VersionID, b.Name, a.Key, a.Rule)
+		w.count(err, func(r *Report) { r.Removed++ }, "remove version", b.Name, a.Key, a.Rule)
 	}
 }
 

@@ -55,14 +55,9 @@ type countingStore struct {
 	deletes atomic.Int64
 }
 
-func (c *countingStore) DeleteObject(ctx context.Context, b, k string, pre metadata.Precondition, ev ...metadata.Event) (metadata.Removal, error) {
+func (c *countingStore) Expire(ctx context.Context, b, k string, x metadata.Expiry) (metadata.Removal, error) {
 	c.deletes.Add(1)
-	return c.Store.DeleteObject(ctx, b, k, pre, ev...)
-}
-
-func (c *countingStore) DeleteObjectVersion(ctx context.Context, b, k, vid string, bypass bool, ev ...metadata.Event) (metadata.Removal, error) {
-	c.deletes.Add(1)
-	return c.Store.DeleteObjectVersion(ctx, b, k, vid, bypass, ev...)
+	return c.Store.Expire(ctx, b, k, x)
 }
 
 // TestWorkers: two workers with an injected clock carry out expiration,

@@ -37,6 +37,17 @@ var (
 	// leader (a transient condition: retry). It may come with
 	// ErrUnknownOutcome on a commit.
 	ErrUnavailable = errors.New("metadata store unavailable")
+	// ErrNoLease: a Claimer holds no live lease right now (etcd was
+	// unreachable past the lease's TTL, or the lease was revoked) and is
+	// making a new one; nothing can be claimed until it has.
+	ErrNoLease = errors.New("claimer has no live lease")
+	// ErrBucketState: the change would break a bucket invariant (object
+	// lock on needs versioning Enabled, for good).
+	ErrBucketState = errors.New("the bucket's state forbids this change")
+	// ErrClaimLost: a fenced write's claim is no longer held by the
+	// writer (its lease lapsed; another claimer may hold the name): the
+	// write was not made.
+	ErrClaimLost = errors.New("claim no longer held")
 )
 
 // Version is the encoding version written in every value.
@@ -558,6 +569,9 @@ type RepairReport struct {
 	// Request is the id of the last operator request (sherdctl repair)
 	// whose round has ended.
 	Request string `json:"request,omitempty"`
+	// Leases is the lease state of each worker's claimer, by role
+	// (repair, antientropy, mover): a worker without one does nothing.
+	Leases map[string]LeaseHealth `json:"leases,omitempty"`
 }
 
 // AntiEntropyRound is what one anti-entropy round did.
@@ -583,15 +597,56 @@ type AntiEntropyRound struct {
 
 // Claimer takes exclusive, named claims held under the claimer's lease: a
 // claimer that crashes loses its claims when its lease runs out, as etcd
-// measures it, not by the wall clock of any process. Safe for concurrent
-// use.
+// measures it, not by the wall clock of any process. A claimer whose
+// lease lapses (etcd unreachable past the TTL, the process stalled) makes
+// a new one, with backoff, until closed; claims taken under the old lease
+// are gone, and writes fenced by them fail. Safe for concurrent use.
 type Claimer interface {
-	// Claim takes name if nobody holds it and reports whether it did.
-	Claim(ctx context.Context, name string) (bool, error)
+	// Claim takes name if nobody holds it and reports whether it did,
+	// with the Fence that writes made under the claim pass to the store
+	// (re-entrant: a name this claimer holds is claimed again, same
+	// fence). Errors: ErrNoLease (no live lease now: try later).
+	Claim(ctx context.Context, name string) (Fence, bool, error)
 	// Release gives name up if this claimer holds it.
 	Release(ctx context.Context, name string) error
-	// Close gives up every claim at once (the lease is revoked).
+	// Health says whether the claimer holds a live lease now.
+	Health() LeaseHealth
+	// Close gives up every claim at once (the lease is revoked) and
+	// stops the renewal; it waits for it.
 	Close() error
+}
+
+// Expiry is a lifecycle removal as planned (Store.Expire).
+type Expiry struct {
+	// VersionID is the internal version id (Object.VersionID) planned on.
+	VersionID string
+	// Current: expire the current version as a plain DELETE does (a delete
+	// marker in a versioned bucket); otherwise remove the version for good.
+	Current bool
+	// Still runs the plan again on the bucket and the key's versions
+	// (newest first, the current one first, without segments) as the
+	// transaction reads them; false: not done. nil: no re-check.
+	Still func(b Bucket, versions []Object) bool
+	// Fence, when set, must still be held.
+	Fence Fence
+}
+
+// Fence names a claim that a write must still hold: a store given a
+// non-zero Fence compares it in the write's own transaction, so work done
+// under a claim that lapsed cannot be recorded (ErrClaimLost). The zero
+// Fence fences nothing.
+type Fence struct {
+	Name  string // the claim's name
+	Token int64  // the holder's lease
+}
+
+// LeaseHealth is a Claimer's lease state, for readiness, metrics and
+// status.
+type LeaseHealth struct {
+	Live   bool      `json:"live"`
+	Since  time.Time `json:"since"`            // when it became live, or lapsed
+	Lapses int       `json:"lapses,omitempty"` // leases lost since the claimer started
+	Err    string    `json:"error,omitempty"`  // the last renewal error while not live
 }
 
 // Registration keeps a node registered until closed.
@@ -606,7 +661,9 @@ type Store interface {
 	CreateBucket(ctx context.Context, b Bucket) error // ErrBucketExists
 	GetBucket(ctx context.Context, name string) (Bucket, error)
 	// UpdateBucket applies f to the current bucket and stores the result
-	// atomically (f may run more than once).
+	// atomically (f may run more than once). A result with object lock on
+	// and versioning not Enabled is refused (ErrBucketState), whatever f
+	// checked.
 	UpdateBucket(ctx context.Context, name string, f func(*Bucket) error) error
 	DeleteBucket(ctx context.Context, name string) error // ErrBucketNotEmpty
 	ListBuckets(ctx context.Context) ([]Bucket, error)
@@ -636,6 +693,17 @@ type Store interface {
 	// protects now (Lock.Protects, with bypassGovernance) is not removed.
 	// Errors: ErrNoSuchBucket, ErrNoSuchVersion, ErrLocked.
 	DeleteObjectVersion(ctx context.Context, bucket, key, vid string, bypassGovernance bool, events ...Event) (Removal, error)
+	// Expire carries out a removal a lifecycle pass planned from a
+	// listing, only if what it was planned on still holds in the
+	// transaction that makes it: the version planned on (by internal
+	// version id, so a reused "null" or a same-content re-upload is never
+	// taken for it) is still where it was (the current version for
+	// x.Current, otherwise any version), x.Still agrees on the bucket and
+	// the key's versions read with it, and x.Fence is still held. A
+	// protected version is never removed. Errors: ErrPreconditionFailed
+	// (the plan no longer holds: nothing done), ErrLocked, ErrClaimLost,
+	// ErrNoSuchBucket.
+	Expire(ctx context.Context, bucket, key string, x Expiry) (Removal, error)
 	// ListObjectVersions returns a page of the bucket's versions and
 	// delete markers (in an unversioned bucket, its objects as null
 	// versions). Errors: ErrNoSuchBucket.
@@ -696,9 +764,10 @@ type Store interface {
 	// collected).
 	GetSegment(ctx context.Context, id string) (Segment, int64, error)
 	// UpdateSegment replaces the record of seg.ID with seg if it has not
-	// changed since revision rev (compare-and-swap: repair and drain).
-	// Errors: ErrConflict (changed or removed meanwhile: re-read).
-	UpdateSegment(ctx context.Context, seg Segment, rev int64) error
+	// changed since revision rev (compare-and-swap: repair and drain) and
+	// fence, when set, is still held. Errors: ErrConflict (changed or
+	// removed meanwhile: re-read), ErrClaimLost.
+	UpdateSegment(ctx context.Context, seg Segment, rev int64, fence Fence) error
 
 	// PartitionSegments lists the segments indexed in a partition (0..4095):
 	// every segment whose shards should exist, including those waiting in gc.

@@ -32,16 +32,25 @@ func (s *Store) GetSegment(ctx context.Context, id string) (metadata.Segment, in
 }
 
 // UpdateSegment implements metadata.Store.
-func (s *Store) UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64) error {
+func (s *Store) UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64, fence metadata.Fence) error {
 	if len(seg.ID) < 3 || rev <= 0 {
 		return fmt.Errorf("update segment %q: %w", seg.ID, metadata.ErrInvalid)
 	}
 	key := s.segidxKey(seg)
-	resp, err := s.kv.Txn(ctx).If(modRev(key, rev)).Then(clientv3.OpPut(key, mustJSON(seg))).Commit()
+	cmps := []clientv3.Cmp{modRev(key, rev)}
+	if fence.Name != "" {
+		cmps = append(cmps, s.fenceCmp(fence))
+	}
+	resp, err := s.kv.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, mustJSON(seg))).Commit()
 	if err != nil {
 		return fmt.Errorf("update segment %s: %w", seg.ID, err)
 	}
 	if !resp.Succeeded {
+		if fence.Name != "" {
+			if held, err := s.fenceHeld(ctx, fence); err == nil && !held {
+				return fmt.Errorf("update segment %s: %w", seg.ID, metadata.ErrClaimLost)
+			}
+		}
 		return fmt.Errorf("update segment %s: %w", seg.ID, metadata.ErrConflict)
 	}
 	return nil

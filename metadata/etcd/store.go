@@ -32,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"strings"
 	"time"
@@ -59,6 +60,7 @@ type Options struct {
 	Prefix string           // key prefix; default DefaultPrefix
 	KV     clientv3.KV      // KV to use instead of the client's (tests wrap it to count reads)
 	Now    func() time.Time // clock; default time.Now
+	Log    *slog.Logger     // where lease losses are told; default none
 }
 
 // Store implements metadata.Store on etcd.
@@ -67,6 +69,7 @@ type Store struct {
 	kv     clientv3.KV
 	prefix string
 	now    func() time.Time
+	logger *slog.Logger
 }
 
 var _ metadata.Store = (*Store)(nil)
@@ -82,7 +85,10 @@ func New(cli *clientv3.Client, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{cli: cli, kv: classifyingKV{opts.KV}, prefix: opts.Prefix, now: opts.Now}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{cli: cli, kv: classifyingKV{opts.KV}, prefix: opts.Prefix, now: opts.Now, logger: opts.Log}
 }
 
 // Keys.
@@ -217,6 +223,12 @@ func (s *Store) UpdateBucket(ctx context.Context, name string, f func(*metadata.
 		}
 		if err := f(&b); err != nil {
 			return err
+		}
+		if b.ObjectLock && b.Versioning != metadata.VersioningEnabled {
+			// Checked on the value the transaction writes over (its
+			// revision is compared), so no racing pair of updates can
+			// leave a locked bucket unversioned.
+			return fmt.Errorf("update bucket %s: object lock needs versioning Enabled: %w", name, metadata.ErrBucketState)
 		}
 		b.Name, b.V = name, metadata.Version
 		k := s.bucketKey(name)
@@ -626,6 +638,12 @@ func keepData(o *metadata.Object, cur metadata.Object) {
 
 // DeleteObject implements metadata.Store.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metadata.Precondition, events ...metadata.Event) (metadata.Removal, error) {
+	return s.deleteCurrent(ctx, bucket, key, pre, nil, events)
+}
+
+// deleteCurrent deletes key as DeleteObject does; x, when set, must still
+// hold on what the transaction reads (Expire).
+func (s *Store) deleteCurrent(ctx context.Context, bucket, key string, pre metadata.Precondition, x *metadata.Expiry, events []metadata.Event) (metadata.Removal, error) {
 	if validBucket(bucket) != nil || validKey(key) != nil {
 		return metadata.Removal{}, fmt.Errorf("delete object: %w", metadata.ErrNoSuchKey)
 	}
@@ -642,12 +660,18 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metada
 		if err := checkPrecondition(st.cur, pre); err != nil {
 			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
 		}
+		var xcmps []clientv3.Cmp
+		if x != nil {
+			if xcmps, err = s.checkCurrentExpiry(ctx, &st, bucket, key, *x); err != nil {
+				return metadata.Removal{}, fmt.Errorf("lifecycle: expire %s/%s: %w", bucket, key, err)
+			}
+		}
 		plan := planVersion(st, s.verKeyPrefix(bucket, key))
 		cmps, ops, err := s.applyPlan(ctx, st, plan, k)
 		if err != nil {
 			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
 		}
-		cmps = append(cmps, modRev(s.bucketKey(bucket), brev))
+		cmps = append(append(cmps, modRev(s.bucketKey(bucket), brev)), xcmps...)
 		var res metadata.Removal
 		if st.cur != nil {
 			ops = append(ops, clientv3.OpDelete(k))
@@ -665,6 +689,9 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, pre metada
 		}
 		if resp.Succeeded {
 			return res, nil
+		}
+		if err := s.fenceLost(ctx, x); err != nil {
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, err)
 		}
 	}
 	return metadata.Removal{}, fmt.Errorf("delete object %s/%s: %w", bucket, key, metadata.ErrConflict)
@@ -726,4 +753,12 @@ func commonPrefix(key, prefix, delim string) string {
 		return key[:len(prefix)+i+len(delim)]
 	}
 	return ""
+}
+
+// Ping reads one key (count only): whether etcd answers, for readiness.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.kv.Get(ctx, s.prefix+"ping", clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
 }

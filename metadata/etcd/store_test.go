@@ -832,10 +832,10 @@ func TestSegmentRecordCAS(t *testing.T) {
 	moved := rec
 	moved.Nodes = slices.Clone(rec.Nodes)
 	moved.Nodes[2] = "node-9"
-	if err := s.UpdateSegment(ctx, moved, rev); err != nil {
+	if err := s.UpdateSegment(ctx, moved, rev, metadata.Fence{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateSegment(ctx, rec, rev); !errors.Is(err, metadata.ErrConflict) {
+	if err := s.UpdateSegment(ctx, rec, rev, metadata.Fence{}); !errors.Is(err, metadata.ErrConflict) {
 		t.Fatalf("stale update: %v", err)
 	}
 	if got, _, _ := s.GetSegment(ctx, sg.ID); got.Nodes[2] != "node-9" {
@@ -872,7 +872,7 @@ func TestClaims(t *testing.T) {
 	defer b.Close()
 	claim := func(c metadata.Claimer, name string, want bool) {
 		t.Helper()
-		if got, err := c.Claim(ctx, name); err != nil || got != want {
+		if _, got, err := c.Claim(ctx, name); err != nil || got != want {
 			t.Fatalf("claim %s: %v %v, want %v", name, got, err, want)
 		}
 	}
@@ -901,14 +901,15 @@ func TestClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := c2.Claim(ctx, "y"); !ok || err != nil {
+	if _, ok, err := c2.Claim(ctx, "y"); !ok || err != nil {
 		t.Fatalf("claim y: %v %v", ok, err)
 	}
 	cli2.Close() // no revoke: the lease runs out on etcd's clock
+	defer c2.Close()
 	claim(a, "y", false)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if ok, _ := a.Claim(ctx, "y"); ok {
+		if _, ok, _ := a.Claim(ctx, "y"); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -1003,7 +1004,7 @@ func TestScanAndWatchSegments(t *testing.T) {
 	moved := rec
 	moved.Nodes = slices.Clone(rec.Nodes)
 	moved.Nodes[0] = "node-9"
-	if err := s.UpdateSegment(ctx, moved, rrev); err != nil {
+	if err := s.UpdateSegment(ctx, moved, rrev, metadata.Fence{}); err != nil {
 		t.Fatal(err)
 	}
 	fresh := seg(99999)

@@ -23,6 +23,10 @@ package etcd
 //     a suspended bucket replaces it wherever it is.
 //   - Moving a version keeps its segments and out-of-line segment list;
 //     only a version removed for good sends them to gc.
+//   - No version its Lock protects is removed for good by any path (a
+//     write replacing the null version or an unversioned object, a plain
+//     DELETE, a delete by version id): the check is on the value the
+//     transaction compares, so a racing retention change cannot slip by.
 
 import (
 	"context"
@@ -110,6 +114,7 @@ func (s *Store) getVersion(ctx context.Context, e histEntry, rev int64) (metadat
 
 // keyState is what a change of a key's versions is decided on.
 type keyState struct {
+	bucket  metadata.Bucket
 	mode    string // the bucket's versioning
 	cur     *metadata.Object
 	curRev  int64
@@ -193,7 +198,7 @@ func (s *Store) readKeyState(ctx context.Context, bucket, key string) (keyState,
 	if err := json.Unmarshal(bkv[0].Value, &b); err != nil {
 		return st, 0, fmt.Errorf("decode bucket %s: %w", bucket, err)
 	}
-	st.mode, st.readRev = b.Versioning, resp.Header.Revision
+	st.bucket, st.mode, st.readRev = b, b.Versioning, resp.Header.Revision
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 		var cur metadata.Object
 		if err := json.Unmarshal(kvs[0].Value, &cur); err != nil {
@@ -234,12 +239,20 @@ func (s *Store) applyPlan(ctx context.Context, st keyState, p versionPlan, k str
 	case p.moveCur:
 		ops = append(ops, clientv3.OpPut(s.verKey(*st.cur), mustJSON(*st.cur)))
 	case p.releaseCur:
+		// No path removes a protected version: the lock read here is
+		// the one the transaction compares (the current key's revision).
+		if st.cur.Lock != nil && st.cur.Lock.Protects(now, false) {
+			return nil, nil, fmt.Errorf("version %s replaced: %w", st.cur.S3Version(), metadata.ErrLocked)
+		}
 		ops = append(ops, s.releaseOps(st.cur, now)...)
 	}
 	if p.dropNull != nil {
 		old, err := s.getVersion(ctx, *p.dropNull, st.readRev)
 		if err != nil {
 			return nil, nil, err
+		}
+		if old.Lock != nil && old.Lock.Protects(now, false) {
+			return nil, nil, fmt.Errorf("null version replaced: %w", metadata.ErrLocked)
 		}
 		cmps = append(cmps, modRev(p.dropNull.key, p.dropNull.rev))
 		ops = append(ops, clientv3.OpDelete(p.dropNull.key))
@@ -294,6 +307,13 @@ func (s *Store) GetObjectVersion(ctx context.Context, bucket, key, vid string) (
 
 // DeleteObjectVersion implements metadata.Store.
 func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string, bypassGovernance bool, events ...metadata.Event) (metadata.Removal, error) {
+	return s.deleteVersion(ctx, bucket, key, vid, bypassGovernance, nil, events)
+}
+
+// deleteVersion removes version vid of key; x, when set, names the
+// version by its internal id instead (vid is ignored) and must still hold
+// on what the transaction reads (Expire).
+func (s *Store) deleteVersion(ctx context.Context, bucket, key, vid string, bypassGovernance bool, x *metadata.Expiry, events []metadata.Event) (metadata.Removal, error) {
 	if validBucket(bucket) != nil || validKey(key) != nil {
 		return metadata.Removal{}, fmt.Errorf("delete object version: %w", metadata.ErrNoSuchVersion)
 	}
@@ -304,10 +324,15 @@ func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string
 		if err != nil {
 			return metadata.Removal{}, fmt.Errorf("delete object %s/%s version %s: %w", bucket, key, vid, err)
 		}
-		if st.hist, _, err = s.history(ctx, bucket, key, st.readRev, 0); err != nil {
+		var xcmps []clientv3.Cmp
+		if x != nil {
+			if vid, xcmps, err = s.checkExpiry(ctx, &st, bucket, key, *x); err != nil {
+				return metadata.Removal{}, fmt.Errorf("lifecycle: remove %s/%s version %s: %w", bucket, key, x.VersionID, err)
+			}
+		} else if st.hist, _, err = s.history(ctx, bucket, key, st.readRev, 0); err != nil {
 			return metadata.Removal{}, fmt.Errorf("delete object %s/%s version %s: %w", bucket, key, vid, err)
 		}
-		cmps := []clientv3.Cmp{modRev(s.bucketKey(bucket), brev)}
+		cmps := append([]clientv3.Cmp{modRev(s.bucketKey(bucket), brev)}, xcmps...)
 		var ops []clientv3.Op
 		var gone metadata.Object
 		now := s.now()
@@ -373,6 +398,9 @@ func (s *Store) DeleteObjectVersion(ctx context.Context, bucket, key, vid string
 		}
 		if resp.Succeeded {
 			return metadata.Removal{VersionID: vid, DeleteMarker: gone.DeleteMarker}, nil
+		}
+		if err := s.fenceLost(ctx, x); err != nil {
+			return metadata.Removal{}, fmt.Errorf("delete object %s/%s version %s: %w", bucket, key, vid, err)
 		}
 	}
 	return metadata.Removal{}, fmt.Errorf("delete object %s/%s version %s: %w", bucket, key, vid, metadata.ErrConflict)
