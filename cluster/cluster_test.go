@@ -234,7 +234,7 @@ func TestReadAsksTheRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.ShardHashes[lost] = hashes[lost]
-	if err := r.meta.UpdateSegment(ctx, rec, rev); err != nil {
+	if err := r.meta.UpdateSegment(ctx, rec, rev, metadata.Fence{}); err != nil {
 		t.Fatal(err)
 	}
 	// Two other nodes down: the hint alone has 3 shards, the record 4.

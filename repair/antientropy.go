@@ -351,7 +351,7 @@ func (a *AntiEntropy) detect(ctx context.Context, exp *Expected, rep *RoundRepor
 			break
 		}
 		name := fmt.Sprintf("ae/%03x", p)
-		ok, err := a.cfg.Claims.Claim(ctx, name)
+		_, ok, err := a.cfg.Claims.Claim(ctx, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -464,7 +464,7 @@ const pendingPerRound = 1000
 // the pending mark), so the grace only spares slow writers a failed
 // commit; safety does not depend on it.
 func (a *AntiEntropy) sweepLists(ctx context.Context) (int, error) {
-	ok, err := a.cfg.Claims.Claim(ctx, "sweep/objsegs")
+	_, ok, err := a.cfg.Claims.Claim(ctx, "sweep/objsegs")
 	if err != nil || !ok {
 		return 0, err
 	}
@@ -535,7 +535,7 @@ func indexAfterSlash(key string) int {
 // rebuilding the shard onto that node between the check and the delete.
 func (a *AntiEntropy) sweepOne(ctx context.Context, f Finding) (bool, error) {
 	name := "repair/" + f.Segment
-	ok, err := a.cfg.Claims.Claim(ctx, name)
+	_, ok, err := a.cfg.Claims.Claim(ctx, name)
 	if err != nil || !ok {
 		return false, err
 	}

@@ -177,7 +177,7 @@ func (m *memMeta) GetSegment(_ context.Context, id string) (metadata.Segment, in
 	}
 	return s, 1, nil
 }
-func (m *memMeta) UpdateSegment(context.Context, metadata.Segment, int64) error {
+func (m *memMeta) UpdateSegment(context.Context, metadata.Segment, int64, metadata.Fence) error {
 	return metadata.ErrConflict
 }
 
@@ -188,15 +188,15 @@ type memClaims struct {
 	n    int
 }
 
-func (c *memClaims) Claim(_ context.Context, name string) (bool, error) {
+func (c *memClaims) Claim(_ context.Context, name string) (metadata.Fence, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h, ok := c.held[name]; ok && h != c {
-		return false, nil
+		return metadata.Fence{}, false, nil
 	}
 	c.held[name] = c
 	c.n++
-	return true, nil
+	return metadata.Fence{}, true, nil
 }
 func (c *memClaims) Release(_ context.Context, name string) error {
 	c.mu.Lock()
@@ -206,7 +206,8 @@ func (c *memClaims) Release(_ context.Context, name string) error {
 	}
 	return nil
 }
-func (c *memClaims) Close() error { return nil }
+func (c *memClaims) Close() error                 { return nil }
+func (c *memClaims) Health() metadata.LeaseHealth { return metadata.LeaseHealth{Live: true} }
 
 // aeRig is a cluster of memNodes holding exactly what the records say.
 type aeRig struct {
@@ -435,7 +436,7 @@ func TestClaimedPartitionsSkipped(t *testing.T) {
 	sid, _ := storagenode.ParseShardID(victim)
 	other := &memClaims{mu: r.ae.cfg.Claims.(*memClaims).mu, held: r.ae.cfg.Claims.(*memClaims).held}
 	name := fmt.Sprintf("ae/%03x", sid.Partition())
-	if ok, _ := other.Claim(context.Background(), name); !ok {
+	if _, ok, _ := other.Claim(context.Background(), name); !ok {
 		t.Fatal("claim")
 	}
 	f, rep := r.detect(t)

@@ -108,7 +108,7 @@ func PlanMoves(seg metadata.Segment, nodes map[string]metadata.Node, order []str
 type MoverMeta interface {
 	ScanSegments(ctx context.Context, f func(metadata.Segment) error) (int64, error)
 	GetSegment(ctx context.Context, id string) (metadata.Segment, int64, error)
-	UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64) error
+	UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64, fence metadata.Fence) error
 }
 
 // MoverConfig configures a Mover.
@@ -233,7 +233,7 @@ func (m *Mover) RunOnce(ctx context.Context, rebalance bool) MovePass {
 // and makes the moves, then records them in one compare-and-swap.
 func (m *Mover) moveSegment(ctx context.Context, id string, nodes map[string]metadata.Node, active int, rebalance bool) (moved int, bytes int64, waiting int, err error) {
 	name := "repair/" + id
-	ok, err := m.cfg.Claims.Claim(ctx, name)
+	fence, ok, err := m.cfg.Claims.Claim(ctx, name)
 	if err != nil || !ok {
 		return 0, 0, 1, err // a repairer or another mover has it
 	}
@@ -292,7 +292,7 @@ func (m *Mover) moveSegment(ctx context.Context, id string, nodes map[string]met
 	if done == 0 {
 		return 0, 0, len(moves), fmt.Errorf("move %s: %w", seg.ID, errors.Join(errs...))
 	}
-	if err := m.cfg.Meta.UpdateSegment(ctx, next, rev); err != nil {
+	if err := m.cfg.Meta.UpdateSegment(ctx, next, rev, fence); err != nil {
 		return 0, 0, len(moves), fmt.Errorf("move %s: record: %w", seg.ID, err)
 	}
 	return done, int64(done) * ShardFileSize(seg), len(moves) - done, errors.Join(errs...)

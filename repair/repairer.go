@@ -42,7 +42,7 @@ type Meta interface {
 	DoneRepair(ctx context.Context, e metadata.RepairEntry) (bool, error)
 	DeferRepair(ctx context.Context, e metadata.RepairEntry, until time.Time) (bool, error)
 	GetSegment(ctx context.Context, id string) (metadata.Segment, int64, error)
-	UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64) error
+	UpdateSegment(ctx context.Context, seg metadata.Segment, rev int64, fence metadata.Fence) error
 }
 
 // Config configures a Repairer.
@@ -282,7 +282,7 @@ func (r *Repairer) states(ctx context.Context, seg metadata.Segment) []ShardStat
 func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
 	seg := a.plan.Segment
 	name := "repair/" + seg.ID
-	ok, err := r.cfg.Claims.Claim(ctx, name)
+	fence, ok, err := r.cfg.Claims.Claim(ctx, name)
 	if err != nil || !ok {
 		return 0, err // another repairer has it
 	}
@@ -304,7 +304,7 @@ func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
 		for i, node := range a.plan.Rebuild {
 			next.Nodes[i], next.ShardHashes[i] = node, hashes[i]
 		}
-		if err := r.cfg.Meta.UpdateSegment(ctx, next, a.rev); err != nil {
+		if err := r.cfg.Meta.UpdateSegment(ctx, next, a.rev, fence); err != nil {
 			return 0, fmt.Errorf("repair %s: record: %w", seg.ID, err) // next pass re-reads
 		}
 		rebuilt = len(hashes)

@@ -204,6 +204,14 @@ func printProgress(stdout io.Writer, rep statusReport) {
 		if mv := st.Move; mv != nil && mv.LastErr != "" {
 			fmt.Fprintf(tw, "\t  last move error: %s\n", mv.LastErr)
 		}
+		for _, role := range slices.Sorted(maps.Keys(r.Leases)) {
+			if l := r.Leases[role]; !l.Live {
+				fmt.Fprintf(tw, "\t  NO LEASE: the %s worker has had no etcd lease since %s (%d lost): it claims no work until it has one\n",
+					role, ago(l.Since), l.Lapses)
+			} else if l.Lapses > 0 {
+				fmt.Fprintf(tw, "\t  the %s worker lost its etcd lease %d times (last renewed %s)\n", role, l.Lapses, ago(l.Since))
+			}
+		}
 	}
 	rounds := 0
 	for _, st := range rep.Repairers {

@@ -206,11 +206,12 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	api.Instrument(c.Metrics, telemetry.Buckets())
 	n.api = api
 	var registered atomic.Bool
+	var healer atomic.Pointer[Healer]
 	ready := func(context.Context) error {
 		if !registered.Load() {
 			return errors.New("not registered in etcd yet")
 		}
-		return nil
+		return leasesErr(healer.Load(), nil)
 	}
 	n.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, api), ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout: 120 * time.Second, TLSConfig: tlsConf}
@@ -288,7 +289,9 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		healer.Store(n.Healer)
 		registerHealerMetrics(c.Metrics, n.Healer, n.cluster)
+		registerLeaseMetrics(c.Metrics, &n.Healer.Leases)
 		registerClusterMetrics(c.Metrics, n.cluster)
 		c.Metrics.MustRegister(newQueueBacklog(c.Store))
 	}
@@ -447,6 +450,7 @@ type Gateway struct {
 	srv     *http.Server
 	cancel  context.CancelFunc
 	loops   sync.WaitGroup // the collector, the notifier and the lifecycle worker
+	leases  *Leases        // the lifecycle worker's
 	// Lifecycle is the gateway's lifecycle worker (nil when it runs none).
 	Lifecycle *lifecycle.Worker
 }
@@ -454,7 +458,7 @@ type Gateway struct {
 // gatewayReady: etcd answers, and enough nodes are live and active to
 // store a write of the default profile (its quorum, k+1).
 func gatewayReady(ctx context.Context, store metadata.Store, cl *cluster.Cluster, prof erasure.Profile) error {
-	if _, err := store.ListBuckets(ctx); err != nil {
+	if err := pingStore(ctx, store); err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
 	usable := 0
@@ -567,7 +571,14 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if prof == (erasure.Profile{}) {
 		prof = erasure.DefaultProfile()
 	}
-	ready := func(ctx context.Context) error { return gatewayReady(ctx, c.Store, cl, prof) }
+	var healer atomic.Pointer[Healer]
+	gw.leases = &Leases{}
+	ready := newReadiness(func(ctx context.Context) error {
+		if err := gatewayReady(ctx, c.Store, cl, prof); err != nil {
+			return err
+		}
+		return leasesErr(healer.Load(), gw.leases)
+	}, time.Second, nil).Ready
 	// Slow clients: headers must arrive within 10 s, an idle keep-alive
 	// connection is closed after 60 s, and (gateway.Limits.BodyTimeout)
 	// a body or response that makes no progress ends the request.
@@ -601,7 +612,13 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			gw.Close()
 			return nil, err
 		}
+		healer.Store(gw.Healer)
 		registerHealerMetrics(c.Metrics, gw.Healer, cl)
+	}
+	if gw.Healer != nil {
+		registerLeaseMetrics(c.Metrics, gw.leases, &gw.Healer.Leases)
+	} else {
+		registerLeaseMetrics(c.Metrics, gw.leases)
 	}
 	if cf, ok := c.Store.(claimerFactory); ok && c.LifecycleInterval >= 0 {
 		claims, err := cf.NewClaimer(wctx, "gateway "+gw.URL+" (lifecycle)", 10*time.Second)
@@ -609,6 +626,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			gw.Close()
 			return nil, err
 		}
+		gw.leases.add(roleLifecycle, claims)
 		gw.Lifecycle = &lifecycle.Worker{Store: c.Store, Claims: claims, Now: c.LifecycleNow, Interval: c.LifecycleInterval, Log: c.Log}
 		gw.loops.Add(1)
 		go func() {

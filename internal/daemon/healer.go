@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -40,8 +41,68 @@ type HealConfig struct {
 	RequestPoll time.Duration
 }
 
+// Leases watches the claimers of a process's background workers (their
+// roles are a fixed set: repair, antientropy, mover, lifecycle), for
+// readiness, metrics and status. Safe for concurrent use; the zero value
+// watches nothing.
+type Leases struct {
+	mu       sync.Mutex
+	claimers map[string]metadata.Claimer
+}
+
+// Lease roles (metric label values).
+const (
+	roleRepair      = "repair"
+	roleAntiEntropy = "antientropy"
+	roleMover       = "mover"
+	roleLifecycle   = "lifecycle"
+)
+
+// add watches c under role.
+func (l *Leases) add(role string, c metadata.Claimer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.claimers == nil {
+		l.claimers = map[string]metadata.Claimer{}
+	}
+	l.claimers[role] = c
+}
+
+// Health returns each watched claimer's lease state by role.
+func (l *Leases) Health() map[string]metadata.LeaseHealth {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]metadata.LeaseHealth, len(l.claimers))
+	for role, c := range l.claimers {
+		out[role] = c.Health()
+	}
+	return out
+}
+
+// Err says which workers hold no lease now (nil: all do): they cannot
+// claim work, so nothing heals or expires through them until they have
+// one again.
+func (l *Leases) Err() error {
+	var errs []error
+	h := l.Health()
+	roles := make([]string, 0, len(h))
+	for role := range h {
+		roles = append(roles, role)
+	}
+	slices.Sort(roles)
+	for _, role := range roles {
+		if lh := h[role]; !lh.Live {
+			errs = append(errs, fmt.Errorf("%s worker has no etcd lease since %s (%d lost; last error: %s)",
+				role, lh.Since.UTC().Format(time.RFC3339), lh.Lapses, lh.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Healer is a running repairer and anti-entropy loop.
 type Healer struct {
+	// Leases are its claimers' leases.
+	Leases      Leases
 	Repairer    *repair.Repairer
 	AntiEntropy *repair.AntiEntropy
 	Mover       *repair.Mover
@@ -91,6 +152,9 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 		return nil, err
 	}
 	h := &Healer{cancel: cancel}
+	h.Leases.add(roleRepair, claims)
+	h.Leases.add(roleAntiEntropy, aeClaims)
+	h.Leases.add(roleMover, moveClaims)
 	fail := func(err error) (*Healer, error) {
 		claims.Close()
 		aeClaims.Close()
@@ -143,6 +207,7 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 			if id := h.doneRequest.Load(); id != nil {
 				rep.Request = *id
 			}
+			rep.Leases = h.Leases.Health()
 			mv := h.Mover.Report()
 			return metadata.ProcessStatus{Kind: "repairer", Name: name, Repair: rep, Move: &mv}
 		})

@@ -243,3 +243,35 @@ type collectorFunc struct {
 
 func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// registerLeaseMetrics: whether each worker of ls holds a claim lease,
+// and how many it lost (role: a fixed set, never request data). Once per
+// registry.
+func registerLeaseMetrics(reg prometheus.Registerer, ls ...*Leases) {
+	reg.MustRegister(&leaseCollector{ls: ls,
+		live: prometheus.NewDesc("sherd_worker_lease_live", "1 while the background worker holds an etcd lease for its claims; 0: it claims nothing (no healing, no expiry through it) until it makes a new one.", []string{"role"}, nil),
+		lost: prometheus.NewDesc("sherd_worker_lease_lost_total", "Claim leases the background worker lost (etcd unreachable past the lease TTL) and made again.", []string{"role"}, nil)})
+}
+
+type leaseCollector struct {
+	ls         []*Leases
+	live, lost *prometheus.Desc
+}
+
+func (c *leaseCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.live
+	ch <- c.lost
+}
+
+func (c *leaseCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c.ls {
+		for role, h := range l.Health() {
+			v := 0.0
+			if h.Live {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, v, role)
+			ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(h.Lapses), role)
+		}
+	}
+}
