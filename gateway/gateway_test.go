@@ -81,7 +81,10 @@ type fixture struct {
 
 // newFixture serves a gateway over 6 in-process shard stores (no HTTP
 // between gateway and nodes) wrapped for fault injection.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { t.Helper(); return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with a gateway configured by configure.
+func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{meta: metaetcd.New(etcdCli, metaetcd.Options{Prefix: "/" + t.Name() + "/" + metaetcd.NewID() + "/"})}
 	var nodes []metadata.Node
@@ -101,7 +104,11 @@ func newFixture(t *testing.T) *fixture {
 	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return byAddr[n.Address] }, Repairs: f.meta, Records: f.meta})
 	t.Cleanup(func() { cl.Close() })
 	cl.Update(nodes)
-	gw, err := New(Config{Store: f.meta, Cluster: cl, Credentials: StaticCredentials{"ak": "secret-key"}})
+	cfg := Config{Store: f.meta, Cluster: cl, Credentials: StaticCredentials{"ak": "secret-key"}}
+	if configure != nil {
+		configure(&cfg)
+	}
+	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

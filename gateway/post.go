@@ -7,8 +7,10 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +79,12 @@ func (s *sizeRange) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// postObject is a browser form upload (POST policy).
+// postObject is a browser form upload (POST policy). Until its policy
+// verifies it is unauthenticated work (protect.go): its bucket is checked
+// before any of the body is read, its fields before the file are bounded
+// in bytes, count and overall time, and it holds a slot of the
+// unauthenticated pool, traded for a MaxInFlight one once the policy
+// verifies, before the file is read.
 func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 	bucket := reqOf(r).bucket
 	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -85,6 +92,14 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, s3.Errorf(s3.ErrMalformedPolicy, "no multipart boundary"))
 		return
 	}
+	b, err := g.store.GetBucket(r.Context(), bucket)
+	if err != nil {
+		g.refusePost(w, r, err)
+		return
+	}
+	// The fields before the file arrive within the pre-data timeout, in
+	// all; the file then streams under the progress timeout only.
+	readsUntil(r, time.Now().Add(g.limits.postPreDataTimeout()))
 	budget := &preDataBudget{r: r.Body, n: maxPostPreData}
 	mr := multipart.NewReader(budget, params["boundary"])
 	fields := map[string]string{}
@@ -96,7 +111,7 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			g.writeError(w, r, postFormError(err))
+			g.refusePost(w, r, postFormError(err))
 			return
 		}
 		name := strings.ToLower(part.FormName())
@@ -106,41 +121,42 @@ func (g *Gateway) postObject(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if count >= maxFormFields {
-			g.writeError(w, r, s3.Errorf(errMaxPostPreData, "more than %d fields precede the file", maxFormFields))
+			g.refusePost(w, r, s3.Errorf(errMaxPostPreData, "more than %d fields precede the file", maxFormFields))
 			return
 		}
 		v, err := io.ReadAll(part) // bounded by the budget
 		if err != nil {
-			g.writeError(w, r, postFormError(err))
+			g.refusePost(w, r, postFormError(err))
 			return
 		}
 		fields[name] = string(v)
 		header.Set(name, string(v))
 	}
 	if file == nil {
-		g.writeError(w, r, s3.Errorf(errInvalidArgument, "POST requires exactly one file upload per request."))
+		g.refusePost(w, r, s3.Errorf(errInvalidArgument, "POST requires exactly one file upload per request."))
 		return
 	}
 	key := fields["key"]
 	if key == "" {
-		g.writeError(w, r, s3.Errorf(errInvalidArgument, "Bucket POST must contain a field named 'key'."))
+		g.refusePost(w, r, s3.Errorf(errInvalidArgument, "Bucket POST must contain a field named 'key'."))
 		return
 	}
 	key = strings.ReplaceAll(key, "${filename}", file.FileName())
 	if len(key) > maxKeyLen {
-		g.writeError(w, r, errKeyTooLong)
+		g.refusePost(w, r, errKeyTooLong)
 		return
 	}
 	_, policy, err := g.verifier.VerifyPost(fields, bucket)
 	if err != nil {
-		g.writeError(w, r, err)
+		g.refusePost(w, r, err)
 		return
 	}
-	b, err := g.store.GetBucket(r.Context(), bucket)
-	if err != nil {
-		g.writeError(w, r, err)
+	// Verified: the file is authenticated work, in a MaxInFlight slot.
+	if err := g.promote(r); err != nil {
+		g.refusePost(w, r, err)
 		return
 	}
+	readsUntil(r, time.Time{})
 	header.Del("Key")
 	header.Del("Acl")
 	header.Del("Tagging")
@@ -226,12 +242,26 @@ func requestScheme(r *http.Request) string {
 	return "http"
 }
 
-// postFormError is the S3 error for a form that could not be read.
+// postFormError is the S3 error for a form that could not be read: one
+// whose fields did not arrive in time (overall, or a read that made no
+// progress) is RequestTimeout, as AWS answers.
 func postFormError(err error) error {
-	if errors.Is(err, errMaxPostPreData) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errMaxPostPreData), errors.Is(err, errRequestTimeout):
 		return err
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return s3.Wrapf(errRequestTimeout, err, "The fields of the form did not arrive in time.")
 	}
 	return s3.Errorf(s3.ErrMalformedPolicy, "%v", err)
+}
+
+// refusePost answers a refused form and closes the connection: the rest
+// of its body is not read (an unauthenticated client gets no more of the
+// gateway's time).
+func (g *Gateway) refusePost(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Connection", "close")
+	g.writeError(w, r, err)
 }
 
 // presignPath is the gateway's own endpoint that issues presigned URLs

@@ -5,6 +5,18 @@ package gateway
 // Invariants:
 //   - At most Limits.MaxInFlight S3 requests are served at once; one more
 //     is answered 503 SlowDown at once, before any work (auth included).
+//   - An unsigned request with a body (a POST form before its policy is
+//     checked; any anonymous write, refused later) never takes one of
+//     those slots: it is admitted from a small pool of its own
+//     (MaxUnauthenticated), and at most PerAddrUnauthenticated of them
+//     from one client address at once (loopback spared unless
+//     LimitLoopback). Past either, 503 SlowDown at once. A POST form
+//     whose policy verifies moves to a MaxInFlight slot (or is refused
+//     SlowDown) before its file is read: only verified work streams data
+//     in the slots signed requests use.
+//   - The fields of a POST form before its file must all arrive within
+//     PostPreDataTimeout of the handler's start, however they trickle
+//     (400 RequestTimeout), and its bucket is checked before any is read.
 //   - Token buckets per client address (before auth) and per access key
 //     (after auth) answer 503 SlowDown when empty. Loopback clients are
 //     exempt from the per-address bucket unless LimitLoopback. The
@@ -15,12 +27,17 @@ package gateway
 //   - Header, idle and connection limits are the http.Server's (daemon).
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/sherdstore/sherd/gateway/s3"
 )
 
 // Limits bound the work one gateway takes on. The zero value means the
@@ -29,8 +46,45 @@ type Limits struct {
 	MaxInFlight   int
 	PerKey        Rate // per access key; zero: none
 	PerAddr       Rate // per client IP address; zero: none
-	LimitLoopback bool // apply PerAddr to loopback clients too
+	LimitLoopback bool // apply PerAddr and PerAddrUnauthenticated to loopback clients too
 	BodyTimeout   time.Duration
+	// MaxUnauthenticated bounds the unsigned requests with a body served
+	// at once, apart from MaxInFlight (default 64);
+	// PerAddrUnauthenticated bounds them per client IP address (default
+	// 8).
+	MaxUnauthenticated     int
+	PerAddrUnauthenticated int
+	// PostPreDataTimeout bounds the whole of a POST form's fields before
+	// its file (default 10 s; BodyTimeout still bounds each read).
+	PostPreDataTimeout time.Duration
+}
+
+// Defaults of the unauthenticated limits.
+const (
+	defaultMaxUnauthenticated     = 64
+	defaultPerAddrUnauthenticated = 8
+	defaultPostPreDataTimeout     = 10 * time.Second
+)
+
+func (l Limits) maxUnauthenticated() int {
+	if l.MaxUnauthenticated > 0 {
+		return l.MaxUnauthenticated
+	}
+	return defaultMaxUnauthenticated
+}
+
+func (l Limits) perAddrUnauthenticated() int {
+	if l.PerAddrUnauthenticated > 0 {
+		return l.PerAddrUnauthenticated
+	}
+	return defaultPerAddrUnauthenticated
+}
+
+func (l Limits) postPreDataTimeout() time.Duration {
+	if l.PostPreDataTimeout > 0 {
+		return l.PostPreDataTimeout
+	}
+	return defaultPostPreDataTimeout
 }
 
 // Rate is a token bucket: PerSecond tokens a second, Burst at most.
@@ -91,31 +145,175 @@ func (b *buckets) sweep(now time.Time) {
 	}
 }
 
-// admit takes an in-flight slot and a token from the client address's
-// bucket; it returns false (and takes nothing) to refuse the request.
-// The caller calls release when admit returned true.
-func (g *Gateway) admit(r *http.Request) bool {
-	if n := g.inflight.Add(1); n > int64(g.limits.MaxInFlight) {
-		g.inflight.Add(-1)
+// errRequestTimeout is AWS's answer to a body that did not arrive in time.
+var errRequestTimeout = &s3.Error{Code: "RequestTimeout", Message: "Your socket connection to the server was not read from or written to within the timeout period.", Status: http.StatusBadRequest}
+
+// unsigned says whether a request carries no credentials at all (the
+// verifier will take it as anonymous): decided from its headers and
+// query alone, before any work.
+func unsigned(r *http.Request) bool {
+	if r.Method == http.MethodOptions {
+		return true
+	}
+	if s3.IsV2(r) {
 		return false
 	}
-	if g.limits.PerAddr.on() {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
+	q := r.URL.Query()
+	return r.Header.Get("Authorization") == "" && q.Get("X-Amz-Algorithm") == "" && !q.Has("X-Amz-Signature")
+}
+
+// hasBody says whether a request sends a body (chunked included).
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// slot is what admit took for a request: a MaxInFlight slot, or one of
+// the unauthenticated pool (and of its client's count).
+type slot struct {
+	mu     sync.Mutex
+	unauth bool   // holds an unauthenticated slot (and one of addr's)
+	main   bool   // holds a MaxInFlight slot
+	addr   string // client address counted, "" if spared
+}
+
+type slotKey struct{}
+
+func slotOf(r *http.Request) *slot {
+	s, _ := r.Context().Value(slotKey{}).(*slot)
+	return s
+}
+
+// unauthPool counts the unauthenticated requests served, in all and by
+// client address (entries at zero are removed: the table holds at most
+// MaxUnauthenticated addresses).
+type unauthPool struct {
+	mu     sync.Mutex
+	n      int
+	byAddr map[string]int
+}
+
+// take takes a slot for addr ("" counts in the pool only); false: none.
+func (p *unauthPool) take(addr string, max, perAddr int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n >= max || (addr != "" && p.byAddr[addr] >= perAddr) {
+		return false
+	}
+	p.n++
+	if addr != "" {
+		if p.byAddr == nil {
+			p.byAddr = map[string]int{}
 		}
-		ip := net.ParseIP(host)
-		if g.limits.LimitLoopback || ip == nil || !ip.IsLoopback() {
-			if !g.addrBuckets.allow(host, g.now()) {
-				g.inflight.Add(-1)
-				return false
-			}
-		}
+		p.byAddr[addr]++
 	}
 	return true
 }
 
-func (g *Gateway) release() { g.inflight.Add(-1) }
+func (p *unauthPool) give(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n--
+	if addr != "" {
+		if p.byAddr[addr]--; p.byAddr[addr] <= 0 {
+			delete(p.byAddr, addr)
+		}
+	}
+}
+
+// inUse is the number of unauthenticated requests served now.
+func (p *unauthPool) inUse() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// clientAddr is the client's IP address and whether per-address limits
+// apply to it (loopback is spared unless LimitLoopback).
+func (g *Gateway) clientAddr(r *http.Request) (string, bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	return host, g.limits.LimitLoopback || ip == nil || !ip.IsLoopback()
+}
+
+// admit takes a slot for r and a token from the client address's
+// bucket, before any other work: an unsigned request with a body from
+// the unauthenticated pool (and its address's share), any other from
+// MaxInFlight. It returns r carrying the slot, for release (and
+// promote), or 503 SlowDown, having taken nothing.
+func (g *Gateway) admit(r *http.Request) (*http.Request, error) {
+	addr, limited := g.clientAddr(r)
+	s := &slot{}
+	if unsigned(r) && hasBody(r) {
+		counted := ""
+		if limited {
+			counted = addr
+		}
+		if !g.unauth.take(counted, g.limits.maxUnauthenticated(), g.limits.perAddrUnauthenticated()) {
+			return r, s3.Errorf(errSlowDown, "Too many unauthenticated uploads at once.")
+		}
+		s.unauth, s.addr = true, counted
+	} else {
+		if n := g.inflight.Add(1); n > int64(g.limits.MaxInFlight) {
+			g.inflight.Add(-1)
+			return r, errSlowDown
+		}
+		s.main = true
+	}
+	if g.limits.PerAddr.on() && limited && !g.addrBuckets.allow(addr, g.now()) {
+		g.releaseSlot(s)
+		return r, errSlowDown
+	}
+	return r.WithContext(context.WithValue(r.Context(), slotKey{}, s)), nil
+}
+
+// release gives back the slot admit took for r.
+func (g *Gateway) release(r *http.Request) {
+	if s := slotOf(r); s != nil {
+		g.releaseSlot(s)
+	}
+}
+
+func (g *Gateway) releaseSlot(s *slot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unauth {
+		g.unauth.give(s.addr)
+		s.unauth = false
+	}
+	if s.main {
+		g.inflight.Add(-1)
+		s.main = false
+	}
+}
+
+// promote moves a request that has proved who sent it (a POST form whose
+// policy verified) from the unauthenticated pool to a MaxInFlight slot,
+// before it streams data; 503 SlowDown if none is free. A request that
+// holds a MaxInFlight slot already keeps it.
+func (g *Gateway) promote(r *http.Request) error {
+	s := slotOf(r)
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.main {
+		return nil
+	}
+	if n := g.inflight.Add(1); n > int64(g.limits.MaxInFlight) {
+		g.inflight.Add(-1)
+		return errSlowDown
+	}
+	s.main = true
+	if s.unauth {
+		g.unauth.give(s.addr)
+		s.unauth = false
+	}
+	return nil
+}
 
 // allowKey takes a token from an access key's bucket.
 func (g *Gateway) allowKey(accessKey string) bool {
@@ -149,11 +347,46 @@ type progressBody struct {
 	}
 	rc      *http.ResponseController
 	timeout time.Duration
+	// until, when set, bounds every read, whatever progress it makes
+	// (the pre-data of a POST form): reads past it fail with
+	// errRequestTimeout.
+	mu    sync.Mutex
+	until time.Time
 }
 
 func (b *progressBody) Read(p []byte) (int, error) {
-	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
-	return b.body.Read(p)
+	now := time.Now()
+	d := now.Add(b.timeout)
+	b.mu.Lock()
+	until := b.until
+	b.mu.Unlock()
+	if !until.IsZero() {
+		if !now.Before(until) {
+			return 0, errRequestTimeout
+		}
+		if until.Before(d) {
+			d = until
+		}
+	}
+	b.rc.SetReadDeadline(d)
+	n, err := b.body.Read(p)
+	if err != nil && !until.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errRequestTimeout
+	}
+	return n, err
+}
+
+// readsUntil bounds the reads of r's body from now on by until (zero:
+// only by the progress timeout again). It returns false when r's body is
+// not the gateway's (then nothing bounds the reads but their progress).
+func readsUntil(r *http.Request, until time.Time) bool {
+	b, ok := r.Body.(*progressBody)
+	if ok {
+		b.mu.Lock()
+		b.until = until
+		b.mu.Unlock()
+	}
+	return ok
 }
 
 func (b *progressBody) Close() error { return b.body.Close() }

@@ -133,6 +133,9 @@ func protectFlags(fs *flag.FlagSet) func() (gateway.Limits, int) {
 	addrBurst := fs.Int("burst-per-address", 0, "burst of --rate-per-address (default twice the rate)")
 	loopback := fs.Bool("rate-limit-loopback", false, "apply --rate-per-address to loopback clients too")
 	body := fs.Duration("body-timeout", 30*time.Second, "a request body or response that makes no progress for this long ends the request")
+	unauth := fs.Int("max-unauthenticated", 64, "unsigned requests with a body (POST forms before their policy is checked) served at once, apart from --max-inflight; more are answered 503 SlowDown")
+	unauthAddr := fs.Int("max-unauthenticated-per-address", 8, "of those, from one client IP address (loopback spared unless --rate-limit-loopback)")
+	preData := fs.Duration("post-predata-timeout", 10*time.Second, "all the fields of a POST form before its file must arrive within this (400 RequestTimeout)")
 	return func() (gateway.Limits, int) {
 		burst := func(b int, r float64) int {
 			if b > 0 {
@@ -141,6 +144,7 @@ func protectFlags(fs *flag.FlagSet) func() (gateway.Limits, int) {
 			return max(1, int(2*r))
 		}
 		return gateway.Limits{MaxInFlight: *inflight, BodyTimeout: *body, LimitLoopback: *loopback,
+			MaxUnauthenticated: *unauth, PerAddrUnauthenticated: *unauthAddr, PostPreDataTimeout: *preData,
 			PerKey:  gateway.Rate{PerSecond: *keyRate, Burst: burst(*keyBurst, *keyRate)},
 			PerAddr: gateway.Rate{PerSecond: *addrRate, Burst: burst(*addrBurst, *addrRate)}}, *conns
 	}
