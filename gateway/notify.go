@@ -6,22 +6,16 @@ package gateway
 //   - An event is queued in the same etcd transaction as the change it
 //     reports, so a committed change always has its events, and a refused
 //     one never does.
-//   - An event leaves the queue only after its webhook answered 2xx, so it
-//     is delivered at least once (receivers deduplicate by the sequencer).
-//   - A deliverer claims an event by moving its next-try time past its own
-//     delivery deadline (a compare-and-swap); if it dies mid-delivery the
-//     claim runs out and any gateway delivers it again. Failed deliveries
-//     back off exponentially (with jitter) up to maxBackoff.
+//   - Delivery (notifier.go): at least once, per destination
+//     concurrently, behind a circuit breaker per destination, with caps
+//     on attempts and age past which an event goes to a bounded
+//     dead-letter list.
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -171,136 +165,4 @@ func record(e metadata.Event, region string) EventRecord {
 	r.S3.Object.Size, r.S3.Object.ETag = e.Size, e.ETag
 	r.S3.Object.Sequencer = strings.ToUpper(strings.SplitN(e.ID, "-", 2)[0])
 	return r
-}
-
-// Notifier delivers queued events. Several may run (one per gateway).
-type Notifier struct {
-	Store      metadata.Store
-	Client     *http.Client // default: 10 s timeout
-	Region     string
-	Now        func() time.Time
-	Log        *slog.Logger
-	MaxBackoff time.Duration // default 5 minutes
-	// ClaimFor is how long a claimed event is left to its deliverer before
-	// others may retry it (default 30 s; longer than a delivery takes).
-	ClaimFor time.Duration
-}
-
-// Backoff is the delay before attempt n+1 after n failed attempts
-// (exponential from 1 s, capped), without jitter.
-func Backoff(n int, max time.Duration) time.Duration {
-	d := time.Second
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
-}
-
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d/5)+1))
-	return d + time.Duration(n.Int64())
-}
-
-// RunOnce delivers every event that is due; it returns how many were delivered.
-func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
-	now := n.now()
-	evs, err := n.Store.ListEvents(ctx, now, 1000) // only due ones: a backlog of failing events never hides new ones
-	if err != nil {
-		return 0, err
-	}
-	delivered := 0
-	for _, e := range evs {
-		e.Attempts++
-		e.NextTry = now.Add(n.claimFor())
-		e, ok, err := n.Store.UpdateEvent(ctx, e)
-		if err != nil || !ok {
-			continue // another deliverer has it
-		}
-		if err := n.deliver(ctx, e); err != nil {
-			e.LastError = err.Error()
-			e.NextTry = n.now().Add(jitter(Backoff(e.Attempts, n.maxBackoff())))
-			n.Store.UpdateEvent(ctx, e)
-			n.log().Info("webhook delivery failed", "event", e.ID, "url", e.URL, "attempt", e.Attempts, "retry", e.NextTry, "err", err)
-			continue
-		}
-		if err := n.Store.DeleteEvent(ctx, e); err != nil {
-			n.log().Warn("delivered event not removed (it will be delivered again)", "event", e.ID, "err", err)
-		}
-		delivered++
-	}
-	return delivered, nil
-}
-
-func (n *Notifier) deliver(ctx context.Context, e metadata.Event) error {
-	region := n.Region
-	if region == "" {
-		region = "us-east-1"
-	}
-	body, _ := json.Marshal(EventMessage{Records: []EventRecord{record(e, region)}})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Sherd-Notifications")
-	c := n.Client
-	if c == nil {
-		c = &http.Client{Timeout: min(10*time.Second, n.claimFor()/2)}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("webhook answered %s", resp.Status)
-	}
-	return nil
-}
-
-// Run delivers until ctx ends, polling every interval.
-func (n *Notifier) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := n.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			n.log().Warn("notification pass failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (n *Notifier) now() time.Time {
-	if n.Now != nil {
-		return n.Now()
-	}
-	return time.Now()
-}
-
-func (n *Notifier) claimFor() time.Duration {
-	if n.ClaimFor > 0 {
-		return n.ClaimFor
-	}
-	return 30 * time.Second
-}
-
-func (n *Notifier) maxBackoff() time.Duration {
-	if n.MaxBackoff > 0 {
-		return n.MaxBackoff
-	}
-	return 5 * time.Minute
-}
-
-func (n *Notifier) log() *slog.Logger {
-	if n.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return n.Log
 }

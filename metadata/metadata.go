@@ -430,6 +430,21 @@ type Event struct {
 	QueueKey  string    `json:"-"`               // where it was read (filled by ListEvents)
 }
 
+// DeadEvent is an event the deliverers gave up on (too many attempts, or
+// too old): kept in a bounded dead-letter list for the operator
+// (`sherdctl notify dead`), the oldest dropped first.
+type DeadEvent struct {
+	Event
+	Died   time.Time `json:"died"`
+	Reason string    `json:"reason"` // DeadAttempts or DeadAge
+}
+
+// Why an event is dead.
+const (
+	DeadAttempts = "attempts"
+	DeadAge      = "age"
+)
+
 // NodeState is a storage node's administrative state.
 type NodeState string
 
@@ -756,6 +771,17 @@ type Store interface {
 	UpdateEvent(ctx context.Context, e Event) (Event, bool, error)
 	// DeleteEvent removes a delivered event (if unchanged since read).
 	DeleteEvent(ctx context.Context, e Event) error
+	// DeadLetterEvent moves d.Event (if unchanged since it was read, by
+	// its Rev) from the queue to the dead-letter list in one transaction,
+	// then keeps the list at max entries or fewer: the oldest (by Died)
+	// are dropped and counted. false: the event changed meanwhile
+	// (claimed, delivered, re-queued by another): nothing done.
+	DeadLetterEvent(ctx context.Context, d DeadEvent, max int) (bool, error)
+	// ListDeadEvents returns up to limit dead letters, oldest first.
+	ListDeadEvents(ctx context.Context, limit int) ([]DeadEvent, error)
+	// DeadEventCount is the number of dead letters and how many were
+	// dropped from the full list since it began.
+	DeadEventCount(ctx context.Context) (count int, dropped int64, err error)
 
 	// GetSegment returns the segment record of segment id, the one
 	// authoritative copy of its placement and shard hashes (copies in

@@ -296,7 +296,7 @@ func presignCmd(stdout io.Writer) *cobra.Command {
 // notifyCmd configures a bucket's webhooks (stored with the bucket in
 // etcd; every gateway delivers from the etcd queue).
 func notifyCmd(stdout io.Writer) *cobra.Command {
-	c := &cobra.Command{Use: "notify", Short: "a bucket's webhooks: set, show, clear", Args: cobra.ArbitraryArgs, RunE: needSubcommand}
+	c := &cobra.Command{Use: "notify", Short: "a bucket's webhooks: set, show, clear; the events given up on: dead", Args: cobra.ArbitraryArgs, RunE: needSubcommand}
 	etcdURLs := etcdFlag(c, true)
 	set := &cobra.Command{Use: "set BUCKET --url URL", Short: "add or replace a webhook", Args: exactArgs(1, "BUCKET")}
 	hookURL := set.Flags().String("url", "", "webhook URL (http or https), required")
@@ -322,8 +322,51 @@ func notifyCmd(stdout io.Writer) *cobra.Command {
 			cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w gateway.Webhook) bool { return *clearID == "" || w.ID == *clearID })
 		})
 	}
-	c.AddCommand(set, show, clr)
+	dead := &cobra.Command{Use: "dead [--limit N] [--json]", Short: "the events given up on (too many attempts, or too old), oldest first", Args: exactArgs(0, "no arguments")}
+	limit := dead.Flags().Int("limit", 100, "print at most this many")
+	asJSON := dead.Flags().Bool("json", false, "print them as JSON")
+	dead.RunE = func(_ *cobra.Command, _ []string) error {
+		if *limit < 1 {
+			return usagef("notify dead: --limit must be at least 1")
+		}
+		return withStore(*etcdURLs, func(ctx context.Context, store metadata.Store) error {
+			return printDeadEvents(ctx, stdout, store, *limit, *asJSON)
+		})
+	}
+	c.AddCommand(set, show, clr, dead)
 	return c
+}
+
+// printDeadEvents prints the dead-letter list of webhook events.
+func printDeadEvents(ctx context.Context, stdout io.Writer, store metadata.Store, limit int, asJSON bool) error {
+	count, dropped, err := store.DeadEventCount(ctx)
+	if err != nil {
+		return err
+	}
+	dead, err := store.ListDeadEvents(ctx, limit)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if dead == nil {
+			dead = []metadata.DeadEvent{}
+		}
+		out, _ := json.MarshalIndent(dead, "", "  ")
+		fmt.Fprintln(stdout, string(out))
+		return nil
+	}
+	fmt.Fprintf(stdout, "%d dead letters (%d dropped, oldest first, when the list was full)\n", count, dropped)
+	for _, d := range dead {
+		fmt.Fprintf(stdout, "%s  %-8s  %2d attempts  %s %s/%s  to %s", d.Died.UTC().Format(time.RFC3339), d.Reason, d.Attempts, d.Name, d.Bucket, d.Key, d.URL)
+		if d.LastError != "" {
+			fmt.Fprintf(stdout, "  last error: %s", d.LastError)
+		}
+		fmt.Fprintln(stdout)
+	}
+	if count > len(dead) {
+		fmt.Fprintf(stdout, "(%d more; --limit)\n", count-len(dead))
+	}
+	return nil
 }
 
 // withStore connects to etcd and runs f with the metadata store and a

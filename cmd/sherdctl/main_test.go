@@ -78,6 +78,8 @@ func TestRefusesWhatItCannotUse(t *testing.T) {
 		"notify --etcd http://127.0.0.1:1 set photos extra --url http://x",
 		"notify --etcd http://127.0.0.1:1 clear photos other",
 		"notify --etcd http://127.0.0.1:1 frobnicate photos", // unknown verb
+		"notify --etcd http://127.0.0.1:1 dead photos",       // dead letters are not per bucket
+		"notify --etcd http://127.0.0.1:1 dead --limit 0",
 		"node drain", // no node
 		"node drain a b --etcd http://127.0.0.1:1",           // two nodes
 		"node remove node-1 --wait-live 1s",                  // a flag of another verb

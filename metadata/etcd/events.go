@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,4 +82,128 @@ func (s *Store) DeleteEvent(ctx context.Context, e metadata.Event) error {
 		return fmt.Errorf("delete event %s: %w", e.ID, err)
 	}
 	return nil
+}
+
+// The dead-letter list of events: deadletter/events/<died>/<id> (died as
+// 16 hex digits of Unix microseconds, so the oldest sort first), and the
+// number of entries dropped from the full list, deadletter-dropped/events.
+//
+// Invariants:
+//   - An event leaves the queue for the list in one transaction compared
+//     on the revision it was read at: it is never both delivered and dead,
+//     nor dead twice.
+//   - The list holds at most max entries once a move returns: the oldest
+//     are deleted in transactions that compare each deleted key and the
+//     counter, and add exactly the number deleted to the counter.
+
+func (s *Store) deadPrefix() string     { return s.prefix + "deadletter/events/" }
+func (s *Store) deadDroppedKey() string { return s.prefix + "deadletter-dropped/events" }
+
+func (s *Store) deadKey(d metadata.DeadEvent) string {
+	us := d.Died.UnixMicro()
+	if us < 0 {
+		us = 0
+	}
+	return fmt.Sprintf("%s%016x/%s", s.deadPrefix(), us, d.ID)
+}
+
+// maxTrim bounds the deletes of one trimming transaction (etcd takes 128
+// operations in one).
+const maxTrim = 100
+
+// DeadLetterEvent implements metadata.Store.
+func (s *Store) DeadLetterEvent(ctx context.Context, d metadata.DeadEvent, max int) (bool, error) {
+	if err := validEventID(d.ID); err != nil {
+		return false, err
+	}
+	if !strings.HasPrefix(d.QueueKey, s.queuePrefix(queueEvents)) {
+		return false, fmt.Errorf("dead letter %s: not read from the queue: %w", d.ID, metadata.ErrInvalid)
+	}
+	if max < 1 {
+		max = 1
+	}
+	d.V = metadata.Version
+	resp, err := s.kv.Txn(ctx).If(modRev(d.QueueKey, d.Rev)).
+		Then(clientv3.OpDelete(d.QueueKey), clientv3.OpPut(s.deadKey(d), mustJSON(d))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("dead letter %s: %w", d.ID, err)
+	}
+	if !resp.Succeeded {
+		return false, nil
+	}
+	return true, s.trimDeadEvents(ctx, max)
+}
+
+// trimDeadEvents drops the oldest dead letters past max, counting them.
+func (s *Store) trimDeadEvents(ctx context.Context, max int) error {
+	for tries := 0; tries < 20; tries++ {
+		cnt, err := s.kv.Get(ctx, s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return fmt.Errorf("trim dead letters: %w", err)
+		}
+		over := int(cnt.Count) - max
+		if over <= 0 {
+			return nil
+		}
+		oldest, err := s.kv.Get(ctx, s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithLimit(int64(min(over, maxTrim))),
+			clientv3.WithKeysOnly(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		if err != nil {
+			return fmt.Errorf("trim dead letters: %w", err)
+		}
+		counter, err := s.kv.Get(ctx, s.deadDroppedKey())
+		if err != nil {
+			return fmt.Errorf("trim dead letters: %w", err)
+		}
+		var dropped, counterRev int64
+		if len(counter.Kvs) == 1 {
+			dropped, _ = strconv.ParseInt(string(counter.Kvs[0].Value), 10, 64)
+			counterRev = counter.Kvs[0].ModRevision
+		}
+		cmps := []clientv3.Cmp{modRev(s.deadDroppedKey(), counterRev)}
+		var ops []clientv3.Op
+		for _, kv := range oldest.Kvs {
+			cmps = append(cmps, modRev(string(kv.Key), kv.ModRevision))
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		}
+		ops = append(ops, clientv3.OpPut(s.deadDroppedKey(), strconv.FormatInt(dropped+int64(len(oldest.Kvs)), 10)))
+		if _, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("trim dead letters: %w", err)
+		}
+		// Succeeded or not (another trimmer won), look again.
+	}
+	return fmt.Errorf("trim dead letters: too much contention")
+}
+
+// ListDeadEvents implements metadata.Store.
+func (s *Store) ListDeadEvents(ctx context.Context, limit int) ([]metadata.DeadEvent, error) {
+	resp, err := s.kv.Get(ctx, s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithLimit(int64(limit)),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	out := make([]metadata.DeadEvent, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var d metadata.DeadEvent
+		if err := json.Unmarshal(kv.Value, &d); err != nil {
+			return nil, fmt.Errorf("list dead letters: %s: %w", kv.Key, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// DeadEventCount implements metadata.Store.
+func (s *Store) DeadEventCount(ctx context.Context) (int, int64, error) {
+	resp, err := s.kv.Txn(ctx).Then(
+		clientv3.OpGet(s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(s.deadDroppedKey())).Commit()
+	if err != nil {
+		return 0, 0, fmt.Errorf("count dead letters: %w", err)
+	}
+	count := resp.Responses[0].GetResponseRange().Count
+	var dropped int64
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) == 1 {
+		dropped, _ = strconv.ParseInt(string(kvs[0].Value), 10, 64)
+	}
+	return int(count), dropped, nil
 }
