@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,40 +31,112 @@ const (
 	HeaderHash        = "X-Sherd-Hash"
 	HeaderBlock       = "X-Sherd-Block"
 	HeaderVerified    = "X-Sherd-Verified" // when the shard was last read whole and found intact (RFC 3339)
-	authScheme        = "Sherd-HMAC-SHA256 "
+	// authScheme is the Authorization scheme of requestMAC (version 2:
+	// bound to the target host and to every header that changes the
+	// answer); authSchemeV1 is the one of Sherd releases before it, which
+	// a node accepts only while an upgrade needs it (AcceptV1Signatures).
+	authScheme   = "Sherd2-HMAC-SHA256 "
+	authSchemeV1 = "Sherd-HMAC-SHA256 "
 	// UnsignedPayload is the content hash of a request whose body is not
-	// covered by the signature: shard bodies carry a hash per block.
+	// covered by the signature: shard bodies carry a hash per block (and
+	// TLS protects them on the wire).
 	UnsignedPayload = "UNSIGNED-PAYLOAD"
 	// MaxClockSkew is how far a request's date may be from the node's clock.
 	MaxClockSkew = 5 * time.Minute
 )
 
 // SignRequest signs r with the cluster key: an HMAC-SHA256 over method,
-// escaped path, raw query, date and content hash. Call it last, after the
-// URL and headers are final.
+// escaped path, raw query, the host r is addressed to, and every header
+// that changes the answer: Range and each X-Sherd-* header (among them
+// the date and the content hash, which SignRequest sets). Call it last,
+// after the URL and headers are final.
 func SignRequest(r *http.Request, key []byte, now time.Time) {
 	r.Header.Set(HeaderDate, strconv.FormatInt(now.Unix(), 10))
 	if r.Header.Get(HeaderContentHash) == "" {
 		r.Header.Set(HeaderContentHash, UnsignedPayload)
 	}
+	r.Header.Del("Authorization")
 	r.Header.Set("Authorization", authScheme+hex.EncodeToString(requestMAC(r, key)))
 }
 
+// requestHost is the host (and port) r is addressed to: its Host header
+// on a node, the URL's host on a client that has not set one.
+func requestHost(r *http.Request) string {
+	if r.Host != "" {
+		return r.Host
+	}
+	return r.URL.Host
+}
+
+// signedHeader reports whether the header named name (lower case) is
+// covered by requestMAC: Range, and every X-Sherd-* header.
+func signedHeader(name string) bool {
+	return name == "range" || strings.HasPrefix(name, "x-sherd-")
+}
+
+// requestMAC is the version 2 signature of r. The string signed is one
+// field per line: a version tag, method, escaped path, raw query, target
+// host (lower case), then one "name:value" line for every value of every
+// signed header (names lower case, sorted; values in order), so that
+// adding, removing, splitting or changing any of them, or sending the
+// request to another node, changes the MAC.
 func requestMAC(r *http.Request, key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "sherd2\n%s\n%s\n%s\n%s\n", r.Method, r.URL.EscapedPath(), r.URL.RawQuery, strings.ToLower(requestHost(r)))
+	signed := map[string][]string{}
+	var names []string
+	for k, vs := range r.Header {
+		name := strings.ToLower(k)
+		if !signedHeader(name) {
+			continue
+		}
+		if _, ok := signed[name]; !ok {
+			names = append(names, name)
+		}
+		signed[name] = append(signed[name], vs...)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, v := range signed[name] {
+			fmt.Fprintf(m, "%s:%s\n", name, v)
+		}
+	}
+	return m.Sum(nil)
+}
+
+// requestMACV1 is the signature of Sherd releases before version 2:
+// method, path, query, date and content hash only.
+func requestMACV1(r *http.Request, key []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	fmt.Fprintf(m, "%s\n%s\n%s\n%s\n%s", r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get(HeaderDate), r.Header.Get(HeaderContentHash))
 	return m.Sum(nil)
 }
 
-// VerifyRequest checks r's cluster-key signature and date. It returns an
-// error wrapping ErrUnauthorized.
+// VerifyRequest checks r's cluster-key signature (version 2) and date.
+// It returns an error wrapping ErrUnauthorized. The comparison is
+// constant-time.
 func VerifyRequest(r *http.Request, key []byte, now time.Time) error {
-	sig, ok := strings.CutPrefix(r.Header.Get("Authorization"), authScheme)
+	return verifyRequest(r, key, now, false)
+}
+
+// verifyRequest is VerifyRequest, accepting a version 1 signature too
+// when v1 is set.
+func verifyRequest(r *http.Request, key []byte, now time.Time, v1 bool) error {
+	auth := r.Header.Get("Authorization")
+	mac := requestMAC
+	sig, ok := strings.CutPrefix(auth, authScheme)
 	if !ok {
-		return fmt.Errorf("no cluster signature: %w", ErrUnauthorized)
+		if sig, ok = strings.CutPrefix(auth, authSchemeV1); !ok {
+			return fmt.Errorf("no cluster signature: %w", ErrUnauthorized)
+		}
+		if !v1 {
+			return fmt.Errorf("cluster signature of an older Sherd release (%s): upgrade the caller, or start this node with --accept-v1-signatures while the upgrade lasts: %w",
+				strings.TrimSpace(authSchemeV1), ErrUnauthorized)
+		}
+		mac = requestMACV1
 	}
 	got, err := hex.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, requestMAC(r, key)) {
+	if err != nil || !hmac.Equal(got, mac(r, key)) {
 		return fmt.Errorf("bad cluster signature: %w", ErrUnauthorized)
 	}
 	secs, err := strconv.ParseInt(r.Header.Get(HeaderDate), 10, 64)
@@ -116,9 +189,14 @@ func ErrorForCode(code string) error {
 type Server struct {
 	store *Store
 	key   []byte
-	now   func() time.Time
-	log   *slog.Logger
-	mux   *http.ServeMux
+	// host is the host (and port) of the node's advertised URL: a
+	// request addressed to any other is refused ("": any, for tests).
+	host string
+	// acceptV1 admits version 1 signatures (an upgrade in progress).
+	acceptV1 bool
+	now      func() time.Time
+	log      *slog.Logger
+	mux      *http.ServeMux
 	// Request metrics (nil: none).
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -161,6 +239,17 @@ func (w *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// RequireHost makes the server refuse every signed request not addressed
+// to host, the host (and port, if any) of the node's advertised URL, so
+// that a request signed for another node cannot be replayed to this one.
+// Call it before serving.
+func (s *Server) RequireHost(host string) { s.host = strings.ToLower(host) }
+
+// AcceptV1Signatures makes the server accept the signatures of Sherd
+// releases before version 2 (not bound to the host, Range or the X-Sherd
+// headers), for a rolling upgrade only. Call it before serving.
+func (s *Server) AcceptV1Signatures() { s.acceptV1 = true }
 
 // NewServer serves store's API to requests signed with key.
 func NewServer(store *Store, key []byte, now func() time.Time, log *slog.Logger) *Server {
@@ -215,7 +304,11 @@ func (s *Server) observe(ctx context.Context, route, path string, status int, st
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := VerifyRequest(r, s.key, s.now()); err != nil {
+		if s.host != "" && strings.ToLower(r.Host) != s.host {
+			s.fail(w, r, fmt.Errorf("request addressed to %q, this node is %q: %w", r.Host, s.host, ErrUnauthorized))
+			return
+		}
+		if err := verifyRequest(r, s.key, s.now(), s.acceptV1); err != nil {
 			s.fail(w, r, err)
 			return
 		}

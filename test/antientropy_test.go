@@ -343,7 +343,7 @@ func TestMultiProcessWipedNode(t *testing.T) {
 		}
 		for _, n := range nodes {
 			if n.ID == "node-2" && n.Live {
-				return int(value(scrape(t, n.Address, ""), "sherd_node_shards", nil))
+				return int(value(scrapeNode(t, n.Address, []byte("multi-process-cluster-key"), ""), "sherd_node_shards", nil))
 			}
 		}
 		return -1

@@ -119,7 +119,7 @@ func startFaultLab(t *testing.T) *faultLab {
 			"--scrub-interval=-1s", "--repair-interval", "2s", "--anti-entropy-interval", "20s"}
 		if i == slowNode {
 			f.slow = startDelayProxy(t, f.lab.rootIP()+":0", h.ip+":9100")
-			args = append(args, "--advertise", "http://"+f.slow.ln.Addr().String())
+			args = append(args, "--advertise", "https://"+f.slow.ln.Addr().String())
 		}
 		f.nodeArgs = append(f.nodeArgs, args)
 		f.spawnNode(i)

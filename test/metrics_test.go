@@ -22,11 +22,25 @@ import (
 // scrape fetches and parses a metrics endpoint.
 func scrape(t *testing.T, url, token string) map[string]*dto {
 	t.Helper()
+	return scrapeWith(t, http.DefaultClient, url, token)
+}
+
+// scrapeNode scrapes a node's endpoint (HTTPS with a certificate of the
+// cluster CA of key).
+func scrapeNode(t *testing.T, url string, key []byte, token string) map[string]*dto {
+	t.Helper()
+	hc, err := daemon.NodeHTTPClient(key, "")
+	noErr(t, err)
+	return scrapeWith(t, hc, url, token)
+}
+
+func scrapeWith(t *testing.T, hc *http.Client, url, token string) map[string]*dto {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url+telemetry.MetricsPath, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	noErr(t, err)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -127,7 +141,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 
 	// A node's own endpoint: its API calls and its disk.
-	node := scrape(t, s.Nodes[0].URL, "scrape-secret")
+	node := scrapeNode(t, s.Nodes[0].URL, s.Key, "scrape-secret")
 	if v := value(node, "sherd_node_requests_total", map[string]string{"route": "PUT /v1/shards/{id}", "code": "201"}); v < 1 {
 		t.Errorf("node-1 served %v shard puts, want at least 1", v)
 	}

@@ -490,8 +490,9 @@ func TestMultiProcessOperatorCommands(t *testing.T) {
 
 // clientFor is a node client signed with the multi-process cluster's key.
 func clientFor(addr string) *client.Client {
-	hc, _ := daemon.NodeHTTPClient("")
-	return client.New(addr, []byte("multi-process-cluster-key"), hc, nil)
+	key := []byte("multi-process-cluster-key")
+	hc, _ := daemon.NodeHTTPClient(key, "")
+	return client.New(addr, key, hc, nil)
 }
 
 func shardID(seg string, i int) storagenode.ShardID {

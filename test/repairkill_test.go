@@ -72,7 +72,7 @@ func startRepairProcess(t *testing.T, s *daemon.Server, w *putWatch, rate float6
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.EtcdURL()}, DialTimeout: 5 * time.Second})
 	noErr(t, err)
 	store := metaetcd.New(cli, metaetcd.Options{})
-	hc, err := daemon.NodeHTTPClient("")
+	hc, err := daemon.NodeHTTPClient(s.Key, "")
 	noErr(t, err)
 	cl := sherdcluster.New(sherdcluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
 		return watchedStore{client.New(n.Address, s.Key, hc, nil), w}

@@ -25,7 +25,18 @@ const usage = `usage:
                 [--etcd-address 127.0.0.1:2379] [HEALING]
   sherd gateway --etcd URLS [--address 127.0.0.1:9000] [--domain D] [--repair-interval -1s] [HEALING]
   sherd node    --etcd URLS --data DIR [--address 127.0.0.1:0] [--advertise URL] [--id ID] [--zone Z]
-                [--scrub-interval 24h] [--scrub-rate 64] [HEALING]
+                [--scrub-interval 24h] [--scrub-rate 64] [NODE TLS] [HEALING]
+  sherd cluster-ca [--cluster-key-file FILE]   print the cluster CA certificate (PEM)
+
+NODE TLS: the node API is HTTPS by default, with a certificate made at startup for the
+host of --advertise (https://…) and signed by the cluster CA, which every process derives
+from the cluster key (so gateways, healers and sherdctl trust it with no setup):
+  --tls-cert FILE --tls-key FILE   serve this certificate instead (PEM)
+  --tls-ca FILE                    also trust these CAs when calling nodes (default $SHERD_TLS_CA)
+  --insecure-plaintext             serve plain HTTP (advertise http://): only on a network
+                                   nobody else can read or write
+  --accept-v1-signatures           during an upgrade only: accept the requests of releases
+                                   whose signature is not bound to the node (docs/security.md)
 
 HEALING (a repairer and anti-entropy run in every node and in sherd server; gateways
 run none unless --repair-interval is set):
@@ -69,6 +80,8 @@ func main() {
 		err = runGateway(ctx, log, os.Args[2:])
 	case "node":
 		err = runNode(ctx, log, os.Args[2:])
+	case "cluster-ca":
+		err = runClusterCA(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -157,7 +170,7 @@ func tlsFlags(fs *flag.FlagSet, withCA bool) func() daemon.TLSFiles {
 	key := fs.String("tls-key", "", "the certificate's private key (PEM)")
 	ca := new(string)
 	if withCA {
-		ca = fs.String("tls-ca", os.Getenv("SHERD_TLS_CA"), "CA bundle (PEM) that signed the nodes' certificates, beyond the system's (default $SHERD_TLS_CA)")
+		ca = fs.String("tls-ca", os.Getenv("SHERD_TLS_CA"), "CA bundle (PEM) that signed the nodes' certificates, trusted beyond the cluster CA and the system's (default $SHERD_TLS_CA)")
 	}
 	return func() daemon.TLSFiles { return daemon.TLSFiles{Cert: *cert, Key: *key, CA: *ca} }
 }
@@ -275,7 +288,7 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	etcdURLs := fs.String("etcd", "", "etcd client URLs, comma-separated")
 	data := fs.String("data", "", "data directory")
 	addr := fs.String("address", "127.0.0.1:0", "listen address")
-	advert := fs.String("advertise", "", "base URL gateways use (default http://<listen address>)")
+	advert := fs.String("advertise", "", "base URL gateways use (default https://<listen address>; http:// with --insecure-plaintext)")
 	id := fs.String("id", "", "node id (default: generated once and kept in the data directory)")
 	zone := fs.String("zone", "", "failure domain")
 	scrubEvery := fs.Duration("scrub-interval", 24*time.Hour, "pause between scrub passes (negative: no scrubber)")
@@ -284,6 +297,8 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	heal := healFlags(fs, 10*time.Second)
 	metrics := metricsFlag(fs)
 	tlsFiles := tlsFlags(fs, true)
+	plaintext := fs.Bool("insecure-plaintext", false, "serve the node API over plain HTTP, not HTTPS (only on a network nobody else can read or write)")
+	acceptV1 := fs.Bool("accept-v1-signatures", false, "during a rolling upgrade only: accept requests signed by releases before the version 2 signature")
 	prof := pprofFlag(fs)
 	fs.Parse(args)
 	stopProf, err := prof(log)
@@ -309,13 +324,45 @@ func runNode(ctx context.Context, log *slog.Logger, args []string) error {
 	defer closeEtcd()
 	n, err := daemon.StartNode(ctx, daemon.NodeConfig{ID: *id, Dir: *data, Addr: *addr, Advert: *advert, Zone: *zone,
 		Key: key, Store: store, Log: log, ScrubInterval: *scrubEvery, ScrubRate: *scrubRate * (1 << 20), Reserve: *reserveMiB << 20, Heal: heal(),
-		Metrics: reg, MetricsAccess: access, TLS: tlsFiles()})
+		Metrics: reg, MetricsAccess: access, TLS: tlsFiles(), Plaintext: *plaintext, AcceptV1Signatures: *acceptV1})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("Sherd storage node %s at %s\n", n.ID, n.URL)
 	<-ctx.Done()
 	return n.Close()
+}
+
+// runClusterCA prints the cluster CA certificate (PEM) of the cluster key
+// in the file given or SHERD_CLUSTER_KEY: what a client of the nodes'
+// ports other than Sherd's own (Prometheus) must trust.
+func runClusterCA(args []string) error {
+	fs := flag.NewFlagSet("cluster-ca", flag.ExitOnError)
+	keyFile := fs.String("cluster-key-file", "", "file holding the cluster key (sherd server: DATA/cluster.key; default: SHERD_CLUSTER_KEY)")
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("cluster-ca: unexpected argument %q", fs.Arg(0))
+	}
+	var key []byte
+	if *keyFile != "" {
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return fmt.Errorf("cluster-ca: %w", err)
+		}
+		key = []byte(strings.TrimSpace(string(b)))
+	} else {
+		k, err := clusterKey()
+		if err != nil {
+			return fmt.Errorf("cluster-ca: %w", err)
+		}
+		key = k
+	}
+	ca, err := daemon.DeriveClusterCA(key)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(ca.PEM())
+	return err
 }
 
 // healFlags declares the healing flags (see usage) on fs; the function it

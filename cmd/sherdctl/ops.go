@@ -628,7 +628,7 @@ func viewNodes(ctx context.Context, store metadata.Store, key []byte) (nodeView,
 		return nodeView{}, err
 	}
 	v := nodeView{live: map[string]bool{}, clients: map[string]*client.Client{}}
-	hc, err := daemon.NodeHTTPClient(os.Getenv("SHERD_TLS_CA"))
+	hc, err := daemon.NodeHTTPClient(key, os.Getenv("SHERD_TLS_CA"))
 	if err != nil {
 		return nodeView{}, err
 	}

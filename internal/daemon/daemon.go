@@ -68,7 +68,7 @@ type NodeConfig struct {
 	ID      string // default: read from (or generated into) Dir/node-id
 	Dir     string
 	Addr    string // listen address; default 127.0.0.1:0
-	Advert  string // base URL others use; default http://<listen address>
+	Advert  string // base URL others use; default https://<listen address> (http:// with Plaintext)
 	Zone    string
 	Key     []byte // cluster key
 	Store   metadata.Store
@@ -92,9 +92,16 @@ type NodeConfig struct {
 	// port to those MetricsAccess allows (nil: a new one).
 	Metrics       *prometheus.Registry
 	MetricsAccess telemetry.Access
-	// TLS: serve the node API over HTTPS (Advert then defaults to
-	// https://…), and trust TLS.CA when calling other nodes.
+	// TLS: serve the node API over HTTPS with this certificate instead
+	// of one the cluster CA signs at startup (DeriveClusterCA), and trust
+	// TLS.CA when calling other nodes.
 	TLS TLSFiles
+	// Plaintext serves the node API over plain HTTP (--insecure-plaintext):
+	// only on a network where nobody can read or alter the traffic.
+	Plaintext bool
+	// AcceptV1Signatures admits requests signed by releases before the
+	// version 2 signature (a rolling upgrade; see docs/security.md).
+	AcceptV1Signatures bool
 }
 
 // Node is a running storage node.
@@ -175,12 +182,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConf, err := c.TLS.serving()
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	hc, err := NodeHTTPClient(c.TLS.CA)
+	hc, err := NodeHTTPClient(c.Key, c.TLS.CA)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -190,12 +192,13 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	if c.Advert == "" {
-		c.Advert = "http://" + ln.Addr().String()
-		if tlsConf != nil {
-			c.Advert = "https://" + ln.Addr().String()
-		}
+	listen, err := nodeServing(c.TLS, c.Key, c.Plaintext, c.Advert, ln.Addr(), c.Log.With("node", c.ID))
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("node %s: %w", c.ID, err)
 	}
+	c.Advert = listen.advert
 	log := c.Log.With("node", c.ID)
 	lctx, cancel := context.WithCancel(context.Background())
 	if c.Metrics == nil {
@@ -203,6 +206,11 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	n := &Node{ID: c.ID, URL: c.Advert, store: st, cancel: cancel, Metrics: c.Metrics}
 	api := storagenode.NewServer(st, c.Key, nil, log)
+	api.RequireHost(listen.host) // a request signed for another node is refused
+	if c.AcceptV1Signatures {
+		api.AcceptV1Signatures()
+		log.Warn("accepting version 1 cluster signatures (--accept-v1-signatures): not bound to the target node; drop the flag once every process is upgraded")
+	}
 	api.Instrument(c.Metrics, telemetry.Buckets())
 	n.api = api
 	var registered atomic.Bool
@@ -214,7 +222,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		return leasesErr(healer.Load(), nil)
 	}
 	n.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, api), ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout: 120 * time.Second, TLSConfig: tlsConf}
+		IdleTimeout: 120 * time.Second, TLSConfig: listen.tls, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	n.loops.Add(1)
 	go func() {
 		defer n.loops.Done()
@@ -484,18 +492,23 @@ func serve(srv *http.Server, ln net.Listener) {
 }
 
 // NodeHTTPClient is the HTTP client gateways (and healers, sherdctl) use
-// to reach nodes; nodes served over TLS are verified with caFile's CAs as
-// well as the system's ("": the system's only). Every call is bounded:
-// dialing 5 s, TLS handshake 10 s, a response 60 s after its request was
-// sent (shard streams have their own progress deadlines: cluster).
-func NodeHTTPClient(caFile string) (*http.Client, error) {
-	roots, err := TLSFiles{CA: caFile}.roots()
+// to reach nodes. The scheme comes from each node's URL: https (the
+// default) verifies the node's certificate and its name against the
+// cluster CA of key (DeriveClusterCA), the system's CAs and caFile's
+// ("": none), over TLS 1.3; plain http is for nodes started with
+// --insecure-plaintext. Connections are kept alive and reused, so the
+// handshake is paid once per connection, not per shard. Every call is
+// bounded: dialing 5 s, TLS handshake 10 s, a response 60 s after its
+// request was sent (shard streams have their own progress deadlines:
+// cluster).
+func NodeHTTPClient(key []byte, caFile string) (*http.Client, error) {
+	roots, err := nodeRoots(key, caFile)
 	if err != nil {
 		return nil, err
 	}
 	return &http.Client{Transport: &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13},
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
@@ -519,11 +532,11 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if c.Metrics == nil {
 		c.Metrics = telemetry.NewRegistry()
 	}
-	tlsConf, err := c.TLS.serving()
+	tlsConf, err := c.TLS.serving(tls.VersionTLS12)
 	if err != nil {
 		return nil, err
 	}
-	hc, err := NodeHTTPClient(c.TLS.CA)
+	hc, err := NodeHTTPClient(c.Key, c.TLS.CA)
 	if err != nil {
 		return nil, err
 	}

@@ -57,17 +57,19 @@ type ServerConfig struct {
 	Limits        gateway.Limits
 	MaxConns      int
 	HeaderTimeout time.Duration
-	// TLS serves the gateway over HTTPS (the nodes stay on loopback).
+	// TLS serves the gateway over HTTPS. (The nodes, on loopback, serve
+	// HTTPS with certificates of the cluster CA, as in a real cluster.)
 	TLS TLSFiles
-	// LoopbackHTTP: the gateway reaches the nodes over loopback HTTP like
-	// a real cluster's, not by direct calls (tests of the wire path).
+	// LoopbackHTTP: the gateway reaches the nodes over loopback HTTPS
+	// like a real cluster's, not by direct calls (tests of the wire path).
 	LoopbackHTTP bool
 }
 
 // Server is the embedded default: etcd, N storage nodes and a gateway in
 // one process. The gateway calls the nodes' shard stores directly (the
-// in-process transport, localNodes); everything else (sherdctl, the
-// nodes' API) goes over loopback HTTP like in a real cluster.
+// in-process transport, localNodes: nothing on the wire to sign or
+// protect); everything else (sherdctl, the nodes' API) goes over
+// loopback HTTPS, signed and verified like in a real cluster.
 type Server struct {
 	cfg       ServerConfig
 	closeOnce sync.Once

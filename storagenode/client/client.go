@@ -25,8 +25,10 @@ type Client struct {
 	now  func() time.Time
 }
 
-// New returns a client for the node at baseURL (http://host:port). A nil hc
-// means http.DefaultClient; now nil means time.Now.
+// New returns a client for the node at baseURL (https://host:port, or
+// http:// for a node on plain HTTP), the URL the node advertises: every
+// request is signed for that host, and the node refuses one addressed to
+// another. A nil hc means http.DefaultClient; now nil means time.Now.
 func New(baseURL string, key []byte, hc *http.Client, now func() time.Time) *Client {
 	if hc == nil {
 		hc = http.DefaultClient

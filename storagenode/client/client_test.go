@@ -3,7 +3,12 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,6 +98,134 @@ func TestRejectsUnsignedAndMissigned(t *testing.T) {
 	}
 	if err := good.Health(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A signed GET is bound to everything that changes its answer: an on-path
+// party that changes its Range (or adds one, or splits it, or drops it),
+// adds or alters an X-Sherd-* header, or changes the Host gets 403, not
+// other bytes of the shard.
+func TestSignatureCoversRangeAndHeaders(t *testing.T) {
+	_, srv := serve(t)
+	ctx := context.Background()
+	id := storetest.ID(7, 7, 0)
+	shard := storetest.MakeShard(7, 20000)
+	good := client.New(srv.URL, clusterKey, srv.Client(), nil)
+	if _, err := good.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(shard)); err != nil {
+		t.Fatal(err)
+	}
+	signed := func(rng string) *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/shards/"+id.String(), nil)
+		if rng != "" {
+			r.Header.Set("Range", rng)
+		}
+		storagenode.SignRequest(r, clusterKey, time.Now())
+		return r
+	}
+	do := func(r *http.Request) (int, []byte) {
+		resp, err := srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	// Untouched, a signed range read works.
+	if code, b := do(signed("bytes=0-9")); code != http.StatusPartialContent || !bytes.Equal(b, shard[:10]) {
+		t.Fatalf("signed range read: HTTP %d, %d bytes", code, len(b))
+	}
+	for name, tamper := range map[string]func(r *http.Request){
+		"range changed":        func(r *http.Request) { r.Header.Set("Range", "bytes=10000-10009") },
+		"range dropped":        func(r *http.Request) { r.Header.Del("Range") },
+		"range split":          func(r *http.Request) { r.Header["Range"] = []string{"bytes=0-9", "bytes=10000-10009"} },
+		"x-sherd header added": func(r *http.Request) { r.Header.Set("X-Sherd-Verified", "2020-01-01T00:00:00Z") },
+		"content hash changed": func(r *http.Request) { r.Header.Set(storagenode.HeaderContentHash, "0000") },
+		"host changed":         func(r *http.Request) { r.Host = "node-b.example:7001" },
+	} {
+		r := signed("bytes=0-9")
+		tamper(r)
+		if code, b := do(r); code != http.StatusForbidden {
+			t.Errorf("%s: HTTP %d (%d bytes), want 403", name, code, len(b))
+		}
+	}
+	if code, b := do(func() *http.Request { r := signed(""); r.Header.Set("Range", "bytes=10000-10009"); return r }()); code != http.StatusForbidden {
+		t.Errorf("range added: HTTP %d (%d bytes), want 403", code, len(b))
+	}
+}
+
+// A node bound to its advertised host refuses requests addressed to
+// another (a request signed for node A and delivered to node B), and
+// signatures of the release before version 2 unless asked to accept them
+// during an upgrade.
+func TestNodeBoundToItsHost(t *testing.T) {
+	ctx := context.Background()
+	id := storetest.ID(8, 8, 0)
+	type node struct {
+		st  *storagenode.Store
+		srv *httptest.Server
+	}
+	start := func(acceptV1 bool) node {
+		st, err := storagenode.Open(t.TempDir(), storagenode.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		api := storagenode.NewServer(st, clusterKey, nil, nil)
+		srv := httptest.NewUnstartedServer(api)
+		api.RequireHost(srv.Listener.Addr().String())
+		if acceptV1 {
+			api.AcceptV1Signatures()
+		}
+		srv.Start()
+		t.Cleanup(func() { srv.Close(); st.Close() })
+		if _, err := client.New(srv.URL, clusterKey, srv.Client(), nil).Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(8, 5000))); err != nil {
+			t.Fatal(err)
+		}
+		return node{st, srv}
+	}
+	a, b := start(false), start(false)
+	for _, host := range []string{a.srv.Listener.Addr().String(), b.srv.Listener.Addr().String()} {
+		r, _ := http.NewRequest(http.MethodDelete, a.srv.URL+"/v1/shards/"+id.String(), nil)
+		storagenode.SignRequest(r, clusterKey, time.Now())
+		r.URL.Host = b.srv.Listener.Addr().String()
+		r.Host = host
+		resp, err := b.srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("request for A delivered to B with Host %s: HTTP %d, want 403", host, resp.StatusCode)
+		}
+	}
+	if _, err := b.st.Stat(ctx, id); err != nil {
+		t.Fatalf("B lost its shard: %v", err)
+	}
+
+	// A version 1 signature (method, path, query, date, content hash).
+	v1 := func(n node) *http.Request {
+		r, _ := http.NewRequest(http.MethodHead, n.srv.URL+"/v1/shards/"+id.String(), nil)
+		date := fmt.Sprint(time.Now().Unix())
+		r.Header.Set(storagenode.HeaderDate, date)
+		r.Header.Set(storagenode.HeaderContentHash, storagenode.UnsignedPayload)
+		m := hmac.New(sha256.New, clusterKey)
+		fmt.Fprintf(m, "%s\n%s\n%s\n%s\n%s", r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, storagenode.UnsignedPayload)
+		r.Header.Set("Authorization", "Sherd-HMAC-SHA256 "+hex.EncodeToString(m.Sum(nil)))
+		return r
+	}
+	status := func(r *http.Request) int {
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := status(v1(a)); code != http.StatusForbidden {
+		t.Fatalf("version 1 signature: HTTP %d, want 403", code)
+	}
+	if code := status(v1(start(true))); code != http.StatusOK {
+		t.Fatalf("version 1 signature, accepted for an upgrade: HTTP %d, want 200", code)
 	}
 }
 
