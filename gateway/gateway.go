@@ -67,6 +67,7 @@ type Gateway struct {
 	limits   Limits
 
 	inflight    atomic.Int64
+	unauth      unauthPool // unsigned requests with a body (protect.go)
 	addrBuckets buckets
 	keyBuckets  buckets
 	cors        corsCache
@@ -154,11 +155,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	rid := reqid.From(r.Context())
 	w.Header().Set("Server", "Sherd")
-	if !g.admit(r) {
-		g.writeError(w, r, errSlowDown)
+	r, err := g.admit(r)
+	if err != nil {
+		g.writeError(w, r, err)
 		return
 	}
-	defer g.release()
+	defer g.release(r)
 	w, r, done := g.withProgress(w, r)
 	defer done()
 	vhost := g.vhostBucket(r.Host)
@@ -171,7 +173,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	g.corsHeaders(w, r, bucketOf(r.URL.Path))
 	var id s3.Identity
-	var err error
 	switch {
 	case r.Method == http.MethodOptions:
 		// A CORS preflight: browsers send it unsigned, even for a

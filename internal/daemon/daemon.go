@@ -652,7 +652,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		if c.NotifyInterval == 0 {
 			c.NotifyInterval = 500 * time.Millisecond
 		}
-		n := &gateway.Notifier{Store: c.Store, Region: c.Region, Log: c.Log, ClaimFor: c.NotifyClaim}
+		n := &gateway.Notifier{Store: c.Store, Region: c.Region, Log: c.Log, ClaimFor: c.NotifyClaim, Metrics: c.Metrics}
 		gw.loops.Add(1)
 		go func() {
 			defer gw.loops.Done()
