@@ -49,8 +49,12 @@ type Config struct {
 	// are their histogram buckets in seconds (nil: Prometheus's).
 	Metrics        prometheus.Registerer
 	LatencyBuckets []float64
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Pins, when set, keeps the segments of GETs running longer than
+	// PinAfter (default DefaultPinAfter) from the collector (pins.go).
+	Pins     ReadPins
+	PinAfter time.Duration
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Gateway serves the S3 API. It is stateless: everything it knows is in
@@ -93,6 +97,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PinAfter <= 0 {
+		cfg.PinAfter = DefaultPinAfter
 	}
 	if cfg.MinPartSize <= 0 {
 		cfg.MinPartSize = minPartSize

@@ -418,7 +418,9 @@ func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
 		lw.start()
 		return
 	}
-	if err := g.cluster.ReadObject(r.Context(), lw, obj, off, length); err != nil {
+	pw := g.pinning(r.Context(), lw, obj)
+	defer pw.close()
+	if err := g.cluster.ReadObject(r.Context(), pw, obj, off, length); err != nil {
 		if !lw.started {
 			g.writeError(w, r, err)
 			return

@@ -175,6 +175,14 @@ func tlsFlags(fs *flag.FlagSet, withCA bool) func() daemon.TLSFiles {
 	return func() daemon.TLSFiles { return daemon.TLSFiles{Cert: *cert, Key: *key, CA: *ca} }
 }
 
+// gcFlags declares --gc-grace and --pin-after (see
+// daemon.GatewayConfig.GCGrace and PinAfter).
+func gcFlags(fs *flag.FlagSet) (grace, pinAfter *time.Duration) {
+	grace = fs.Duration("gc-grace", 5*time.Minute, "how long released shards (overwritten or deleted data) stay readable before the collector deletes them; give every gateway the same value")
+	pinAfter = fs.Duration("pin-after", time.Minute, "a GET running this long pins its segments so no collector deletes them while it reads; at most half of --gc-grace")
+	return grace, pinAfter
+}
+
 // connect reads the cluster key and opens the metadata store on etcd, its
 // calls timed into reg.
 func connect(etcdURLs string, reg *prometheus.Registry) (key []byte, store metadata.Store, closeEtcd func() error, err error) {
@@ -197,6 +205,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	locations := fs.String("location-constraints", "", "comma-separated LocationConstraints CreateBucket accepts besides us-east-1 (default: any)")
 	etcdAddr := fs.String("etcd-address", "", "also serve the embedded etcd on this TCP address, loopback only (default: none; it serves only the unix socket DATA/run/etcd.sock, mode 0600)")
 	heal := healFlags(fs, 10*time.Second)
+	grace, pinAfter := gcFlags(fs)
 	metrics := metricsFlag(fs)
 	protect := protectFlags(fs)
 	tlsFiles := tlsFlags(fs, false)
@@ -221,7 +230,7 @@ func runServer(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	s, err := daemon.StartServer(ctx, daemon.ServerConfig{Data: *data, Addr: *addr, EtcdAddr: *etcdAddr, Nodes: *nodes,
 		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: commaList(*domain), Locations: commaList(*locations), Log: log, Heal: *heal(), MetricsAccess: access,
-		Limits: limits, MaxConns: maxConns, TLS: tlsFiles()})
+		Limits: limits, MaxConns: maxConns, TLS: tlsFiles(), GCGrace: *grace, PinAfter: *pinAfter})
 	if err != nil {
 		return err
 	}
@@ -240,6 +249,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	locations := fs.String("location-constraints", "", "comma-separated LocationConstraints CreateBucket accepts besides us-east-1 (default: any)")
 	claim := fs.Duration("notify-claim", 30*time.Second, "how long a notification being delivered is left to this gateway before others retry it")
 	heal := healFlags(fs, -1)
+	grace, pinAfter := gcFlags(fs)
 	window := fs.Duration("commit-window", 0, "how long after writing a segment its commit may still be sent (default 15m; less than every --orphan-grace)")
 	metrics := metricsFlag(fs)
 	protect := protectFlags(fs)
@@ -274,7 +284,7 @@ func runGateway(ctx context.Context, log *slog.Logger, args []string) error {
 	defer closeEtcd()
 	g, err := daemon.StartGateway(ctx, daemon.GatewayConfig{Addr: *addr, Key: key, Store: store,
 		Credentials: gateway.StaticCredentials{creds.user: creds.pass}, Domains: commaList(*domain), Locations: commaList(*locations), Log: log, NotifyClaim: *claim,
-		Heal: heal(), CommitWindow: *window, Metrics: reg, MetricsAccess: access, Limits: limits, MaxConns: maxConns, TLS: tlsFiles()})
+		Heal: heal(), CommitWindow: *window, GCGrace: *grace, PinAfter: *pinAfter, Metrics: reg, MetricsAccess: access, Limits: limits, MaxConns: maxConns, TLS: tlsFiles()})
 	if err != nil {
 		return err
 	}

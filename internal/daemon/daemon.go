@@ -412,6 +412,11 @@ type GatewayConfig struct {
 	// gateway's collector deletes them (default 5 minutes); GCInterval is
 	// the pause between passes (default 30 s; negative: no collector).
 	GCGrace, GCInterval time.Duration
+	// PinAfter: a GET running this long pins its segments so that no
+	// collector deletes them while it reads (default
+	// gateway.DefaultPinAfter); 2×PinAfter must not exceed GCGrace (every
+	// gateway of a cluster is given the same grace).
+	PinAfter time.Duration
 	// NotifyInterval is how often queued notifications are looked for
 	// (default 500 ms; negative: this gateway delivers none).
 	NotifyInterval time.Duration
@@ -526,6 +531,15 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:9000"
 	}
+	if c.GCGrace == 0 {
+		c.GCGrace = 5 * time.Minute
+	}
+	if c.PinAfter == 0 {
+		c.PinAfter = gateway.DefaultPinAfter
+	}
+	if err := checkGCGrace(c.GCGrace, c.PinAfter); err != nil {
+		return nil, err
+	}
 	if err := migrate(ctx, c.Store); err != nil {
 		return nil, err
 	}
@@ -553,9 +567,13 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		cl.Close()
 		return nil, err
 	}
-	g, err := gateway.New(gateway.Config{Store: c.Store, Cluster: cl, Credentials: c.Credentials,
+	var pins gateway.ReadPins
+	if p, ok := c.Store.(gateway.ReadPins); ok {
+		pins = p
+	}
+	g, err := gateway.New(gateway.Config{Pins: pins, Store: c.Store, Cluster: cl, Credentials: c.Credentials,
 		Region: c.Region, Locations: c.Locations, Domains: c.Domains, Profile: c.Profile, Log: c.Log, MinPartSize: c.MinPartSize,
-		Metrics: c.Metrics, LatencyBuckets: telemetry.Buckets(), Limits: c.Limits})
+		Metrics: c.Metrics, LatencyBuckets: telemetry.Buckets(), Limits: c.Limits, PinAfter: c.PinAfter})
 	if err != nil {
 		cl.Close()
 		return nil, err
@@ -604,15 +622,15 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		serve(gw.srv, ln) // returns at Shutdown
 	}()
 	if c.GCInterval >= 0 {
-		if c.GCGrace == 0 {
-			c.GCGrace = 5 * time.Minute
-		}
 		if c.GCInterval == 0 {
 			c.GCInterval = 30 * time.Second
 		}
 		// Every gateway collects; passes are idempotent, so several
 		// gateways only repeat each other's (cheap) deletes.
 		gc := &antientropy.Collector{Meta: c.Store, Nodes: cl, Grace: c.GCGrace, Log: c.Log}
+		if p, ok := c.Store.(antientropy.Pins); ok {
+			gc.Pins = p
+		}
 		registerGCMetrics(c.Metrics, gc)
 		gw.loops.Add(1)
 		go func() {
@@ -711,4 +729,17 @@ func (g *Gateway) Close() error {
 // NewMetadataStore returns the etcd metadata store.
 func NewMetadataStore(cli *clientv3.Client) metadata.Store {
 	return metaetcd.New(cli, metaetcd.Options{})
+}
+
+// checkGCGrace refuses a collector grace that a long GET's read pin could
+// miss: the GET pins its segments PinAfter after it began (and renews
+// every PinAfter), so the grace must leave at least as long again.
+func checkGCGrace(grace, pinAfter time.Duration) error {
+	if grace < 0 || pinAfter < 0 {
+		return fmt.Errorf("--gc-grace %s and --pin-after %s must be positive", grace, pinAfter)
+	}
+	if 2*pinAfter > grace {
+		return fmt.Errorf("--gc-grace %s is shorter than twice --pin-after %s: a long GET could lose the segments it reads to the collector before it pins them", grace, pinAfter)
+	}
+	return nil
 }

@@ -26,6 +26,8 @@ import (
 
 // ServerConfig configures the embedded all-in-one server.
 type ServerConfig struct {
+	// GCGrace and PinAfter: see GatewayConfig.
+	GCGrace, PinAfter time.Duration
 	Data string // data directory: etcd/, run/etcd.sock, node-1/ … node-N/, cluster.key
 	Addr string // gateway address; default 127.0.0.1:9000
 	// EtcdAddr is a TCP address for the embedded etcd's clients, besides
@@ -189,7 +191,7 @@ func StartServer(ctx context.Context, c ServerConfig) (s *Server, err error) {
 	s.Gateway, err = StartGateway(ctx, GatewayConfig{Addr: c.Addr, Key: s.Key, Store: s.Store,
 		Credentials: c.Credentials, Domains: c.Domains, Locations: c.Locations, Log: c.Log, Heal: &c.Heal, CommitWindow: c.CommitWindow, MinPartSize: c.MinPartSize,
 		Metrics: gwMetrics, MetricsAccess: c.MetricsAccess, Limits: c.Limits, MaxConns: c.MaxConns, HeaderTimeout: c.HeaderTimeout, TLS: c.TLS,
-		LifecycleInterval: c.LifecycleInterval, LifecycleNow: c.LifecycleNow,
+		LifecycleInterval: c.LifecycleInterval, LifecycleNow: c.LifecycleNow, GCGrace: c.GCGrace, PinAfter: c.PinAfter,
 		local: s.gatewayLocal()})
 	if err != nil {
 		return nil, err

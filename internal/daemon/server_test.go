@@ -236,3 +236,21 @@ func TestServerStartFailureCleansUp(t *testing.T) {
 		t.Fatalf("restart on the same data directory: %v", err)
 	}
 }
+
+// TestGCGraceCoversPins: a grace a long GET's pin could miss is refused.
+func TestGCGraceCoversPins(t *testing.T) {
+	for _, tc := range []struct {
+		grace, pin time.Duration
+		ok         bool
+	}{
+		{5 * time.Minute, time.Minute, true},
+		{2 * time.Minute, time.Minute, true},
+		{90 * time.Second, time.Minute, false},
+		{time.Second, time.Minute, false},
+		{-time.Second, time.Second, false},
+	} {
+		if err := checkGCGrace(tc.grace, tc.pin); (err == nil) != tc.ok {
+			t.Errorf("grace %s, pin after %s: %v", tc.grace, tc.pin, err)
+		}
+	}
+}

@@ -17,6 +17,10 @@ package antientropy
 //   - Shards are deleted before the metadata that names them (FinishGC
 //     removes the entry last), so a crash at any point leaves an entry that
 //     the next pass completes; deleting an absent shard is not an error.
+//   - An entry any of whose segments a read pin keeps (Pins) waits: the
+//     pins are read after the pass decided what is due and before any
+//     shard is deleted, so a long GET that pinned its segments within the
+//     grace of its start is never cut (metadata/etcd/pins.go).
 //   - Up to Parallel entries are collected at once, and an entry's shards
 //     in parallel: a node's deletes then share index commits (its group
 //     commit) instead of paying one each.
@@ -42,10 +46,21 @@ type Nodes interface {
 	Nodes() []metadata.Node
 }
 
+// Pins lists the segments long reads keep now (metadata/etcd Store).
+type Pins interface {
+	// Pinned returns the ids of every pinned segment. Errors: the store's.
+	Pinned(ctx context.Context) (map[string]bool, error)
+}
+
+// errPinned defers an entry a read still uses.
+var errPinned = errors.New("gc: a read pins the segment")
+
 // Collector deletes released shards and their metadata.
 type Collector struct {
 	Meta  metadata.Store
 	Nodes Nodes
+	// Pins, when set, is read once per pass before anything is deleted.
+	Pins  Pins
 	Grace time.Duration // how long released shards stay readable
 	Now   func() time.Time
 	Log   *slog.Logger
@@ -118,6 +133,12 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 		return st, err
 	}
 	seen := c.firstSeen(entries, now())
+	var pinned map[string]bool
+	if c.Pins != nil {
+		if pinned, err = c.Pins.Pinned(ctx); err != nil {
+			return st, err // nothing deleted without knowing the pins
+		}
+	}
 	var mu sync.Mutex // guards st
 	g, gctx := errgroup.WithContext(ctx)
 	if c.Parallel > 0 {
@@ -131,7 +152,7 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 			continue
 		}
 		g.Go(func() error {
-			n, parked, err := c.collect(gctx, e)
+			n, parked, err := c.collect(gctx, e, pinned)
 			mu.Lock()
 			defer mu.Unlock()
 			st.Shards += n
@@ -153,10 +174,15 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 
 // collect deletes an entry's shards on live nodes, parks those on down
 // nodes, and finishes the entry.
-func (c *Collector) collect(ctx context.Context, e metadata.GCEntry) (deleted, parked int, err error) {
+func (c *Collector) collect(ctx context.Context, e metadata.GCEntry, pinned map[string]bool) (deleted, parked int, err error) {
 	segs, err := c.Meta.GCSegments(ctx, e)
 	if err != nil {
 		return 0, 0, err
+	}
+	for _, seg := range segs {
+		if pinned[seg.ID] {
+			return 0, 0, fmt.Errorf("entry %s, segment %s: %w", e.ID, seg.ID, errPinned)
+		}
 	}
 	var (
 		mu    sync.Mutex // guards errs, later, deleted
