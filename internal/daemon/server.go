@@ -28,8 +28,8 @@ import (
 type ServerConfig struct {
 	// GCGrace and PinAfter: see GatewayConfig.
 	GCGrace, PinAfter time.Duration
-	Data string // data directory: etcd/, run/etcd.sock, node-1/ … node-N/, cluster.key
-	Addr string // gateway address; default 127.0.0.1:9000
+	Data              string // data directory: etcd/, run/etcd.sock, node-1/ … node-N/, cluster.key
+	Addr              string // gateway address; default 127.0.0.1:9000
 	// EtcdAddr is a TCP address for the embedded etcd's clients, besides
 	// its unix socket (EtcdSocket): loopback only (it has no TLS nor
 	// authentication). Default: none.
