@@ -532,10 +532,11 @@ func indexAfterSlash(key string) int {
 // sweepOne deletes one orphan after checking, now, that no record puts it
 // on its node and that the node still holds it with the hash timed. It
 // holds the segment's repair claim meanwhile, so a repairer cannot be
-// rebuilding the shard onto that node between the check and the delete.
+// rebuilding the shard onto that node between the check and the delete,
+// and checks it still holds that same claim just before the delete.
 func (a *AntiEntropy) sweepOne(ctx context.Context, f Finding) (bool, error) {
 	name := "repair/" + f.Segment
-	_, ok, err := a.cfg.Claims.Claim(ctx, name)
+	fence, ok, err := a.cfg.Claims.Claim(ctx, name)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -573,6 +574,13 @@ func (a *AntiEntropy) sweepOne(ctx context.Context, f Finding) (bool, error) {
 	}
 	if info.Hash != f.Have.Hash {
 		return false, nil // rewritten meanwhile: time it again
+	}
+	// Fenced: the claim must still be the one the checks were made
+	// under. Had its lease lapsed meanwhile (a new lease, another token,
+	// or another holder), a repairer elsewhere may have rebuilt the shard
+	// onto this node and recorded it: keep it, and look again next round.
+	if again, ok, err := a.cfg.Claims.Claim(ctx, name); err != nil || !ok || again != fence {
+		return false, err
 	}
 	if err := st.Delete(sctx, id); err != nil && !errors.Is(err, storagenode.ErrNotFound) {
 		return false, fmt.Errorf("sweep %s on %s: %w", id, f.Node, err)

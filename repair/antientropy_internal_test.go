@@ -536,3 +536,75 @@ func TestUncommittedListsWaitForGrace(t *testing.T) {
 		t.Fatalf("v2 after its own grace: %+v, released %v", rep, r.meta.released)
 	}
 }
+
+// relapsing hands out a new fence token on every Claim after the first:
+// the claimer's lease lapsed and was renewed between two calls.
+type relapsing struct {
+	metadata.Claimer
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *relapsing) Claim(ctx context.Context, name string) (metadata.Fence, bool, error) {
+	f, ok, err := c.Claimer.Claim(ctx, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls[name]++
+	f.Token = int64(c.calls[name])
+	return f, ok, err
+}
+
+// TestSweepFenced (#23 item 11): an orphan is not deleted when the
+// sweeper's claim changed between its checks and the delete (a repairer
+// elsewhere may have rebuilt the shard onto the node meanwhile); it is
+// deleted in a later round under an unchanged claim.
+func TestSweepFenced(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	r := newAERig(t, rng, 6, 20)
+	orphan := storagenode.ShardInfo{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
+	r.nodes["n0"].add(orphan)
+	ctx := context.Background()
+	if _, err := r.ae.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	steady := r.ae.cfg.Claims
+	r.ae.cfg.Claims = &relapsing{Claimer: steady, calls: map[string]int{}}
+	r.now = r.now.Add(2 * time.Hour)
+	rep, err := r.ae.RunOnce(ctx)
+	if err != nil || rep.Swept != 0 {
+		t.Fatalf("swept under a lapsed claim: %+v %v", rep, err)
+	}
+	if _, ok := r.nodes["n0"].shards[orphan.ID]; !ok {
+		t.Fatal("orphan deleted under a lapsed claim")
+	}
+	r.ae.cfg.Claims = steady
+	if rep, err := r.ae.RunOnce(ctx); err != nil || rep.Swept != 1 {
+		t.Fatalf("not swept under a steady claim: %+v %v", rep, err)
+	}
+}
+
+// TestRepairOncePerProcess (#23 item 11): the queue loop and
+// anti-entropy share one Repairer and one (re-entrant) claimer; a segment
+// this process is already repairing is not taken up a second time.
+func TestRepairOncePerProcess(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	r := newAERig(t, rng, 7, 1)
+	rep := r.ae.cfg.Repairer
+	var seg metadata.Segment
+	for _, s := range r.meta.segs {
+		seg = s
+	}
+	claims := rep.cfg.Claims.(*memClaims)
+	if !rep.busy.take(seg.ID) { // the queue loop is at it
+		t.Fatal("busy set not empty")
+	}
+	before := claims.n
+	n, err := rep.repair(context.Background(), assessed{plan: Plan{Segment: seg, Rebuild: map[int]string{0: "n6"}}})
+	if n != 0 || err != nil || claims.n != before {
+		t.Fatalf("second repair of a segment in one process: %d rebuilt, %v, %d claims taken", n, err, claims.n-before)
+	}
+	rep.busy.put(seg.ID)
+	if !rep.busy.take(seg.ID) {
+		t.Fatal("busy set not released")
+	}
+}

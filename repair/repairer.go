@@ -8,7 +8,9 @@ package repair
 //     PlanSegment and rebuilds most-at-risk first.
 //   - A segment is worked on by one repairer at a time: it claims
 //     repair/<segment> first (a claim under its etcd lease, lost if it
-//     crashes, so another repairer resumes).
+//     crashes, so another repairer resumes). Claims are re-entrant for
+//     their holder, so within one process a busy set keeps the queue loop
+//     and anti-entropy's calls from working on one segment at once.
 //   - The segment record changes only by compare-and-swap after the
 //     rebuilt shards are stored; a lost race leaves the entry for the next
 //     pass, which sees the shards already rebuilt (rebuilding is
@@ -83,6 +85,36 @@ type Repairer struct {
 	log     *slog.Logger
 	limiter *rate.Limiter
 	Stats   Stats
+	busy    busySet // segments this process is repairing now
+}
+
+// busySet is the segments being worked on in this process. Claims are
+// re-entrant for their holder, and the queue loop and anti-entropy's
+// rounds call one Repairer with one claimer: the etcd claim alone would
+// let both rebuild the same segment at once.
+type busySet struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+// take marks id busy and reports whether it was free.
+func (b *busySet) take(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ids[id] {
+		return false
+	}
+	if b.ids == nil {
+		b.ids = map[string]bool{}
+	}
+	b.ids[id] = true
+	return true
+}
+
+func (b *busySet) put(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.ids, id)
 }
 
 // waitBackoff is how long an entry that must wait (its node down, too few
@@ -281,6 +313,10 @@ func (r *Repairer) states(ctx context.Context, seg metadata.Segment) []ShardStat
 // acknowledges the entry when nothing is left.
 func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
 	seg := a.plan.Segment
+	if !r.busy.take(seg.ID) {
+		return 0, nil // this process is at it already (queue or anti-entropy)
+	}
+	defer r.busy.put(seg.ID)
 	name := "repair/" + seg.ID
 	fence, ok, err := r.cfg.Claims.Claim(ctx, name)
 	if err != nil || !ok {
