@@ -76,7 +76,25 @@ type AntiEntropyConfig struct {
 	// the monotonic clock).
 	Now func() time.Time
 	Log *slog.Logger
+	// Windows, when set, gives the commit windows gateways in other
+	// processes published; the sweep deletes nothing while the grace does
+	// not exceed the largest (a shard written just before its commit
+	// could be swept).
+	Windows CommitWindows
 }
+
+// CommitWindows is what the gateways of a cluster published (the
+// metadata/etcd Store).
+type CommitWindows interface {
+	// MaxCommitWindow returns the largest window published at or after
+	// since, and its gateway. Errors: the store's.
+	MaxCommitWindow(ctx context.Context, since time.Time) (time.Duration, string, error)
+}
+
+// WindowFreshness is how old a published commit window may be and still
+// count: a gateway republishes every few minutes, and one stopped for
+// longer has no commit left to send.
+const WindowFreshness = 24 * time.Hour
 
 // RoundReport is what one anti-entropy round did.
 type RoundReport = metadata.AntiEntropyRound
@@ -438,6 +456,15 @@ func (a *AntiEntropy) sweep(ctx context.Context, unexpected []Finding, examined 
 	a.mu.Unlock()
 
 	swept := 0
+	if len(due) > 0 && a.cfg.Windows != nil {
+		w, who, err := a.cfg.Windows.MaxCommitWindow(ctx, a.cfg.Now().Add(-WindowFreshness))
+		if err != nil {
+			return 0, err
+		}
+		if a.cfg.Grace <= w {
+			return 0, fmt.Errorf("orphan sweep skipped: the orphan grace %v does not exceed the commit window %v of gateway %s (raise --orphan-grace or lower that gateway's --commit-window)", a.cfg.Grace, w, who)
+		}
+	}
 	var errs []error
 	for _, f := range due {
 		ok, err := a.sweepOne(ctx, f)

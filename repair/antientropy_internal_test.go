@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -606,5 +607,36 @@ func TestRepairOncePerProcess(t *testing.T) {
 	rep.busy.put(seg.ID)
 	if !rep.busy.take(seg.ID) {
 		t.Fatal("busy set not released")
+	}
+}
+
+// fixedWindows is a cluster whose largest published commit window is w.
+type fixedWindows time.Duration
+
+func (f fixedWindows) MaxCommitWindow(context.Context, time.Time) (time.Duration, string, error) {
+	return time.Duration(f), "gw-1", nil
+}
+
+// TestSweepHonoursPublishedWindows (#23 item 11): a gateway in another
+// process with a commit window at least the orphan grace stops the sweep
+// (reported in the round), since a shard it wrote may still be committed.
+func TestSweepHonoursPublishedWindows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	r := newAERig(t, rng, 6, 20)
+	orphan := storagenode.ShardInfo{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
+	r.nodes["n0"].add(orphan)
+	ctx := context.Background()
+	r.ae.cfg.Windows = fixedWindows(2 * time.Hour) // grace is 1 h
+	if _, err := r.ae.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.now = r.now.Add(2 * time.Hour)
+	rep, _ := r.ae.RunOnce(ctx)
+	if rep.Swept != 0 || !strings.Contains(rep.Error, "commit window") {
+		t.Fatalf("swept with a gateway's window above the grace: %+v", rep)
+	}
+	r.ae.cfg.Windows = fixedWindows(15 * time.Minute)
+	if rep, err := r.ae.RunOnce(ctx); err != nil || rep.Swept != 1 {
+		t.Fatalf("not swept with every window below the grace: %+v %v", rep, err)
 	}
 }

@@ -638,6 +638,33 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			gc.Run(wctx, c.GCInterval)
 		}()
 	}
+	if p, ok := c.Store.(windowPublisher); ok {
+		// Healers in other processes check their orphan grace against
+		// this window: published now, and again every 10 minutes.
+		window := cl.CommitWindow()
+		publish := func() {
+			pctx, cancel := context.WithTimeout(wctx, 5*time.Second)
+			defer cancel()
+			if err := p.PublishCommitWindow(pctx, gw.URL, window, time.Now()); err != nil {
+				c.Log.Warn("commit window not published", "err", err)
+			}
+		}
+		publish()
+		gw.loops.Add(1)
+		go func() {
+			defer gw.loops.Done()
+			t := time.NewTicker(10 * time.Minute)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+					publish()
+				}
+			}
+		}()
+	}
 	if c.Heal != nil && c.Heal.Interval >= 0 {
 		if gw.Healer, err = startHealer("gateway "+gw.URL, c.Store, cl, *c.Heal, c.Log); err != nil {
 			gw.Close()
@@ -742,4 +769,9 @@ func checkGCGrace(grace, pinAfter time.Duration) error {
 		return fmt.Errorf("--gc-grace %s is shorter than twice --pin-after %s: a long GET could lose the segments it reads to the collector before it pins them", grace, pinAfter)
 	}
 	return nil
+}
+
+// windowPublisher records a gateway's commit window (metadata/etcd Store).
+type windowPublisher interface {
+	PublishCommitWindow(ctx context.Context, id string, window time.Duration, now time.Time) error
 }

@@ -166,7 +166,7 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 		return fail(err)
 	}
 	if h.AntiEntropy, err = repair.NewAntiEntropy(repair.AntiEntropyConfig{Meta: store, Cluster: cl, Claims: aeClaims,
-		Repairer: h.Repairer, Grace: c.Grace, Log: log}); err != nil {
+		Repairer: h.Repairer, Grace: c.Grace, Log: log, Windows: windowsOf(store)}); err != nil {
 		return fail(err)
 	}
 	if h.Mover, err = repair.NewMover(repair.MoverConfig{Meta: store, Cluster: cl, Claims: moveClaims,
@@ -319,4 +319,13 @@ func moveSignature(members []metadata.Node, rebalance string) string {
 	b.WriteString(strings.Join(ids, ","))
 	b.WriteString("|" + rebalance)
 	return b.String()
+}
+
+// windowsOf is the commit windows the gateways publish, if store keeps
+// them (nil: the sweep checks its own process's window only).
+func windowsOf(store any) repair.CommitWindows {
+	if w, ok := store.(repair.CommitWindows); ok {
+		return w
+	}
+	return nil
 }
