@@ -71,6 +71,7 @@ type Gateway struct {
 	limits   Limits
 
 	inflight    atomic.Int64
+	pins        pinKeeper  // reads in flight and their pins (pins.go)
 	unauth      unauthPool // unsigned requests with a body (protect.go)
 	addrBuckets buckets
 	keyBuckets  buckets
@@ -162,14 +163,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	rid := reqid.From(r.Context())
 	w.Header().Set("Server", "Sherd")
+	// The progress bounds come first: a request refused at admission
+	// also gets its unread body bounded (boundDrain).
+	w, r, done := g.withProgress(w, r)
+	defer done()
 	r, err := g.admit(r)
 	if err != nil {
 		g.writeError(w, r, err)
 		return
 	}
 	defer g.release(r)
-	w, r, done := g.withProgress(w, r)
-	defer done()
 	vhost := g.vhostBucket(r.Host)
 	bucketOf := func(path string) string {
 		if vhost != "" {

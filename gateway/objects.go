@@ -418,9 +418,8 @@ func (g *Gateway) getObject(w http.ResponseWriter, r *http.Request) {
 		lw.start()
 		return
 	}
-	pw := g.pinning(r.Context(), lw, obj)
-	defer pw.close()
-	if err := g.cluster.ReadObject(r.Context(), pw, obj, off, length); err != nil {
+	defer g.pinRead(obj)()
+	if err := g.cluster.ReadObject(r.Context(), lw, obj, off, length); err != nil {
 		if !lw.started {
 			g.writeError(w, r, err)
 			return
@@ -625,6 +624,7 @@ func (g *Gateway) sourceReader(r *http.Request, src metadata.Object, off, length
 	ctx, cancel := context.WithCancel(r.Context())
 	pr, pw := io.Pipe()
 	ended := make(chan struct{})
+	unpin := g.pinRead(src) // a long copy keeps its source, as a GET does
 	go func() {
 		defer close(ended)
 		pw.CloseWithError(g.cluster.ReadObject(ctx, pw, src, off, length))
@@ -633,6 +633,7 @@ func (g *Gateway) sourceReader(r *http.Request, src metadata.Object, off, length
 		cancel()
 		pr.Close() // a write to the pipe fails at once
 		<-ended
+		unpin()
 	}
 	bv, err = s3.NewBodyVerifier(pr, http.Header{}, nil, algo)
 	if err != nil {

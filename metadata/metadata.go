@@ -406,6 +406,11 @@ type GCEntry struct {
 	QueueKey  string    `json:"-"` // where it was read (filled by ListGC)
 }
 
+// VersionPin is the read-pin name that keeps the out-of-line segment
+// list of version vid (a GCObjectSegments entry) from the collector; the
+// segments of an inline list are pinned by their ids.
+func VersionPin(vid string) string { return "version:" + vid }
+
 // Event is a bucket notification waiting for delivery: one S3 event
 // record for one webhook, queued in the transaction of the change it
 // reports, so it is delivered at least once.

@@ -638,14 +638,23 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 			gc.Run(wctx, c.GCInterval)
 		}()
 	}
+	gw.loops.Add(1)
+	go func() {
+		defer gw.loops.Done()
+		g.KeepPins(wctx) // the pins of long reads (returns at once without a pin store)
+	}()
 	if p, ok := c.Store.(windowPublisher); ok {
 		// Healers in other processes check their orphan grace against
 		// this window: published now, and again every 10 minutes.
 		window := cl.CommitWindow()
+		// The record's key is this gateway's alone: listen URLs repeat
+		// across hosts (127.0.0.1:9000, :9000), and two gateways sharing
+		// a key would overwrite each other's window.
+		windowID := gatewayInstanceID(gw.URL)
 		publish := func() {
 			pctx, cancel := context.WithTimeout(wctx, 5*time.Second)
 			defer cancel()
-			if err := p.PublishCommitWindow(pctx, gw.URL, window, time.Now()); err != nil {
+			if err := p.PublishCommitWindow(pctx, windowID, window, time.Now()); err != nil {
 				c.Log.Warn("commit window not published", "err", err)
 			}
 		}
@@ -774,4 +783,14 @@ func checkGCGrace(grace, pinAfter time.Duration) error {
 // windowPublisher records a gateway's commit window (metadata/etcd Store).
 type windowPublisher interface {
 	PublishCommitWindow(ctx context.Context, id string, window time.Duration, now time.Time) error
+}
+
+// gatewayInstanceID names one run of a gateway: host name, listen URL and
+// a random suffix (a restarted gateway is a new instance; the records of
+// old ones age out).
+func gatewayInstanceID(url string) string {
+	host, _ := os.Hostname()
+	var b [6]byte
+	rand.Read(b[:])
+	return host + " " + url + " " + hex.EncodeToString(b[:])
 }

@@ -46,17 +46,16 @@ func (f TLSFiles) serving(minVersion uint16) (*tls.Config, error) {
 }
 
 // nodeRoots is the pool that verifies nodes' certificates: the cluster
-// CA derived from key, the system's CAs (an operator's own node
-// certificates from a public CA keep working), and the CA file's if set.
+// CA derived from key, and the CA file's if set. Not the system's CAs:
+// anyone holding a publicly trusted certificate for a node's name could
+// otherwise stand in for it (node certificates from a public CA need
+// --tls-ca naming that CA).
 func nodeRoots(key []byte, caFile string) (*x509.CertPool, error) {
 	ca, err := DeriveClusterCA(key)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
+	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	if caFile == "" {
 		return pool, nil

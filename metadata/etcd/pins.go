@@ -1,19 +1,21 @@
 package etcd
 
-// Read pins: a long GET keeps the segments it reads from the collector.
+// Read pins: long GETs keep the segments (or the out-of-line segment list
+// of the version) they read from the collector.
 //
 // Invariants:
-//   - A pin is a set of keys pins/<lease>/<n> under one etcd lease, each
-//     value a newline-separated list of at most pinChunk segment ids. The
-//     keys are written in one transaction, so a pin is seen whole or not
-//     at all, and they vanish with the lease: a gateway that dies leaks
-//     nothing for longer than the pin's TTL.
+//   - A pin is a key pins/<lease>/<name> under its gateway's one pin
+//     lease; the value is a newline-separated list of at most PinMaxIDs
+//     names (segment ids, or metadata.VersionPin of a version whose
+//     segment list is out of line). A gateway writes and deletes its pins
+//     in batches of at most PinMaxOps keys per transaction, so what one
+//     gateway keeps in etcd is bounded by its reads in flight, and a
+//     gateway that dies leaks nothing for longer than the lease's TTL.
 //   - The collector reads every pin after it decided which gc entries are
 //     due and before it deletes their shards; a pin written before that
-//     read (linearizable) keeps its segments. A reader that pins within
-//     the grace of its start is therefore never cut by collection: the
-//     entry of a segment it reads was first seen after the read began.
-//   - Renew only extends the lease; Unpin revokes it. Both are idempotent.
+//     read (linearizable) keeps what it names.
+//   - Renewing a lapsed lease fails: the caller must write its pins again
+//     under a new lease.
 
 import (
 	"context"
@@ -27,54 +29,66 @@ import (
 	"github.com/sherdstore/sherd/metadata"
 )
 
-// pinChunk is how many segment ids one pin key holds (~33 bytes each).
-const pinChunk = 1000
+// PinMaxOps is the most pins one SetPins call writes and deletes
+// (etcd refuses transactions of more than 128 operations by default).
+const PinMaxOps = 100
+
+// PinMaxIDs is the most names one pin holds.
+const PinMaxIDs = 64
 
 func (s *Store) pinPrefix() string { return s.prefix + "pins/" }
 
-// Pin keeps the shards of segs from collection for ttl (at least 5 s),
-// until Renew extends it or Unpin ends it; the id names the pin. Errors: metadata.ErrInvalid for
-// an empty list; etcd's.
-func (s *Store) Pin(ctx context.Context, segs []string, ttl time.Duration) (int64, error) {
-	if len(segs) == 0 {
-		return 0, fmt.Errorf("pin: no segments: %w", metadata.ErrInvalid)
-	}
-	secs := max(int64(ttl/time.Second), 5)
-	lease, err := s.cli.Grant(ctx, secs)
+func (s *Store) pinKey(lease int64, name string) string {
+	return s.pinPrefix() + strconv.FormatInt(lease, 16) + "/" + name
+}
+
+// PinLease returns a new lease for a gateway's pins, alive for ttl (at
+// least 5 s) unless renewed. Errors: etcd's.
+func (s *Store) PinLease(ctx context.Context, ttl time.Duration) (int64, error) {
+	lease, err := s.cli.Grant(ctx, max(int64(ttl/time.Second), 5))
 	if err != nil {
-		return 0, fmt.Errorf("pin: %w", err)
-	}
-	base := s.pinPrefix() + strconv.FormatInt(int64(lease.ID), 16) + "/"
-	var ops []clientv3.Op
-	for i := 0; i < len(segs); i += pinChunk {
-		chunk := segs[i:min(i+pinChunk, len(segs))]
-		ops = append(ops, clientv3.OpPut(base+strconv.Itoa(i/pinChunk), strings.Join(chunk, "\n"), clientv3.WithLease(lease.ID)))
-	}
-	if _, err := s.kv.Txn(ctx).Then(ops...).Commit(); err != nil {
-		s.cli.Revoke(context.WithoutCancel(ctx), lease.ID)
-		return 0, fmt.Errorf("pin: %w", err)
+		return 0, fmt.Errorf("pin lease: %w", err)
 	}
 	return int64(lease.ID), nil
 }
 
-// Renew restarts a pin's TTL. Errors: etcd's (a lapsed pin's lease is
-// not found: the segments are no longer kept).
-func (s *Store) Renew(ctx context.Context, id int64) error {
-	if _, err := s.cli.KeepAliveOnce(ctx, clientv3.LeaseID(id)); err != nil {
-		return fmt.Errorf("renew pin: %w", err)
+// RenewPinLease restarts the lease's TTL. Errors: etcd's; a lapsed lease
+// is not found (its pins are gone).
+func (s *Store) RenewPinLease(ctx context.Context, lease int64) error {
+	if _, err := s.cli.KeepAliveOnce(ctx, clientv3.LeaseID(lease)); err != nil {
+		return fmt.Errorf("renew pin lease: %w", err)
 	}
 	return nil
 }
 
-// Unpin ends a pin.
-func (s *Store) Unpin(ctx context.Context, id int64) error {
-	if _, err := s.cli.Revoke(ctx, clientv3.LeaseID(id)); err != nil && !strings.Contains(err.Error(), "lease not found") {
-		return fmt.Errorf("unpin: %w", err)
+// SetPins writes the pins in put (pin name → the names it keeps) and
+// deletes those in del, under lease, in one transaction. Errors:
+// metadata.ErrInvalid for more than PinMaxOps pins, a pin of more than
+// PinMaxIDs names or an empty name; etcd's (a lapsed lease among them).
+func (s *Store) SetPins(ctx context.Context, lease int64, put map[string][]string, del []string) error {
+	if len(put)+len(del) > PinMaxOps {
+		return fmt.Errorf("set pins: %d pins in one call: %w", len(put)+len(del), metadata.ErrInvalid)
+	}
+	ops := make([]clientv3.Op, 0, len(put)+len(del))
+	for name, ids := range put {
+		if name == "" || len(ids) == 0 || len(ids) > PinMaxIDs {
+			return fmt.Errorf("set pins: pin %q of %d names: %w", name, len(ids), metadata.ErrInvalid)
+		}
+		ops = append(ops, clientv3.OpPut(s.pinKey(lease, name), strings.Join(ids, "\n"), clientv3.WithLease(clientv3.LeaseID(lease))))
+	}
+	for _, name := range del {
+		ops = append(ops, clientv3.OpDelete(s.pinKey(lease, name)))
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := s.kv.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("set pins: %w", err)
 	}
 	return nil
 }
 
-// Pinned returns the ids of every segment some pin keeps now.
+// Pinned returns every name some pin keeps now.
 func (s *Store) Pinned(ctx context.Context) (map[string]bool, error) {
 	resp, err := s.kv.Get(ctx, s.pinPrefix(), clientv3.WithPrefix())
 	if err != nil {

@@ -2,14 +2,17 @@ package etcd_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestCommitWindows: the largest fresh window a gateway published wins;
 // stale ones do not count, and republishing replaces a gateway's own.
 func TestCommitWindows(t *testing.T) {
-	s, _, _ := newStore(t)
+	s, _, prefix := newStore(t)
 	ctx := context.Background()
 	now := time.Unix(2e9, 0)
 	for _, p := range []struct {
@@ -37,5 +40,24 @@ func TestCommitWindows(t *testing.T) {
 	}
 	if err := s.PublishCommitWindow(ctx, "", time.Minute, now); err == nil {
 		t.Fatal("empty gateway id accepted")
+	}
+	// Records not republished for 48 h go with the next publication
+	// (gateway runs have ids of their own: restarts must not pile up).
+	noErr := func(err error) {
+		if err != nil {
+			t.Helper()
+			t.Fatal(err)
+		}
+	}
+	noErr(s.PublishCommitWindow(ctx, "gw-old", time.Hour, now.Add(-49*time.Hour)))
+	noErr(s.PublishCommitWindow(ctx, "gw-a", 15*time.Minute, now))
+	resp, err := cli.Get(ctx, prefix+"windows/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	noErr(err)
+	var ids []string
+	for _, kv := range resp.Kvs {
+		ids = append(ids, string(kv.Key[len(prefix+"windows/"):]))
+	}
+	if want := []string{"gw-a", "gw-b", "gw-c"}; !slices.Equal(ids, want) {
+		t.Fatalf("records after pruning: %v, want %v", ids, want)
 	}
 }

@@ -17,7 +17,8 @@ package antientropy
 //   - Shards are deleted before the metadata that names them (FinishGC
 //     removes the entry last), so a crash at any point leaves an entry that
 //     the next pass completes; deleting an absent shard is not an error.
-//   - An entry any of whose segments a read pin keeps (Pins) waits: the
+//   - An entry any of whose segments a read pin keeps (Pins), or whose
+//     out-of-line segment list is pinned by its version, waits: the
 //     pins are read after the pass decided what is due and before any
 //     shard is deleted, so a long GET that pinned its segments within the
 //     grace of its start is never cut (metadata/etcd/pins.go).
@@ -48,7 +49,9 @@ type Nodes interface {
 
 // Pins lists the segments long reads keep now (metadata/etcd Store).
 type Pins interface {
-	// Pinned returns the ids of every pinned segment. Errors: the store's.
+	// Pinned returns every pinned name: segment ids, and
+	// metadata.VersionPin of versions whose segment list is out of line.
+	// Errors: the store's.
 	Pinned(ctx context.Context) (map[string]bool, error)
 }
 
@@ -175,6 +178,9 @@ func (c *Collector) RunOnce(ctx context.Context) (GCStats, error) {
 // collect deletes an entry's shards on live nodes, parks those on down
 // nodes, and finishes the entry.
 func (c *Collector) collect(ctx context.Context, e metadata.GCEntry, pinned map[string]bool) (deleted, parked int, err error) {
+	if e.VersionID != "" && pinned[metadata.VersionPin(e.VersionID)] {
+		return 0, 0, fmt.Errorf("entry %s, version %s: %w", e.ID, e.VersionID, errPinned)
+	}
 	segs, err := c.Meta.GCSegments(ctx, e)
 	if err != nil {
 		return 0, 0, err

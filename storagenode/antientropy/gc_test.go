@@ -157,3 +157,34 @@ func TestDue(t *testing.T) {
 		}
 	}
 }
+
+type fakePins map[string]bool
+
+func (p fakePins) Pinned(context.Context) (map[string]bool, error) { return p, nil }
+
+// TestCollectorHonoursPins: an entry whose segment is pinned, or whose
+// out-of-line segment list is pinned by its version, waits; the others
+// are collected.
+func TestCollectorHonoursPins(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	seg := func(id string) *metadata.Segment {
+		return &metadata.Segment{ID: id, Nodes: []string{"n1"}, ShardHashes: []string{"h"}}
+	}
+	meta := &fakeMeta{entries: []metadata.GCEntry{
+		{ID: "seg-pinned", Kind: metadata.GCSegment, Segment: seg("aa")},
+		{ID: "v1", Kind: metadata.GCObjectSegments, VersionID: "v1", Segment: seg("bb")},
+		{ID: "free", Kind: metadata.GCSegment, Segment: seg("cc")},
+	}}
+	nodes := fakeNodes{"n1": {}}
+	pins := fakePins{"aa": true, metadata.VersionPin("v1"): true}
+	c := &Collector{Meta: meta, Nodes: nodes, Grace: 0, Now: func() time.Time { return now }, Pins: pins}
+	st, err := c.RunOnce(context.Background())
+	if err != nil || st.Entries != 1 || st.Deferred != 2 || !slices.Equal(meta.finished, []string{"free"}) {
+		t.Fatalf("with pins: %+v %v, finished %v", st, err, meta.finished)
+	}
+	delete(pins, metadata.VersionPin("v1"))
+	delete(pins, "aa")
+	if st, err := c.RunOnce(context.Background()); err != nil || st.Entries != 3 {
+		t.Fatalf("pins gone: %+v %v", st, err)
+	}
+}
