@@ -135,37 +135,37 @@ func (s *Store) DeadLetterEvent(ctx context.Context, d metadata.DeadEvent, max i
 }
 
 // trimDeadEvents drops the oldest dead letters past max, counting them.
+// The count, the oldest keys and the counter are read in one snapshot: a
+// count read before another trimmer's delete, with the keys and counter
+// read after it, would drop one too many.
 func (s *Store) trimDeadEvents(ctx context.Context, max int) error {
 	for tries := 0; tries < 20; tries++ {
-		cnt, err := s.kv.Get(ctx, s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		snap, err := s.kv.Txn(ctx).Then(
+			clientv3.OpGet(s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+			clientv3.OpGet(s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithLimit(maxTrim),
+				clientv3.WithKeysOnly(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)),
+			clientv3.OpGet(s.deadDroppedKey())).Commit()
 		if err != nil {
 			return fmt.Errorf("trim dead letters: %w", err)
 		}
-		over := int(cnt.Count) - max
+		over := int(snap.Responses[0].GetResponseRange().Count) - max
 		if over <= 0 {
 			return nil
 		}
-		oldest, err := s.kv.Get(ctx, s.deadPrefix(), clientv3.WithPrefix(), clientv3.WithLimit(int64(min(over, maxTrim))),
-			clientv3.WithKeysOnly(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
-		if err != nil {
-			return fmt.Errorf("trim dead letters: %w", err)
-		}
-		counter, err := s.kv.Get(ctx, s.deadDroppedKey())
-		if err != nil {
-			return fmt.Errorf("trim dead letters: %w", err)
-		}
+		oldest := snap.Responses[1].GetResponseRange().Kvs
+		oldest = oldest[:min(over, len(oldest))]
 		var dropped, counterRev int64
-		if len(counter.Kvs) == 1 {
-			dropped, _ = strconv.ParseInt(string(counter.Kvs[0].Value), 10, 64)
-			counterRev = counter.Kvs[0].ModRevision
+		if kvs := snap.Responses[2].GetResponseRange().Kvs; len(kvs) == 1 {
+			dropped, _ = strconv.ParseInt(string(kvs[0].Value), 10, 64)
+			counterRev = kvs[0].ModRevision
 		}
 		cmps := []clientv3.Cmp{modRev(s.deadDroppedKey(), counterRev)}
 		var ops []clientv3.Op
-		for _, kv := range oldest.Kvs {
+		for _, kv := range oldest {
 			cmps = append(cmps, modRev(string(kv.Key), kv.ModRevision))
 			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
 		}
-		ops = append(ops, clientv3.OpPut(s.deadDroppedKey(), strconv.FormatInt(dropped+int64(len(oldest.Kvs)), 10)))
+		ops = append(ops, clientv3.OpPut(s.deadDroppedKey(), strconv.FormatInt(dropped+int64(len(oldest)), 10)))
 		if _, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit(); err != nil {
 			return fmt.Errorf("trim dead letters: %w", err)
 		}
