@@ -17,13 +17,24 @@ package gateway
 //   - Destinations (webhook URLs) are delivered to concurrently: at most
 //     PerDestination deliveries at once to one, MaxDeliveries in all; no
 //     delivery waits for one to another destination.
+//   - Events a notifier cannot deliver yet (their destination busy, or
+//     its breaker open) stay due, so a round pages past them: up to
+//     notifyListPages pages of notifyListLimit due events, one page in
+//     memory at a time, going on from where the previous round stopped
+//     and wrapping at the end of the due range. However many due events
+//     busy or broken destinations have, every due event is read within
+//     due/(notifyListPages*notifyListLimit)+1 rounds, and a round reads
+//     at most notifyListPages pages from etcd. A round stops early once
+//     MaxDeliveries are under way, and the next resumes at the event it
+//     could not take (so freed slots go round the destinations, not to
+//     the oldest events' ones).
 //   - Each destination has a circuit breaker (breakerPolicy, pure, time
 //     passed in): BreakerThreshold failures in a row open it; while it is
-//     open, its due events are not tried but put off until it half-opens
-//     (not an attempt), so they leave the due range every destination's
-//     events are listed from; half-open, one probe is tried: a success
-//     closes it, a failure opens it again for twice as long (up to
-//     MaxBackoff).
+//     open, its due events are passed over, untried and unwritten (the
+//     breaker, in memory, is what blocks them: no etcd write per event
+//     per open period); half-open, one probe is tried: a success closes
+//     it, a failure opens it again for twice as long (up to MaxBackoff).
+//     Passed over, an event still dies of age (MaxAge) when read.
 //   - Every delivery goroutine belongs to the Notifier: Run and RunOnce
 //     return only after the ones they started have ended. Every etcd call
 //     and every POST has a deadline.
@@ -89,7 +100,8 @@ type Notifier struct {
 
 	mu     sync.Mutex
 	dests  map[string]*destination
-	active int // deliveries under way
+	active int    // deliveries under way
+	resume string // the queue key the next round's paging goes on after ("": the oldest)
 
 	delivered, failed, deferred atomic.Int64
 	deadAttempts, deadAge       atomic.Int64
@@ -116,7 +128,8 @@ const (
 	defaultBreakerOpen    = 10 * time.Second
 	notifyCallTimeout     = 5 * time.Second  // each etcd call
 	notifyStatsEvery      = 10 * time.Second // queue and dead-letter counts
-	notifyListLimit       = 1000
+	notifyListLimit       = 1000             // events in a page
+	notifyListPages       = 4                // pages read in a round at most
 	maxLastError          = 512
 )
 
@@ -240,8 +253,9 @@ func (n *Notifier) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// RunOnce starts the delivery of every event that is due, waits for the
-// deliveries to end and returns how many succeeded.
+// RunOnce runs one round (the due events it reads: all of them unless
+// more than notifyListPages pages are due), waits for the deliveries it
+// started to end and returns how many succeeded.
 func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
 	n.setup()
 	before := n.delivered.Load()
@@ -251,29 +265,71 @@ func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
 	return int(n.delivered.Load() - before), err
 }
 
-// dispatch lists the due events and, for each: buries it if it is past
-// its caps, starts its delivery if its destination admits one, puts it off
-// if its destination's breaker is open, or leaves it due (its destination
-// is busy).
+// dispatch is a round: it reads the due events a page at a time, from
+// where the previous round stopped, wrapping once at the end of the due
+// range, and for each: buries it if it is past its caps, starts its
+// delivery if its destination admits one, or leaves it due (its
+// destination is busy, or its breaker is open). It stops after
+// notifyListPages pages, once it is back where it started, or when the
+// notifier is full; the next round goes on from there.
 func (n *Notifier) dispatch(ctx context.Context) error {
 	now := n.now()
-	cctx, cancel := context.WithTimeout(ctx, notifyCallTimeout)
-	evs, err := n.Store.ListEvents(cctx, now, notifyListLimit) // only due ones: a backlog of failing events never hides new ones
-	cancel()
-	if err != nil {
-		return err
-	}
 	defer n.sweep()
+	start := n.getResume()
+	after, wrapped := start, start == ""
+	for range notifyListPages {
+		cctx, cancel := context.WithTimeout(ctx, notifyCallTimeout)
+		evs, err := n.Store.ListEvents(cctx, now, after, notifyListLimit) // only due ones: a backlog of events not due never hides new ones
+		cancel()
+		if err != nil {
+			return err
+		}
+		end := len(evs) < notifyListLimit // the end of the due events
+		if wrapped && start != "" {
+			for i, e := range evs {
+				if e.QueueKey > start { // read at the start of this round
+					evs, end = evs[:i], true
+					break
+				}
+			}
+		}
+		last, full, err := n.dispatchPage(ctx, evs, after, now)
+		switch {
+		case err != nil:
+			return err
+		case full: // the next round goes on from the event not taken
+			n.setResume(last)
+			return nil
+		case end && wrapped: // every due event read: the next round starts over
+			n.setResume("")
+			return nil
+		case end:
+			after, wrapped = "", true
+		default:
+			after = last
+		}
+	}
+	n.setResume(after)
+	return nil
+}
+
+// dispatchPage decides on each event of a page read after key after. It
+// returns the key of the last event it decided on, and full when it
+// stopped because the notifier has all the deliveries it may have.
+func (n *Notifier) dispatchPage(ctx context.Context, evs []metadata.Event, after string, now time.Time) (string, bool, error) {
+	last := after
 	for _, e := range evs {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return last, false, ctx.Err()
 		}
 		if reason := deadReason(e, now, n.maxAttempts(), n.maxAge()); reason != "" {
 			n.bury(ctx, e, reason, now)
+			last = e.QueueKey
 			continue
 		}
-		verdict, until := n.take(e, now)
-		switch verdict {
+		switch verdict := n.take(e, now); verdict {
+		case full:
+			return last, true, nil
 		case breakerDeliver, breakerProbe:
 			n.wg.Add(1)
 			go func() {
@@ -281,19 +337,35 @@ func (n *Notifier) dispatch(ctx context.Context) error {
 				n.deliverOne(ctx, e, verdict == breakerProbe)
 			}()
 		case breakerSkip:
-			n.putOff(ctx, e, until)
+			n.deferred.Add(1) // left due, untouched: the breaker holds it back
 		}
+		last = e.QueueKey
 	}
-	return nil
+	return last, false, nil
 }
 
-// busy is take's answer for an event left due: its destination (or the
-// notifier) has all the deliveries it may have, or it is being delivered.
-const busy breakerVerdict = -1
+func (n *Notifier) getResume() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.resume
+}
+
+func (n *Notifier) setResume(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.resume = key
+}
+
+// take's answers for an event left due besides breakerSkip: busy, its
+// destination has all the deliveries it may have, or it is being
+// delivered; full, the notifier has all it may have.
+const (
+	busy breakerVerdict = -1
+	full breakerVerdict = -2
+)
 
 // take decides on event e at now and, for a delivery, takes its slots.
-// For breakerSkip, until is when to try it again.
-func (n *Notifier) take(e metadata.Event, now time.Time) (breakerVerdict, time.Time) {
+func (n *Notifier) take(e metadata.Event, now time.Time) breakerVerdict {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.dests == nil {
@@ -305,24 +377,22 @@ func (n *Notifier) take(e metadata.Event, now time.Time) (breakerVerdict, time.T
 		n.dests[e.URL] = d
 	}
 	if d.pending[e.ID] {
-		return busy, time.Time{}
+		return busy
 	}
 	st, v := n.breaker().admit(d.state, now)
 	switch {
 	case v == breakerSkip:
-		until := d.state.openUntil
-		if !now.Before(until) { // half-open, a probe under way
-			until = now.Add(n.timeout())
-		}
-		return breakerSkip, until
-	case n.active >= n.maxDeliveries(), d.inflight >= n.perDestination():
-		return busy, time.Time{}
+		return breakerSkip
+	case d.inflight >= n.perDestination():
+		return busy
+	case n.active >= n.maxDeliveries():
+		return full
 	}
 	d.state = st
 	d.inflight++
 	d.pending[e.ID] = true
 	n.active++
-	return v, time.Time{}
+	return v
 }
 
 // done gives back the slots of a delivery of e and records its outcome
@@ -397,20 +467,6 @@ func (n *Notifier) deliverOne(ctx context.Context, e metadata.Event, probe bool)
 		n.log().Warn("failed event not rescheduled (its claim runs out first)", "event", e.ID, "err", err)
 	}
 	n.log().Info("webhook delivery failed", "event", e.ID, "url", e.URL, "attempt", e.Attempts, "retry", e.NextTry, "err", err)
-}
-
-// putOff moves e's next try to until (spread over the first open
-// period, so a breaker that half-opens is not met by every event at
-// once). Not an attempt.
-func (n *Notifier) putOff(ctx context.Context, e metadata.Event, until time.Time) {
-	e.NextTry = until.Add(random(n.breakerOpen()))
-	cctx, cancel := context.WithTimeout(ctx, notifyCallTimeout)
-	defer cancel()
-	if _, ok, err := n.Store.UpdateEvent(cctx, e); err != nil {
-		n.log().Warn("event of an open breaker not put off", "event", e.ID, "err", err)
-	} else if ok {
-		n.deferred.Add(1)
-	}
 }
 
 // bury moves e to the dead-letter list.
@@ -489,12 +545,13 @@ func (n *Notifier) count(ctx context.Context) {
 
 // NotifyStats is what a notifier has done and last saw.
 type NotifyStats struct {
-	Delivered, Failed, Deferred int64 // by this notifier
-	DeadAttempts, DeadAge       int64 // events it buried, by reason
-	Pending                     int64 // events in the queue (all gateways'); -1: not read yet
-	DeadLetters, Dropped        int64 // dead letters, and those dropped from the full list; -1: not read yet
-	BreakersOpen                int   // destinations whose breaker is not closed
-	InFlight                    int
+	Delivered, Failed     int64 // by this notifier
+	Deferred              int64 // due events it passed over, untried, because their breaker was open (each time)
+	DeadAttempts, DeadAge int64 // events it buried, by reason
+	Pending               int64 // events in the queue (all gateways'); -1: not read yet
+	DeadLetters, Dropped  int64 // dead letters, and those dropped from the full list; -1: not read yet
+	BreakersOpen          int   // destinations whose breaker is not closed
+	InFlight              int
 }
 
 // Stats returns the notifier's counts.
@@ -538,7 +595,7 @@ type notifyCollector struct {
 func newNotifyCollector(n *Notifier) *notifyCollector {
 	return &notifyCollector{n: n,
 		deliveries: prometheus.NewDesc("sherd_notify_deliveries_total", "Webhook deliveries by this gateway, by result (delivered, failed).", []string{"result"}, nil),
-		deferred:   prometheus.NewDesc("sherd_notify_deferred_total", "Events put off, untried, because their webhook's circuit breaker was open.", nil, nil),
+		deferred:   prometheus.NewDesc("sherd_notify_deferred_total", "Due events passed over, untried, because their webhook's circuit breaker was open (counted each time one is read).", nil, nil),
 		buried:     prometheus.NewDesc("sherd_notify_dead_lettered_total", "Events this gateway gave up on and moved to the dead letters, by reason (attempts, age).", []string{"reason"}, nil),
 		pending:    prometheus.NewDesc("sherd_notify_pending_events", "Events waiting in the queue (all gateways'), as last read from etcd.", nil, nil),
 		dead:       prometheus.NewDesc("sherd_notify_dead_letters", "Events in the dead-letter list (sherdctl notify dead), as last read from etcd.", nil, nil),

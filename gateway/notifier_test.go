@@ -220,7 +220,7 @@ func newNotifyEnv(t *testing.T, n *Notifier) *notifyEnv {
 
 // TestNotifierBoundsDeadWebhooks (#23 item 9): a webhook that hangs
 // delays no other destination's events; once its breaker opens its events
-// are put off untried until it half-opens, then one probe is tried; events
+// are passed over untried until it half-opens, then one probe is tried; events
 // past their attempt or age cap leave the queue for a bounded dead-letter
 // list (oldest dropped, counted); the metrics say so, with labels from
 // fixed sets only. Before the fix, deliveries were one at a time (the live
@@ -268,12 +268,12 @@ func TestNotifierBoundsDeadWebhooks(t *testing.T) {
 				if st := env.n.Stats(); st.Delivered != 4 || st.Failed != 4 || st.BreakersOpen != 1 {
 					t.Fatalf("after the first pass: %+v", st)
 				}
-				// Open: its events (2 never tried, 1 new) are put off
-				// untried; the live webhook is served.
+				// Open: its events (2 never tried, 1 new) are passed
+				// over untried; the live webhook is served.
 				env.queue(t, deadSrv.URL, liveSrv.URL)
 				env.runOnce(t)
 				if d, l, st := dead.hits.Load(), live.hits.Load(), env.n.Stats(); d != 4 || l != 5 || st.Deferred != 3 {
-					t.Fatalf("breaker open: dead webhook tried %d times (want 4), live %d (want 5), %d put off (want 3)", d, l, st.Deferred)
+					t.Fatalf("breaker open: dead webhook tried %d times (want 4), live %d (want 5), %d passed over (want 3)", d, l, st.Deferred)
 				}
 				// Half-open: one probe; it fails, the breaker opens again.
 				env.clock.Add(3 * time.Minute)
@@ -366,4 +366,163 @@ func TestNotifierRunStops(t *testing.T) {
 	if st := env.n.Stats(); st.InFlight != 0 {
 		t.Fatalf("%d deliveries still under way after Run returned", st.InFlight)
 	}
+}
+
+// backlog queues count events to url, due now, committed 50 at a time.
+func (env *notifyEnv) backlog(t *testing.T, url string, count int) {
+	t.Helper()
+	now := time.Now().UTC()
+	for c := 0; c < count; c += 50 {
+		var evs []metadata.Event
+		for range min(50, count-c) {
+			evs = append(evs, metadata.Event{ID: newEventID(now), URL: url, Config: "c", Name: "ObjectCreated:Put", Bucket: "b",
+				Key: fmt.Sprint("backlog", c), Time: now, NextTry: now})
+		}
+		if _, err := env.store.PutObject(context.Background(), metadata.Object{Bucket: "b", Key: fmt.Sprint("backlog", c), ETag: "e"}, metadata.Precondition{}, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestNotifierReachesPastBusyDestinations (#23 item 9 review, finding 6):
+// the 3000 oldest due events belong to a destination that cannot take
+// more (its PerDestination deliveries hang, or its breaker is open); an
+// event queued after them for another destination is still delivered,
+// within a few rounds. Before the fix every round listed only the 1000
+// oldest due events, all of the busy destination's: B got nothing ("0
+// delivered" for the hanging webhook, with A at its 4 deliveries).
+func TestNotifierReachesPastBusyDestinations(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    *Notifier
+		a    *webhook
+		// wantA is how many deliveries A gets, at most (its cap while it
+		// hangs; up to its breaker's threshold when it fails).
+		wantA int64
+	}{
+		{"A's deliveries hang at its cap", &Notifier{Timeout: 10 * time.Second, PerDestination: 4},
+			&webhook{hang: make(chan struct{}), status: http.StatusNoContent}, 4},
+		{"A's breaker is open", &Notifier{PerDestination: 4, BreakerThreshold: 1, BreakerOpen: time.Hour},
+			&webhook{status: http.StatusServiceUnavailable}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newNotifyEnv(t, tc.n)
+			b := &webhook{status: http.StatusNoContent}
+			srvA, srvB := httptest.NewServer(tc.a), httptest.NewServer(b)
+			defer srvA.Close()
+			defer srvB.Close()
+			if tc.a.hang != nil {
+				defer close(tc.a.hang) // before the servers close
+			}
+			env.backlog(t, srvA.URL, 3*notifyListLimit)
+			env.queue(t, srvB.URL)
+			env.clock.Add(time.Since(env.clock.Now()) + time.Second) // all due, however long queueing took
+			if evs, err := env.store.ListEvents(context.Background(), env.clock.Now(), "", notifyListLimit); err != nil || len(evs) != notifyListLimit {
+				t.Fatalf("the oldest page: %d events, %v", len(evs), err)
+			} else {
+				for _, e := range evs {
+					if e.URL != srvA.URL {
+						t.Fatalf("the oldest page has an event for %s: not the scenario", e.URL)
+					}
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				env.n.Run(ctx, 20*time.Millisecond)
+			}()
+			waitUntil(t, "B's event delivered past A's backlog", func() (bool, string) {
+				return env.n.Stats().Delivered == 1, fmt.Sprintf("B delivered %d, A %d", b.hits.Load(), tc.a.hits.Load())
+			})
+			cancel()
+			select {
+			case <-stopped:
+			case <-time.After(15 * time.Second):
+				t.Fatal("Run did not return after its context ended")
+			}
+			if h := tc.a.hits.Load(); h < 1 || h > tc.wantA {
+				t.Errorf("A got %d deliveries, want 1 to %d", h, tc.wantA)
+			}
+			if st := env.n.Stats(); b.hits.Load() != 1 || st.Delivered != 1 || st.InFlight != 0 {
+				t.Errorf("after Run: %+v", st)
+			}
+		})
+	}
+}
+
+// TestNotifierOpenBreakerWritesNothing (#23 item 9 review, finding 7):
+// while a destination's breaker is open its due events are passed over
+// without an etcd write; each time it half-opens one probe is tried; the
+// events never tried keep the revision they were queued at, across eight
+// open periods, and still die of age (MaxAge) into the dead letters,
+// untried. Before the fix every round that met them while the breaker
+// was open rewrote each one (put off: a delete and a put), so an event
+// of a dead webhook was rewritten every open period (~5 minutes) for 24 h.
+func TestNotifierOpenBreakerWritesNothing(t *testing.T) {
+	const events = 20
+	env := newNotifyEnv(t, &Notifier{PerDestination: 1, BreakerThreshold: 1, BreakerOpen: time.Minute,
+		MaxBackoff: 4 * time.Minute, MaxAge: time.Hour})
+	dead := &webhook{status: http.StatusServiceUnavailable}
+	srv := httptest.NewServer(dead)
+	defer srv.Close()
+	for range events {
+		env.queue(t, srv.URL)
+	}
+	env.runOnce(t) // tries one (or a few, if the first fails fast), then the breaker opens
+	tried := dead.hits.Load()
+	if st := env.n.Stats(); tried < 1 || st.BreakersOpen != 1 {
+		t.Fatalf("first round: %d tries, %+v", tried, st)
+	}
+	revs := func() map[string]metadata.Event {
+		t.Helper()
+		evs, err := env.store.ListEvents(context.Background(), env.clock.Now().Add(48*time.Hour), "", 100)
+		if err != nil || len(evs) != events {
+			t.Fatalf("%d events queued, %v", len(evs), err)
+		}
+		m := map[string]metadata.Event{}
+		for _, e := range evs {
+			m[e.ID] = e
+		}
+		return m
+	}
+	before := revs()
+	for round := range 8 {
+		env.clock.Add(5 * time.Minute) // past the open period (at most 4 minutes): half-open
+		env.runOnce(t)
+		if h := dead.hits.Load(); h != tried+int64(round)+1 {
+			t.Fatalf("half-open %d: %d tries, want %d (one probe)", round, h, tried+int64(round)+1)
+		}
+		if st := env.n.Stats(); st.BreakersOpen != 1 {
+			t.Fatalf("half-open %d: the failed probe left %d breakers open", round, st.BreakersOpen)
+		}
+	}
+	after := revs()
+	untried := 0
+	for id, e := range after {
+		if e.Attempts > 0 {
+			continue
+		}
+		untried++
+		if e.Rev != before[id].Rev || e.QueueKey != before[id].QueueKey {
+			t.Errorf("event %s, never tried, was rewritten while its breaker was open (rev %d → %d, key %s → %s)",
+				id, before[id].Rev, e.Rev, before[id].QueueKey, e.QueueKey)
+		}
+	}
+	if want := events - int(tried) - 8; untried != want {
+		t.Errorf("%d events never tried, want %d", untried, want)
+	}
+	if st := env.n.Stats(); st.Deferred == 0 {
+		t.Errorf("no event passed over: %+v", st)
+	}
+	// Past MaxAge every one dies of age, none tried again.
+	env.clock.Add(30 * time.Minute)
+	hits := dead.hits.Load()
+	env.runOnce(t)
+	if h := dead.hits.Load(); h != hits {
+		t.Errorf("events past their age were tried: %d tries", h-hits)
+	}
+	env.want(t, "sherd_notify_pending_events", 0)
+	env.want(t, "sherd_notify_dead_lettered_total", events, metadata.DeadAge)
+	env.want(t, "sherd_notify_dead_letters", events)
 }

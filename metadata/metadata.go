@@ -768,8 +768,12 @@ type Store interface {
 	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) (string, error)
 
 	// ListEvents returns up to limit queued notification events due by now
-	// (NextTry ≤ now), earliest first; events not due are not read.
-	ListEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
+	// (NextTry ≤ now), earliest first, that come after the event queued
+	// at key after (the QueueKey of an event listed before; "": from the
+	// earliest), so a reader can page past due events it cannot deliver
+	// yet; events not due are not read. Errors: ErrInvalid (after is not
+	// a key of the events queue).
+	ListEvents(ctx context.Context, now time.Time, after string, limit int) ([]Event, error)
 	// UpdateEvent stores e, due at e.NextTry, if it has not changed since
 	// it was read (its Rev) and returns it with its new Rev: a claim or a
 	// retry. false means another deliverer got there first.

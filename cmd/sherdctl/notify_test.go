@@ -36,7 +36,7 @@ func TestNotifyDead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	evs, err := store.ListEvents(ctx, now, 10)
+	evs, err := store.ListEvents(ctx, now, "", 10)
 	if err != nil || len(evs) != 3 {
 		t.Fatalf("%d events: %v", len(evs), err)
 	}

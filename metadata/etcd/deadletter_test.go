@@ -32,7 +32,7 @@ func TestDeadLetterEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			evs, err := s.ListEvents(ctx, now, 1000)
+			evs, err := s.ListEvents(ctx, now, "", 1000)
 			if err != nil || len(evs) != tc.events {
 				t.Fatalf("%d events listed: %v", len(evs), err)
 			}

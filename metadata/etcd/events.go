@@ -33,8 +33,11 @@ func (s *Store) eventOps(events []metadata.Event) []clientv3.Op {
 }
 
 // ListEvents implements metadata.Store.
-func (s *Store) ListEvents(ctx context.Context, now time.Time, limit int) ([]metadata.Event, error) {
-	items, err := s.queueDue(ctx, queueEvents, now, limit)
+func (s *Store) ListEvents(ctx context.Context, now time.Time, after string, limit int) ([]metadata.Event, error) {
+	if after != "" && !strings.HasPrefix(after, s.queuePrefix(queueEvents)) {
+		return nil, fmt.Errorf("list events after %q: %w", after, metadata.ErrInvalid)
+	}
+	items, err := s.queueDueAfter(ctx, queueEvents, now, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -46,6 +49,27 @@ func (s *Store) ListEvents(ctx context.Context, now time.Time, limit int) ([]met
 		}
 		e.Rev, e.QueueKey = it.rev, it.key
 		out = append(out, e)
+	}
+	return out, nil
+}
+
+// queueDueAfter is queueDue from the key following after ("": from the
+// earliest), for readers that page past items they leave due.
+func (s *Store) queueDueAfter(ctx context.Context, name string, now time.Time, after string, limit int) ([]queued, error) {
+	if after == "" {
+		return s.queueDue(ctx, name, now, limit)
+	}
+	from, end := after+"\x00", s.queueKey(name, now.Add(time.Microsecond), "")
+	if from >= end {
+		return nil, nil // nothing due follows it
+	}
+	resp, err := s.kv.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", name, err)
+	}
+	out := make([]queued, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = queued{key: string(kv.Key), rev: kv.ModRevision, value: kv.Value}
 	}
 	return out, nil
 }

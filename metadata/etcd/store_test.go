@@ -725,7 +725,7 @@ func TestEventQueueDueOrder(t *testing.T) {
 	}
 	// All 1000 first ones fail and wait a minute.
 	for {
-		got, err := s.ListEvents(ctx, now, 1000)
+		got, err := s.ListEvents(ctx, now, "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -745,9 +745,43 @@ func TestEventQueueDueOrder(t *testing.T) {
 			}
 		}
 	}
-	got, _ := s.ListEvents(ctx, now.Add(2*time.Minute), 2000)
+	got, _ := s.ListEvents(ctx, now.Add(2*time.Minute), "", 2000)
 	if len(got) != 1001 || got[1000].ID != "e01000" && got[0].ID != "e01000" {
 		t.Fatalf("%d events due in 2 minutes", len(got))
+	}
+	// Paged after the last key read, the same events in the same order.
+	var paged []metadata.Event
+	for after := ""; ; {
+		page, err := s.ListEvents(ctx, now.Add(2*time.Minute), after, 300)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, page...)
+		if len(page) < 300 {
+			break
+		}
+		after = page[len(page)-1].QueueKey
+	}
+	if len(paged) != len(got) {
+		t.Fatalf("paged: %d events, want %d", len(paged), len(got))
+	}
+	for i := range paged {
+		if paged[i].QueueKey != got[i].QueueKey {
+			t.Fatalf("paged: event %d is %s, want %s", i, paged[i].QueueKey, got[i].QueueKey)
+		}
+	}
+	// Nothing due by now follows the one never retried (due first).
+	if got[0].ID != "e01000" {
+		t.Fatalf("first due: %s", got[0].ID)
+	}
+	if due, err := s.ListEvents(ctx, now, got[0].QueueKey, 10); err != nil || len(due) != 0 {
+		t.Fatalf("due by now after %s: %d events, %v", got[0].ID, len(due), err)
+	}
+	if due, err := s.ListEvents(ctx, now.Add(2*time.Minute), got[999].QueueKey, 10); err != nil || len(due) != 1 || due[0].QueueKey != got[1000].QueueKey {
+		t.Fatalf("due after the next to last: %+v %v", due, err)
+	}
+	if _, err := s.ListEvents(ctx, now, "buckets/b", 10); !errors.Is(err, metadata.ErrInvalid) {
+		t.Fatalf("after a key outside the queue: %v", err)
 	}
 	// Ack by revision: a claimed copy cannot be deleted with a stale read.
 	e := got[0]
@@ -798,7 +832,7 @@ func TestMigrateQueues(t *testing.T) {
 	}
 	rs, _ := s.ListRepairs(ctx, 10)
 	gc, _ := s.ListGC(ctx, 10)
-	evs, _ := s.ListEvents(ctx, time.Now(), 10)
+	evs, _ := s.ListEvents(ctx, time.Now(), "", 10)
 	if len(rs) != 1 || rs[0].Shards[0] != 2 || len(gc) != 1 || gc[0].ID != seg.ID || len(evs) != 1 || evs[0].ID != "e1" {
 		t.Fatalf("after migration: %+v %+v %+v", rs, gc, evs)
 	}
