@@ -9,8 +9,10 @@ RACE_PKGS := ./storagenode/... ./metadata/... ./cluster/... ./repair/... ./gatew
 # The slowest test (10,000 part uploads, ~2 min) runs once, without -race.
 SLOW_TESTS := TestTenThousandParts
 
+# test/ runs ~10 minutes under -race on 2 cores: past go test's default
+# timeout, which would cut it.
 test: vet
-	$(GO) test -race -skip '$(SLOW_TESTS)' $(RACE_PKGS)
+	$(GO) test -race -timeout 30m -skip '$(SLOW_TESTS)' $(RACE_PKGS)
 	$(GO) test -run '$(SLOW_TESTS)' ./test/
 	$(GO) test $$($(GO) list ./... | grep -v -e /storagenode -e /metadata -e /cluster -e /repair -e '/gateway$$' -e /internal/daemon -e /test)
 

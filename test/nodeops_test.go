@@ -229,7 +229,7 @@ func TestDrainUnderLoad(t *testing.T) {
 	before := map[string][]byte{}
 	for i := range 40 {
 		k := fmt.Sprintf("before/%d", i)
-		before[k] = randomBytes(1+i*70_000, uint64(i+7))
+		before[k] = randomBytes(1+i*7_000, uint64(i+7)) // small: read back 15 times below
 		must(t)(c.PutObject(ctx, "drain", k, bytes.NewReader(before[k]), int64(len(before[k])), minio.PutObjectOptions{DisableMultipart: true}))
 	}
 	on := shardsOn(t, s)
