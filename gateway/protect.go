@@ -24,6 +24,10 @@ package gateway
 //   - A request body that sends nothing for BodyTimeout, and a response
 //     the client takes nothing of for BodyTimeout, end the request: a slow
 //     client holds a slot for at most that long per byte it sends.
+//   - Once the handler returns, a request body it left unread gets at
+//     most BodyTimeout more (boundDrain): the server reads what remains
+//     of it to reuse the connection, and a client that stalls would
+//     otherwise hold the connection for ever, its request long refused.
 //   - Header, idle and connection limits are the http.Server's (daemon).
 
 import (
@@ -392,16 +396,47 @@ func readsUntil(r *http.Request, until time.Time) bool {
 func (b *progressBody) Close() error { return b.body.Close() }
 
 // withProgress applies the body progress timeout to w and r. The caller
-// calls done when the handler returns: the server's last flush of the
-// response gets a fresh deadline. (The connection's write deadline
-// outlives the request: it is cleared here first, for a keep-alive
-// connection's next request.)
+// calls done when the handler returns, refused or not: the server's reads
+// of what the handler left of the body (boundDrain), and its last flush
+// of the response, which may come after them, get fresh deadlines. (The
+// connection's write deadline outlives the request: it is cleared here
+// first, for a keep-alive connection's next request.)
 func (g *Gateway) withProgress(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, func()) {
 	rc := http.NewResponseController(w)
 	rc.SetWriteDeadline(time.Time{})
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &progressBody{body: r.Body, rc: rc, timeout: g.limits.BodyTimeout}
 	}
-	done := func() { rc.SetWriteDeadline(time.Now().Add(g.limits.BodyTimeout)) }
+	done := func() {
+		flush := g.limits.BodyTimeout
+		if boundDrain(rc, r, g.limits.BodyTimeout) {
+			// The server reads what remains of the body before it
+			// sends the response's header.
+			flush += g.limits.BodyTimeout
+		}
+		rc.SetWriteDeadline(time.Now().Add(flush))
+	}
 	return &progress{ResponseWriter: w, rc: rc, timeout: g.limits.BodyTimeout}, r, done
+}
+
+// boundDrain bounds what the server still reads of r's body once the
+// handler has returned: at most timeout from now. It reports whether r
+// has a body the server may read (the bound is set). An HTTP/1.x server
+// reads up to 256 KiB of a body its handler left unread, to reuse the
+// connection (before it sends the response's header, and again when it
+// closes the body), under the connection's read deadline: none but this
+// one, since the server sets no ReadTimeout. Without it a client that
+// sends one chunk of a refused PUT and stalls holds the connection (and
+// one of MaxConns) for ever, its request answered nothing and its slot
+// long given back. Marking the response Connection: close would not do:
+// the server still reads the rest of a chunked body, or of one of at most
+// 256 KiB, when it closes the body. A body read to its end costs nothing
+// here: the server clears the deadline before the connection's next
+// request. (HTTP/2 reads no body after the handler: nothing to bound.)
+func boundDrain(rc *http.ResponseController, r *http.Request, timeout time.Duration) bool {
+	if r.ProtoMajor != 1 || !hasBody(r) {
+		return false
+	}
+	rc.SetReadDeadline(time.Now().Add(timeout))
+	return true
 }

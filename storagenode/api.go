@@ -197,6 +197,9 @@ type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// drain bounds what the HTTP server reads of a body after its
+	// handler returns (BoundDrain; default DrainTimeout).
+	drain time.Duration
 	// Request metrics (nil: none).
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -251,6 +254,46 @@ func (s *Server) RequireHost(host string) { s.host = strings.ToLower(host) }
 // headers), for a rolling upgrade only. Call it before serving.
 func (s *Server) AcceptV1Signatures() { s.acceptV1 = true }
 
+// DrainTimeout is how long the HTTP server may go on reading a request
+// body after its handler has returned (BoundDrain).
+const DrainTimeout = 30 * time.Second
+
+// BoundDrain returns h with the bound of what the server reads of a
+// request body after h returns: at most timeout. An HTTP/1.x server reads
+// up to 256 KiB of a body its handler left unread (a refused request: a
+// bad signature, an unknown path, a health check with a body), to reuse
+// the connection, before it sends the response's header and again when it
+// closes the body, under the connection's read deadline: none unless set
+// here (no ReadTimeout: it would bound the longest shard upload too).
+// Without it anyone who reaches the port, no key needed, holds a
+// connection for ever with one chunk of a body and nothing more, and a
+// file descriptor with it. Connection: close alone would not do: the
+// server still reads the rest of a chunked body, or of one of at most
+// 256 KiB, when it closes the body.
+func BoundDrain(h http.Handler, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer boundDrain(w, r, timeout)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// boundDrain gives r's body at most timeout more from now, if it has one
+// (the server clears the deadline before the connection's next request).
+func boundDrain(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
+	if r.ProtoMajor != 1 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return // HTTP/2 reads no body after the handler
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+}
+
+// SetDrainTimeout sets the BoundDrain bound of the server's requests
+// (default DrainTimeout). Call it before serving.
+func (s *Server) SetDrainTimeout(d time.Duration) {
+	if d > 0 {
+		s.drain = d
+	}
+}
+
 // NewServer serves store's API to requests signed with key.
 func NewServer(store *Store, key []byte, now func() time.Time, log *slog.Logger) *Server {
 	if now == nil {
@@ -259,7 +302,7 @@ func NewServer(store *Store, key []byte, now func() time.Time, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{store: store, key: key, now: now, log: log, mux: http.NewServeMux()}
+	s := &Server{store: store, key: key, now: now, log: log, mux: http.NewServeMux(), drain: DrainTimeout}
 	s.mux.HandleFunc("GET /v1/health", s.health)
 	s.mux.Handle("PUT /v1/shards/{id}", s.auth(s.put))
 	s.mux.Handle("GET /v1/shards/{id}", s.auth(s.get))
@@ -273,8 +316,10 @@ func NewServer(store *Store, key []byte, now func() time.Time, log *slog.Logger)
 
 // ServeHTTP implements http.Handler. The gateway's request id (header
 // reqid.Header) goes into the context, so the node's log lines about the
-// call name the S3 request.
+// call name the S3 request. What the server reads of a body after the
+// handler is bounded (BoundDrain), refusals above all.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer boundDrain(w, r, s.drain)
 	if id := r.Header.Get(reqid.Header); reqid.Valid(id) {
 		r = r.WithContext(reqid.With(r.Context(), id))
 	}
@@ -304,11 +349,16 @@ func (s *Server) observe(ctx context.Context, route, path string, status int, st
 
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A refused request's connection is closed after the answer: a
+		// client without the key keeps no connection open (its body is
+		// bounded all the same: BoundDrain).
 		if s.host != "" && strings.ToLower(r.Host) != s.host {
+			w.Header().Set("Connection", "close")
 			s.fail(w, r, fmt.Errorf("request addressed to %q, this node is %q: %w", r.Host, s.host, ErrUnauthorized))
 			return
 		}
 		if err := verifyRequest(r, s.key, s.now(), s.acceptV1); err != nil {
+			w.Header().Set("Connection", "close")
 			s.fail(w, r, err)
 			return
 		}
