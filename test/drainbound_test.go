@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -61,5 +62,37 @@ func TestStalledAnonymousPutsReleaseConnections(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no fresh request served within 5 s of 3 stalled anonymous PUTs (MaxConns 3): %v", last)
 		}
+	}
+}
+
+// TestStalledTelemetryBodyReleasesConnection (#23 item 5, review
+// finding): a request to a telemetry path of the gateway's port (served
+// before the S3 handler and its bounds) whose body stalls after one chunk
+// is answered and its connection closed within BodyTimeout. Before the
+// fix: no answer, the connection held for ever (here: 5 s).
+func TestStalledTelemetryBodyReleasesConnection(t *testing.T) {
+	s := startServerWith(t, "", func(c *daemon.ServerConfig) {
+		c.Heal.Interval, c.ScrubInterval = -1, -1
+		c.Limits = gateway.Limits{BodyTimeout: 500 * time.Millisecond}
+	})
+	addr := hostPort(s.Gateway.URL)
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET /_sherd/health HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n", addr); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer within 5 s: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("connection not closed within 5 s of a stalled body: %v", err)
 	}
 }

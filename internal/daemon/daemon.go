@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-
-	"golang.org/x/net/netutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
@@ -102,6 +101,12 @@ type NodeConfig struct {
 	// AcceptV1Signatures admits requests signed by releases before the
 	// version 2 signature (a rolling upgrade; see docs/security.md).
 	AcceptV1Signatures bool
+	// MaxConns caps the node's open connections (default 4096); more
+	// wait in the listen backlog. DrainTimeout bounds what the server
+	// reads of a body its handler left unread (default
+	// storagenode.DrainTimeout).
+	MaxConns     int
+	DrainTimeout time.Duration
 }
 
 // Node is a running storage node.
@@ -221,8 +226,21 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 		}
 		return leasesErr(healer.Load(), nil)
 	}
-	n.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, api), ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout: 120 * time.Second, TLSConfig: listen.tls, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	// Anyone who reaches the port, key or not, can open connections: they
+	// are capped (a file descriptor each), and a body a handler leaves
+	// unread (a refusal, a health check's) is read for DrainTimeout at
+	// most, on every path (storagenode.BoundDrain).
+	if c.MaxConns <= 0 {
+		c.MaxConns = 4096
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = storagenode.DrainTimeout
+	}
+	ln = netutil.LimitListener(ln, c.MaxConns)
+	api.SetDrainTimeout(c.DrainTimeout)
+	n.srv = &http.Server{Handler: storagenode.BoundDrain(telemetry.Handler(c.Metrics, c.MetricsAccess, ready, api), c.DrainTimeout),
+		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, TLSConfig: listen.tls,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	n.loops.Add(1)
 	go func() {
 		defer n.loops.Done()
@@ -612,8 +630,15 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	}, time.Second, nil).Ready
 	// Slow clients: headers must arrive within 10 s, an idle keep-alive
 	// connection is closed after 60 s, and (gateway.Limits.BodyTimeout)
-	// a body or response that makes no progress ends the request.
-	gw.srv = &http.Server{Handler: telemetry.Handler(c.Metrics, c.MetricsAccess, ready, g),
+	// a body or response that makes no progress ends the request. A body
+	// a handler leaves unread is read for BodyTimeout at most once it
+	// returns, on the telemetry paths too (storagenode.BoundDrain; the S3
+	// requests bound theirs themselves).
+	drain := c.Limits.BodyTimeout
+	if drain <= 0 {
+		drain = storagenode.DrainTimeout
+	}
+	gw.srv = &http.Server{Handler: storagenode.BoundDrain(telemetry.Handler(c.Metrics, c.MetricsAccess, ready, g), drain),
 		ReadHeaderTimeout: c.HeaderTimeout, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(c.Log.Handler(), slog.LevelDebug), TLSConfig: tlsConf}
 	gw.loops.Add(1)
