@@ -231,15 +231,21 @@ func (p *unauthPool) inUse() int {
 	return p.n
 }
 
-// clientAddr is the client's IP address and whether per-address limits
-// apply to it (loopback is spared unless LimitLoopback).
+// clientAddr is the client's address for per-address limits, and
+// whether they apply to it (loopback is spared unless LimitLoopback). An
+// IPv6 client counts by its /64, the smallest block a site is given: one
+// host may hold all of its 2^64 addresses.
 func (g *Gateway) clientAddr(r *http.Request) (string, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	ip := net.ParseIP(host)
-	return host, g.limits.LimitLoopback || ip == nil || !ip.IsLoopback()
+	limited := g.limits.LimitLoopback || ip == nil || !ip.IsLoopback()
+	if ip != nil && ip.To4() == nil {
+		host = ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return host, limited
 }
 
 // admit takes a slot for r and a token from the client address's

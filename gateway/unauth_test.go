@@ -237,3 +237,26 @@ func TestUnauthenticatedPostsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestClientAddrGroupsIPv6 (#23 item 5, review finding): IPv6 clients
+// count by /64, so rotating addresses within one's block does not escape
+// the per-address limits; IPv4 addresses count alone.
+func TestClientAddrGroupsIPv6(t *testing.T) {
+	g := &Gateway{}
+	for _, c := range []struct {
+		remote, want string
+		limited      bool
+	}{
+		{"192.0.2.7:1234", "192.0.2.7", true},
+		{"[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64", true},
+		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:443", "2001:db8:1:2::/64", true},
+		{"[2001:db8:1:3::1]:443", "2001:db8:1:3::/64", true},
+		{"127.0.0.1:9", "127.0.0.1", false},
+		{"[::1]:9", "::/64", false},
+	} {
+		r := &http.Request{RemoteAddr: c.remote}
+		if got, limited := g.clientAddr(r); got != c.want || limited != c.limited {
+			t.Errorf("%s: %q %v, want %q %v", c.remote, got, limited, c.want, c.limited)
+		}
+	}
+}
