@@ -12,7 +12,7 @@ package cluster
 //     corrupt, invalid) and a caller cancelling are not node faults.
 //   - While open, writes place no shard on the node unless that is the
 //     only way to reach the write quorum, and reads try its shards last.
-//   - A node that answers "disk full" (storagenode.ErrFull) is not faulty:
+//   - A node that answers "disk full" (shard.ErrFull) is not faulty:
 //     it still reads. It is marked full for fullFor, during which writes
 //     and repairs place no new shard on it.
 //   - At most one probe per node is in flight; a failed probe doubles the
@@ -28,7 +28,7 @@ import (
 
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/internal/merkle"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 const (
@@ -140,7 +140,7 @@ func nodeFault(ctx context.Context, err error) (fault, stalled bool) {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true, true // nothing listens: down for sure, not worth three tries
 	}
-	for _, s := range []error{storagenode.ErrNotFound, storagenode.ErrInvalid, storagenode.ErrCorrupt, storagenode.ErrExists, storagenode.ErrFull, io.ErrUnexpectedEOF} {
+	for _, s := range []error{shard.ErrNotFound, shard.ErrInvalid, shard.ErrCorrupt, shard.ErrExists, shard.ErrFull, io.ErrUnexpectedEOF} {
 		if errors.Is(err, s) {
 			return false, false
 		}
@@ -159,34 +159,34 @@ type Pinger interface {
 // node's breaker, and calls that do not stream get a deadline (stream
 // calls are bounded by progress, by their callers).
 type guarded struct {
-	storagenode.ShardStore
+	shard.Store
 	b       *breaker
 	now     func() time.Time
 	timeout time.Duration
 }
 
 func (g *guarded) record(ctx context.Context, err error) {
-	if errors.Is(err, storagenode.ErrFull) {
+	if errors.Is(err, shard.ErrFull) {
 		g.b.markFull(g.now())
 	}
 	fault, stalled := nodeFault(ctx, err)
 	g.b.result(g.now(), stalled, fault)
 }
 
-func (g *guarded) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
-	info, err := g.ShardStore.Put(ctx, id, blockLen, r)
+func (g *guarded) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
+	info, err := g.Store.Put(ctx, id, blockLen, r)
 	g.record(ctx, err)
 	return info, err
 }
 
-func (g *guarded) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
-	info, err := g.ShardStore.Replace(ctx, id, blockLen, r, want)
+func (g *guarded) Replace(ctx context.Context, id shard.ID, blockLen int, r io.Reader, want string) (shard.Info, error) {
+	info, err := g.Store.Replace(ctx, id, blockLen, r, want)
 	g.record(ctx, err)
 	return info, err
 }
 
-func (g *guarded) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
-	rc, err := g.ShardStore.Open(ctx, id, off, n)
+func (g *guarded) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
+	rc, err := g.Store.Open(ctx, id, off, n)
 	g.record(ctx, err)
 	if err != nil {
 		return nil, err
@@ -211,26 +211,26 @@ func (r *guardedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (g *guarded) Stat(ctx context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+func (g *guarded) Stat(ctx context.Context, id shard.ID) (shard.Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	info, err := g.ShardStore.Stat(ctx, id)
+	info, err := g.Store.Stat(ctx, id)
 	g.record(ctx, err)
 	return info, err
 }
 
-func (g *guarded) Delete(ctx context.Context, id storagenode.ShardID) error {
+func (g *guarded) Delete(ctx context.Context, id shard.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	err := g.ShardStore.Delete(ctx, id)
+	err := g.Store.Delete(ctx, id)
 	g.record(ctx, err)
 	return err
 }
 
-func (g *guarded) Leaf(ctx context.Context, leaf uint32) ([]storagenode.ShardInfo, error) {
+func (g *guarded) Leaf(ctx context.Context, leaf uint32) ([]shard.Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	out, err := g.ShardStore.Leaf(ctx, leaf)
+	out, err := g.Store.Leaf(ctx, leaf)
 	g.record(ctx, err)
 	return out, err
 }
@@ -238,11 +238,11 @@ func (g *guarded) Leaf(ctx context.Context, leaf uint32) ([]storagenode.ShardInf
 func (g *guarded) Children(ctx context.Context, level int, idx uint32) ([merkle.Fanout]merkle.Digest, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	out, err := g.ShardStore.Children(ctx, level, idx)
+	out, err := g.Store.Children(ctx, level, idx)
 	g.record(ctx, err)
 	return out, err
 }
 
 // Unwrap returns the store the guard wraps (for optional interfaces such
 // as the HTTP client's Verify).
-func (g *guarded) Unwrap() storagenode.ShardStore { return g.ShardStore }
+func (g *guarded) Unwrap() shard.Store { return g.Store }

@@ -16,14 +16,14 @@ import (
 
 	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/metadata/placement"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // ErrUnavailable means too few storage nodes answered for the operation.
 var ErrUnavailable = errors.New("not enough storage nodes available")
 
 // Dialer returns the shard store of a node (an HTTP client in production).
-type Dialer func(n metadata.Node) storagenode.ShardStore
+type Dialer func(n metadata.Node) shard.Store
 
 // RepairQueue is where bad shards are reported (the metadata store).
 type RepairQueue interface {
@@ -83,7 +83,7 @@ type Cluster struct {
 
 	mu       sync.RWMutex
 	nodes    map[string]metadata.Node
-	stores   map[string]storagenode.ShardStore // guarded
+	stores   map[string]shard.Store // guarded
 	breakers map[string]*breaker
 	addrs    map[string]string
 	ring     *placement.Ring
@@ -121,7 +121,7 @@ func New(cfg Config) *Cluster {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{cfg: cfg, log: cfg.Log, now: cfg.Now, nodes: map[string]metadata.Node{},
-		stores: map[string]storagenode.ShardStore{}, breakers: map[string]*breaker{}, addrs: map[string]string{},
+		stores: map[string]shard.Store{}, breakers: map[string]*breaker{}, addrs: map[string]string{},
 		ctx: ctx, cancel: cancel, tasks: make(chan func(context.Context), 64*cfg.Workers)}
 	for range cfg.Workers {
 		c.wg.Add(1)
@@ -219,7 +219,7 @@ func (c *Cluster) Update(nodes []metadata.Node) {
 		if _, dialed := c.stores[id]; !dialed || c.addrs[id] != n.Address {
 			b := &breaker{}
 			c.breakers[id] = b
-			c.stores[id] = &guarded{ShardStore: c.cfg.Dial(n), b: b, now: c.now, timeout: c.cfg.CallTimeout}
+			c.stores[id] = &guarded{Store: c.cfg.Dial(n), b: b, now: c.now, timeout: c.cfg.CallTimeout}
 			c.addrs[id] = n.Address
 		}
 	}
@@ -278,7 +278,7 @@ func (c *Cluster) Full(id string) bool {
 // node that is not live is not called at all: its shards count as missing.
 // Every call through the store feeds the node's circuit breaker; calls
 // that do not stream have a deadline.
-func (c *Cluster) Store(id string) (storagenode.ShardStore, bool) {
+func (c *Cluster) Store(id string) (shard.Store, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.stores[id], c.nodes[id].Live
@@ -327,9 +327,9 @@ func (c *Cluster) Breakers() map[string]BreakerState {
 }
 
 // unwrap returns the store under wrappers that have Unwrap.
-func unwrap(st storagenode.ShardStore) storagenode.ShardStore {
+func unwrap(st shard.Store) shard.Store {
 	for {
-		u, ok := st.(interface{ Unwrap() storagenode.ShardStore })
+		u, ok := st.(interface{ Unwrap() shard.Store })
 		if !ok {
 			return st
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/sherdstore/sherd/internal/etcdserver"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -56,7 +57,7 @@ func newRig(t *testing.T, n int) *rig {
 		r.stores = append(r.stores, st)
 		r.nodes = append(r.nodes, metadata.Node{ID: id, Address: "mem://" + id, State: metadata.NodeActive, Live: true})
 	}
-	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return byID[n.ID] }, Repairs: r.meta, Records: r.meta})
+	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) shard.Store { return byID[n.ID] }, Repairs: r.meta, Records: r.meta})
 	t.Cleanup(func() { r.cl.Close() })
 	r.cl.Update(r.nodes)
 	return r
@@ -127,7 +128,7 @@ func TestRebuildAnyLoss(t *testing.T) {
 			}
 			targets := map[int]string{}
 			for _, i := range lost {
-				id := storagenode.ShardID{Segment: seg.ID, Index: i}
+				id := shard.ID{Segment: seg.ID, Index: i}
 				if err := r.store(seg.Nodes[i]).Delete(ctx, id); err != nil {
 					t.Fatal(err)
 				}
@@ -138,7 +139,7 @@ func TestRebuildAnyLoss(t *testing.T) {
 				t.Fatalf("size %d, lost %v: %v", size, lost, err)
 			}
 			for _, i := range lost {
-				info, err := r.store(seg.Nodes[i]).Stat(ctx, storagenode.ShardID{Segment: seg.ID, Index: i})
+				info, err := r.store(seg.Nodes[i]).Stat(ctx, shard.ID{Segment: seg.ID, Index: i})
 				if err != nil || got[i] != seg.ShardHashes[i] || info.Hash != seg.ShardHashes[i] {
 					t.Fatalf("size %d, lost %v: shard %d rebuilt as %s (stored %s, %v), recorded %s", size, lost, i, got[i], info.Hash, err, seg.ShardHashes[i])
 				}
@@ -166,7 +167,7 @@ func TestRebuildRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, i := range []int{0, 1, 2} {
-		r.store(seg.Nodes[i]).Delete(ctx, storagenode.ShardID{Segment: seg.ID, Index: i})
+		r.store(seg.Nodes[i]).Delete(ctx, shard.ID{Segment: seg.ID, Index: i})
 	}
 	if _, err := r.cl.RebuildShards(ctx, seg, map[int]string{0: seg.Nodes[0]}, nil); !errors.Is(err, cluster.ErrUnavailable) {
 		t.Fatalf("3 of 6 lost: %v", err)
@@ -175,7 +176,7 @@ func TestRebuildRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.store(seg.Nodes[1]).Delete(ctx, storagenode.ShardID{Segment: seg.ID, Index: 1})
+	r.store(seg.Nodes[1]).Delete(ctx, shard.ID{Segment: seg.ID, Index: 1})
 	live := r.allLive()
 	live[seg.Nodes[1]] = false
 	r.setLive(live)

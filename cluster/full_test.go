@@ -13,23 +13,23 @@ import (
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // fullable wraps a shard store that refuses new shards with ErrFull while
 // full is set, as a node at its disk reserve does.
 type fullable struct {
-	storagenode.ShardStore
+	shard.Store
 	full atomic.Bool
 	puts atomic.Int64
 }
 
-func (f *fullable) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+func (f *fullable) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	f.puts.Add(1)
 	if f.full.Load() {
-		return storagenode.ShardInfo{}, fmt.Errorf("put %s: %w", id, storagenode.ErrFull)
+		return shard.Info{}, fmt.Errorf("put %s: %w", id, shard.ErrFull)
 	}
-	return f.ShardStore.Put(ctx, id, blockLen, r)
+	return f.Store.Put(ctx, id, blockLen, r)
 }
 
 // TestWritesGoAroundDownAndFullNodes: with 9 nodes for 4+2 segments, two
@@ -41,12 +41,12 @@ func TestWritesGoAroundDownAndFullNodes(t *testing.T) {
 	r := newRig(t, 9)
 	wrapped := map[string]*fullable{}
 	for i, st := range r.stores {
-		wrapped[r.nodes[i].ID] = &fullable{ShardStore: st}
+		wrapped[r.nodes[i].ID] = &fullable{Store: st}
 	}
 	r.cl.Close()
 	now := atomic.Pointer[time.Time]{}
 	now.Store(&time.Time{}) // a fixed clock: the full mark lasts until moved
-	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return wrapped[n.ID] },
+	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) shard.Store { return wrapped[n.ID] },
 		Repairs: r.meta, Records: r.meta, Now: func() time.Time { return *now.Load() }})
 	t.Cleanup(func() { r.cl.Close() })
 	live := r.allLive()

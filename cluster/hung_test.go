@@ -18,14 +18,14 @@ import (
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // hangable wraps a shard store; while hung, it stops reading Put bodies
 // and answers no Open, like a node that accepts connections and stalls
 // (a stopped process, a dead disk), until the caller gives up.
 type hangable struct {
-	storagenode.ShardStore
+	shard.Store
 	hung  atomic.Bool
 	calls atomic.Int64
 }
@@ -35,20 +35,20 @@ func (h *hangable) wait(ctx context.Context) error {
 	return context.Cause(ctx)
 }
 
-func (h *hangable) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+func (h *hangable) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	h.calls.Add(1)
 	if h.hung.Load() {
-		return storagenode.ShardInfo{}, h.wait(ctx)
+		return shard.Info{}, h.wait(ctx)
 	}
-	return h.ShardStore.Put(ctx, id, blockLen, r)
+	return h.Store.Put(ctx, id, blockLen, r)
 }
 
-func (h *hangable) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
+func (h *hangable) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
 	h.calls.Add(1)
 	if h.hung.Load() {
 		return nil, h.wait(ctx)
 	}
-	return h.ShardStore.Open(ctx, id, off, n)
+	return h.Store.Open(ctx, id, off, n)
 }
 
 // TestHungNodeDoesNotHangTheCluster: with one node hung, writes finish
@@ -60,12 +60,12 @@ func TestHungNodeDoesNotHangTheCluster(t *testing.T) {
 	hung := map[string]*hangable{}
 	r.cl.Close()
 	r.cl = cluster.New(cluster.Config{
-		Dial:    func(n metadata.Node) storagenode.ShardStore { return hung[n.ID] },
+		Dial:    func(n metadata.Node) shard.Store { return hung[n.ID] },
 		Repairs: r.meta, Records: r.meta,
 		StallTimeout: 300 * time.Millisecond, HedgeAfter: 50 * time.Millisecond,
 	})
 	for i, st := range r.stores {
-		hung[r.nodes[i].ID] = &hangable{ShardStore: st}
+		hung[r.nodes[i].ID] = &hangable{Store: st}
 	}
 	t.Cleanup(func() { r.cl.Close() })
 	r.cl.Update(r.nodes)
@@ -137,7 +137,7 @@ func TestHungNodeDoesNotHangTheCluster(t *testing.T) {
 func TestBreakerOpensOnlyOnNodeFaults(t *testing.T) {
 	r := newRig(t, 6)
 	ctx := context.Background()
-	id := storagenode.ShardID{Segment: fmt.Sprintf("%032x", 1), Index: 0}
+	id := shard.ID{Segment: fmt.Sprintf("%032x", 1), Index: 0}
 	st, _ := r.cl.Store("n0")
 	for range 5 {
 		if _, err := st.Stat(ctx, id); err == nil {
@@ -154,10 +154,10 @@ func TestBreakerOpensOnlyOnNodeFaults(t *testing.T) {
 
 // refusing is a store whose node has nothing listening: every call fails
 // as a dial to a closed port does.
-type refusing struct{ storagenode.ShardStore }
+type refusing struct{ shard.Store }
 
-func (refusing) Stat(context.Context, storagenode.ShardID) (storagenode.ShardInfo, error) {
-	return storagenode.ShardInfo{}, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+func (refusing) Stat(context.Context, shard.ID) (shard.Info, error) {
+	return shard.Info{}, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 }
 
 // TestRefusedConnectionOpensBreaker: one refused connection opens the
@@ -165,12 +165,12 @@ func (refusing) Stat(context.Context, storagenode.ShardID) (storagenode.ShardInf
 func TestRefusedConnectionOpensBreaker(t *testing.T) {
 	r := newRig(t, 6)
 	r.cl.Close()
-	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return refusing{r.store(n.ID)} },
+	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) shard.Store { return refusing{r.store(n.ID)} },
 		Repairs: r.meta, Records: r.meta})
 	t.Cleanup(func() { r.cl.Close() })
 	r.cl.Update(r.nodes)
 	st, _ := r.cl.Store("n0")
-	if _, err := st.Stat(context.Background(), storagenode.ShardID{Segment: fmt.Sprintf("%032x", 1)}); !errors.Is(err, syscall.ECONNREFUSED) {
+	if _, err := st.Stat(context.Background(), shard.ID{Segment: fmt.Sprintf("%032x", 1)}); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("stat: %v", err)
 	}
 	if b := r.cl.Breakers()["n0"]; !b.Open {

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sherdstore/sherd/internal/merkle"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // ShardCallMetrics count and time the calls a process makes to storage
@@ -32,7 +32,7 @@ func NewShardCallMetrics(reg prometheus.Registerer, buckets []float64) *ShardCal
 }
 
 // Wrap returns st with its calls counted and timed as node's.
-func (m *ShardCallMetrics) Wrap(node string, st storagenode.ShardStore) storagenode.ShardStore {
+func (m *ShardCallMetrics) Wrap(node string, st shard.Store) shard.Store {
 	if m == nil {
 		return st
 	}
@@ -43,9 +43,9 @@ func (m *ShardCallMetrics) done(node, call string, start time.Time, err error) {
 	outcome := "ok"
 	switch {
 	case err == nil:
-	case errors.Is(err, storagenode.ErrNotFound):
+	case errors.Is(err, shard.ErrNotFound):
 		outcome = "not_found"
-	case errors.Is(err, storagenode.ErrCorrupt):
+	case errors.Is(err, shard.ErrCorrupt):
 		outcome = "corrupt"
 	case errors.Is(err, context.Canceled):
 		outcome = "canceled"
@@ -57,47 +57,47 @@ func (m *ShardCallMetrics) done(node, call string, start time.Time, err error) {
 }
 
 type instrumented struct {
-	st   storagenode.ShardStore
+	st   shard.Store
 	node string
 	m    *ShardCallMetrics
 }
 
-func (s instrumented) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+func (s instrumented) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	t := time.Now()
 	info, err := s.st.Put(ctx, id, blockLen, r)
 	s.m.done(s.node, "put", t, err)
 	return info, err
 }
 
-func (s instrumented) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
+func (s instrumented) Replace(ctx context.Context, id shard.ID, blockLen int, r io.Reader, want string) (shard.Info, error) {
 	t := time.Now()
 	info, err := s.st.Replace(ctx, id, blockLen, r, want)
 	s.m.done(s.node, "replace", t, err)
 	return info, err
 }
 
-func (s instrumented) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
+func (s instrumented) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
 	t := time.Now()
 	rc, err := s.st.Open(ctx, id, off, n)
 	s.m.done(s.node, "open", t, err)
 	return rc, err
 }
 
-func (s instrumented) Stat(ctx context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+func (s instrumented) Stat(ctx context.Context, id shard.ID) (shard.Info, error) {
 	t := time.Now()
 	info, err := s.st.Stat(ctx, id)
 	s.m.done(s.node, "stat", t, err)
 	return info, err
 }
 
-func (s instrumented) Delete(ctx context.Context, id storagenode.ShardID) error {
+func (s instrumented) Delete(ctx context.Context, id shard.ID) error {
 	t := time.Now()
 	err := s.st.Delete(ctx, id)
 	s.m.done(s.node, "delete", t, err)
 	return err
 }
 
-func (s instrumented) Leaf(ctx context.Context, leaf uint32) ([]storagenode.ShardInfo, error) {
+func (s instrumented) Leaf(ctx context.Context, leaf uint32) ([]shard.Info, error) {
 	t := time.Now()
 	out, err := s.st.Leaf(ctx, leaf)
 	s.m.done(s.node, "leaf", t, err)
@@ -112,4 +112,4 @@ func (s instrumented) Children(ctx context.Context, level int, idx uint32) ([mer
 }
 
 // Unwrap returns the store instrumented (for optional interfaces).
-func (s instrumented) Unwrap() storagenode.ShardStore { return s.st }
+func (s instrumented) Unwrap() shard.Store { return s.st }

@@ -23,7 +23,7 @@ import (
 
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // Throttle is called with the number of bytes read before they are used
@@ -70,7 +70,7 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	if len(targets) == 0 {
 		return map[int]string{}, nil
 	}
-	stores := make([]storagenode.ShardStore, n)
+	stores := make([]shard.Store, n)
 	for i, node := range targets {
 		if i < 0 || i >= n {
 			return nil, fmt.Errorf("rebuild %s: shard %d: %w", seg.ID, i, metadata.ErrInvalid)
@@ -87,13 +87,13 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	// Read the segment's data from the shards not being rebuilt.
 	open := func(ctx context.Context, i int, off, size int64) (io.ReadCloser, error) {
 		if _, rebuilding := targets[i]; rebuilding || seg.ShardHashes[i] == "" {
-			return nil, fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
+			return nil, fmt.Errorf("shard %d: %w", i, shard.ErrNotFound)
 		}
 		st, live := c.Store(seg.Nodes[i])
 		if st == nil || !live {
 			return nil, fmt.Errorf("shard %d: node %s: %w", i, seg.Nodes[i], ErrUnavailable)
 		}
-		return st.Open(ctx, storagenode.ShardID{Segment: seg.ID, Index: i}, off, size)
+		return st.Open(ctx, shard.ID{Segment: seg.ID, Index: i}, off, size)
 	}
 	data, dataW := io.Pipe()
 	var readErr error
@@ -137,7 +137,7 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 	for i := range targets {
 		want := hex.EncodeToString(res.ShardHashes[i][:])
 		switch {
-		case errors.Is(putErrs[i], storagenode.ErrCorrupt):
+		case errors.Is(putErrs[i], shard.ErrCorrupt):
 			// The node refused content that differs from the record.
 			errs = append(errs, fmt.Errorf("shard %d on %s: %w: %w", i, targets[i], erasure.ErrCorrupt, putErrs[i]))
 		case putErrs[i] != nil || res.ShardErrs[i] != nil:
@@ -161,13 +161,13 @@ func (c *Cluster) RebuildShards(ctx context.Context, seg metadata.Segment, targe
 // does) and the whole-file hash against the record. It reads the one
 // shard, not k of them: the cheap way to move a shard whose node is still
 // up (drain, rebalance). It returns the stored hash. Errors wrap
-// ErrUnavailable (either node not live), storagenode.ErrNotFound (the
+// ErrUnavailable (either node not live), shard.ErrNotFound (the
 // source lacks it) or erasure.ErrCorrupt (the copy's hash differs from
 // the record); on error to may hold a copy that nothing records (the
 // orphan sweep's). The caller records the move (compare-and-swap).
 func (c *Cluster) CopyShard(ctx context.Context, seg metadata.Segment, i int, to string, throttle Throttle) (string, error) {
 	if i < 0 || i >= len(seg.Nodes) || i >= len(seg.ShardHashes) || seg.ShardHashes[i] == "" {
-		return "", fmt.Errorf("copy %s.%d: %w", seg.ID, i, storagenode.ErrNotFound)
+		return "", fmt.Errorf("copy %s.%d: %w", seg.ID, i, shard.ErrNotFound)
 	}
 	src, srcLive := c.Store(seg.Nodes[i])
 	dst, dstLive := c.Store(to)
@@ -177,7 +177,7 @@ func (c *Cluster) CopyShard(ctx context.Context, seg metadata.Segment, i int, to
 	if dst == nil || !dstLive {
 		return "", fmt.Errorf("copy %s.%d: target %s: %w", seg.ID, i, to, ErrUnavailable)
 	}
-	id := storagenode.ShardID{Segment: seg.ID, Index: i}
+	id := shard.ID{Segment: seg.ID, Index: i}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rc, err := src.Open(ctx, id, 0, -1)

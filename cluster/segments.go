@@ -35,7 +35,7 @@ import (
 
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // hashAlgoXXH3 is the segment's bitrot hash id (metadata.Segment.HashAlgo).
@@ -144,7 +144,7 @@ func (c *Cluster) WriteSegment(ctx context.Context, r io.Reader, prof erasure.Pr
 			continue
 		}
 		if putErrs[i] == nil && infos[i].Hash != want {
-			c.log.Warn("shard stored with unexpected hash", "shard", storagenode.ShardID{Segment: id, Index: i}, "node", nodes[i])
+			c.log.Warn("shard stored with unexpected hash", "shard", shard.ID{Segment: id, Index: i}, "node", nodes[i])
 		}
 		missing = append(missing, i)
 	}
@@ -244,8 +244,8 @@ func chooseWriteNodes(preferred, order []string, cond func(string) nodeCondition
 // where the node is down or full, and how many there are. A node whose circuit
 // breaker is open gets no shard (it goes to the repair queue) unless the
 // quorum needs it.
-func (c *Cluster) writeStores(nodes []string, quorum int) ([]storagenode.ShardStore, int) {
-	stores := make([]storagenode.ShardStore, len(nodes))
+func (c *Cluster) writeStores(nodes []string, quorum int) ([]shard.Store, int) {
+	stores := make([]shard.Store, len(nodes))
 	live, healthy := 0, 0
 	for i, nid := range nodes {
 		if st, isLive := c.Store(nid); isLive && st != nil && !c.Full(nid) {
@@ -279,7 +279,7 @@ type shardStreams struct {
 	writers []io.Writer
 	pipes   []*io.PipeWriter
 	aborts  []func(error)
-	infos   []storagenode.ShardInfo
+	infos   []shard.Info
 	errs    []error
 	stall   time.Duration
 	cancel  context.CancelFunc
@@ -290,11 +290,11 @@ type shardStreams struct {
 // for every non-nil store (a Replace with want[i] when want is not nil:
 // a repair); the caller writes the shard files to writers and calls
 // finish.
-func (c *Cluster) openShardStreams(ctx context.Context, id string, blockLen int, stores []storagenode.ShardStore, want []string) *shardStreams {
+func (c *Cluster) openShardStreams(ctx context.Context, id string, blockLen int, stores []shard.Store, want []string) *shardStreams {
 	n := len(stores)
 	ctx, cancel := context.WithCancel(ctx)
 	s := &shardStreams{writers: make([]io.Writer, n), pipes: make([]*io.PipeWriter, n), aborts: make([]func(error), n),
-		infos: make([]storagenode.ShardInfo, n), errs: make([]error, n), stall: c.cfg.StallTimeout, cancel: cancel}
+		infos: make([]shard.Info, n), errs: make([]error, n), stall: c.cfg.StallTimeout, cancel: cancel}
 	for i, st := range stores {
 		if st == nil {
 			s.errs[i] = errors.New("node not live")
@@ -312,7 +312,7 @@ func (c *Cluster) openShardStreams(ctx context.Context, id string, blockLen int,
 		go func() {
 			defer s.wg.Done()
 			defer scancel(nil)
-			sid := storagenode.ShardID{Segment: id, Index: i}
+			sid := shard.ID{Segment: id, Index: i}
 			if want != nil {
 				s.infos[i], s.errs[i] = st.Replace(sctx, sid, blockLen, pr, want[i])
 			} else {
@@ -346,7 +346,7 @@ func (w *stallWriter) Write(p []byte) (int, error) {
 // their shards), else aborted with err (no node commits). It waits for
 // the Puts, each at most the stall timeout from here, and returns what
 // each answered.
-func (s *shardStreams) finish(err error) ([]storagenode.ShardInfo, []error) {
+func (s *shardStreams) finish(err error) ([]shard.Info, []error) {
 	var timers []*time.Timer
 	for i, pw := range s.pipes {
 		if pw != nil {
@@ -393,7 +393,7 @@ func (c *Cluster) discard(id string, nodes []string, stored func(i int) bool) {
 		c.background("discard shard", func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			if err := st.Delete(ctx, storagenode.ShardID{Segment: id, Index: i}); err != nil && !errors.Is(err, storagenode.ErrNotFound) {
+			if err := st.Delete(ctx, shard.ID{Segment: id, Index: i}); err != nil && !errors.Is(err, shard.ErrNotFound) {
 				c.log.Warn("discard shard", "segment", id, "shard", i, "err", err)
 			}
 		})
@@ -478,14 +478,14 @@ func (c *Cluster) ReadSegment(ctx context.Context, w io.Writer, seg metadata.Seg
 			skipMu.Unlock()
 			return nil, fmt.Errorf("shard %d: node %s: circuit breaker open: %w", i, node, ErrUnavailable)
 		}
-		return st.Open(ctx, storagenode.ShardID{Segment: seg.ID, Index: i}, off, n)
+		return st.Open(ctx, shard.ID{Segment: seg.ID, Index: i}, off, n)
 	}
 	open := func(ctx context.Context, i int, off, n int64) (io.ReadCloser, error) {
 		if i >= len(seg.Nodes) {
-			return nil, fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
+			return nil, fmt.Errorf("shard %d: %w", i, shard.ErrNotFound)
 		}
 		var rc io.ReadCloser
-		err := fmt.Errorf("shard %d: %w", i, storagenode.ErrNotFound)
+		err := fmt.Errorf("shard %d: %w", i, shard.ErrNotFound)
 		if seg.ShardHashes[i] != "" {
 			if rc, err = openAt(ctx, seg.Nodes[i], i, off, n); err == nil {
 				return rc, nil

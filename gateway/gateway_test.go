@@ -23,6 +23,7 @@ import (
 	"github.com/sherdstore/sherd/internal/etcdserver"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // faultyStore wraps a shard store; it fails, or corrupts, on command.
 type faultyStore struct {
-	storagenode.ShardStore
+	shard.Store
 	failPut  atomic.Bool // Put fails after reading some of the body
 	failOpen atomic.Bool
 	hangOpen atomic.Bool  // Open waits for its context to end
@@ -51,15 +52,15 @@ type faultyStore struct {
 
 var errInjected = errors.New("injected fault")
 
-func (f *faultyStore) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+func (f *faultyStore) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	if f.failPut.Load() {
 		io.CopyN(io.Discard, r, 1000)
-		return storagenode.ShardInfo{}, errInjected
+		return shard.Info{}, errInjected
 	}
-	return f.ShardStore.Put(ctx, id, blockLen, r)
+	return f.Store.Put(ctx, id, blockLen, r)
 }
 
-func (f *faultyStore) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
+func (f *faultyStore) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
 	f.opens.Add(1)
 	if f.hangOpen.Load() {
 		<-ctx.Done()
@@ -68,7 +69,7 @@ func (f *faultyStore) Open(ctx context.Context, id storagenode.ShardID, off, n i
 	if f.failOpen.Load() {
 		return nil, errInjected
 	}
-	return f.ShardStore.Open(ctx, id, off, n)
+	return f.Store.Open(ctx, id, off, n)
 }
 
 type fixture struct {
@@ -95,13 +96,13 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		fs := &faultyStore{ShardStore: st}
+		fs := &faultyStore{Store: st}
 		f.stores, f.faults = append(f.stores, st), append(f.faults, fs)
 		addr := fmt.Sprintf("mem://%d", i)
 		byAddr[addr] = fs
 		nodes = append(nodes, metadata.Node{ID: fmt.Sprintf("n%d", i), Address: addr, State: metadata.NodeActive, Live: true})
 	}
-	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return byAddr[n.Address] }, Repairs: f.meta, Records: f.meta})
+	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) shard.Store { return byAddr[n.Address] }, Repairs: f.meta, Records: f.meta})
 	t.Cleanup(func() { cl.Close() })
 	cl.Update(nodes)
 	cfg := Config{Store: f.meta, Cluster: cl, Credentials: StaticCredentials{"ak": "secret-key"}}
@@ -132,7 +133,7 @@ func newFixtureWith(t *testing.T, configure func(*Config)) *fixture {
 func (f *fixture) shardFiles(t *testing.T) int {
 	n := 0
 	for _, st := range f.stores {
-		st.Walk(context.Background(), func(storagenode.ShardInfo) error { n++; return nil })
+		st.Walk(context.Background(), func(shard.Info) error { n++; return nil })
 	}
 	return n
 }

@@ -39,7 +39,7 @@ import (
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/internal/merkle"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // DefaultGrace is how long an unexpected shard must stay unexpected
@@ -220,7 +220,7 @@ func (a *AntiEntropy) scan(ctx context.Context) (*Expected, int64, error) {
 // nodeTree is a node's Merkle tree as a merkle.Source, counting calls.
 type nodeTree struct {
 	ctx   context.Context
-	st    storagenode.ShardStore
+	st    shard.Store
 	calls *atomic.Int64
 }
 
@@ -448,7 +448,7 @@ func (a *AntiEntropy) sweep(ctx context.Context, unexpected []Finding, examined 
 		if seen[key] {
 			continue
 		}
-		id, err := storagenode.ParseShardID(key[indexAfterSlash(key):])
+		id, err := shard.ParseID(key[indexAfterSlash(key):])
 		if err != nil || examined[id.Partition()] {
 			delete(a.suspects, key)
 		}
@@ -589,11 +589,11 @@ func (a *AntiEntropy) sweepOne(ctx context.Context, f Finding) (bool, error) {
 	if !live || st == nil {
 		return false, nil
 	}
-	id := storagenode.ShardID{Segment: f.Segment, Index: f.Index}
+	id := shard.ID{Segment: f.Segment, Index: f.Index}
 	sctx, cancel := context.WithTimeout(ctx, nodeCallTimeout)
 	defer cancel()
 	info, err := st.Stat(sctx, id)
-	if errors.Is(err, storagenode.ErrNotFound) {
+	if errors.Is(err, shard.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -609,7 +609,7 @@ func (a *AntiEntropy) sweepOne(ctx context.Context, f Finding) (bool, error) {
 	if again, ok, err := a.cfg.Claims.Claim(ctx, name); err != nil || !ok || again != fence {
 		return false, err
 	}
-	if err := st.Delete(sctx, id); err != nil && !errors.Is(err, storagenode.ErrNotFound) {
+	if err := st.Delete(sctx, id); err != nil && !errors.Is(err, shard.ErrNotFound) {
 		return false, fmt.Errorf("sweep %s on %s: %w", id, f.Node, err)
 	}
 	a.log.Info("swept orphan shard", "node", f.Node, "shard", id.String())

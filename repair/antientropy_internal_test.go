@@ -16,7 +16,7 @@ import (
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/internal/merkle"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // memNode is a reference shard inventory: a map of shard infos and a
@@ -24,19 +24,19 @@ import (
 // (Children, Leaf, Stat, Delete) and counts them.
 type memNode struct {
 	mu     sync.Mutex
-	shards map[string]storagenode.ShardInfo
+	shards map[string]shard.Info
 	tree   *merkle.Incremental
 	calls  map[string]int
 }
 
 func newMemNode() *memNode {
-	return &memNode{shards: map[string]storagenode.ShardInfo{}, tree: merkle.NewIncremental(), calls: map[string]int{}}
+	return &memNode{shards: map[string]shard.Info{}, tree: merkle.NewIncremental(), calls: map[string]int{}}
 }
 
-func (m *memNode) add(info storagenode.ShardInfo) {
+func (m *memNode) add(info shard.Info) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	id, _ := storagenode.ParseShardID(info.ID)
+	id, _ := shard.ParseID(info.ID)
 	if old, ok := m.shards[info.ID]; ok {
 		m.tree.Xor(id.Leaf(), old.EntryDigest())
 	}
@@ -48,7 +48,7 @@ func (m *memNode) remove(shardID string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.shards[shardID]; ok {
-		id, _ := storagenode.ParseShardID(shardID)
+		id, _ := shard.ParseID(shardID)
 		m.tree.Xor(id.Leaf(), old.EntryDigest())
 		delete(m.shards, shardID)
 	}
@@ -70,36 +70,36 @@ func (m *memNode) total() int {
 	return n
 }
 
-func (m *memNode) Put(context.Context, storagenode.ShardID, int, io.Reader) (storagenode.ShardInfo, error) {
-	return storagenode.ShardInfo{}, fmt.Errorf("memNode: no data: %w", storagenode.ErrInvalid)
+func (m *memNode) Put(context.Context, shard.ID, int, io.Reader) (shard.Info, error) {
+	return shard.Info{}, fmt.Errorf("memNode: no data: %w", shard.ErrInvalid)
 }
-func (m *memNode) Replace(context.Context, storagenode.ShardID, int, io.Reader, string) (storagenode.ShardInfo, error) {
-	return storagenode.ShardInfo{}, fmt.Errorf("memNode: no data: %w", storagenode.ErrInvalid)
+func (m *memNode) Replace(context.Context, shard.ID, int, io.Reader, string) (shard.Info, error) {
+	return shard.Info{}, fmt.Errorf("memNode: no data: %w", shard.ErrInvalid)
 }
-func (m *memNode) Open(context.Context, storagenode.ShardID, int64, int64) (io.ReadCloser, error) {
-	return nil, fmt.Errorf("memNode: no data: %w", storagenode.ErrNotFound)
+func (m *memNode) Open(context.Context, shard.ID, int64, int64) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("memNode: no data: %w", shard.ErrNotFound)
 }
-func (m *memNode) Stat(_ context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+func (m *memNode) Stat(_ context.Context, id shard.ID) (shard.Info, error) {
 	m.count("stat")
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if info, ok := m.shards[id.String()]; ok {
 		return info, nil
 	}
-	return storagenode.ShardInfo{}, storagenode.ErrNotFound
+	return shard.Info{}, shard.ErrNotFound
 }
-func (m *memNode) Delete(_ context.Context, id storagenode.ShardID) error {
+func (m *memNode) Delete(_ context.Context, id shard.ID) error {
 	m.count("delete")
 	m.remove(id.String())
 	return nil
 }
-func (m *memNode) Leaf(_ context.Context, leaf uint32) ([]storagenode.ShardInfo, error) {
+func (m *memNode) Leaf(_ context.Context, leaf uint32) ([]shard.Info, error) {
 	m.count("leaf")
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []storagenode.ShardInfo
+	var out []shard.Info
 	for id, info := range m.shards {
-		if sid, _ := storagenode.ParseShardID(id); sid.Leaf() == leaf {
+		if sid, _ := shard.ParseID(id); sid.Leaf() == leaf {
 			out = append(out, info)
 		}
 	}
@@ -248,10 +248,10 @@ func newAERig(t *testing.T, rng *rand.Rand, nodes, segments int) *aeRig {
 		}
 		r.meta.segs[seg.ID] = seg
 		for i, n := range seg.Nodes {
-			r.nodes[n].add(storagenode.ShardInfo{ID: fmt.Sprintf("%s.%d", seg.ID, i), Size: ShardFileSize(seg), Hash: seg.ShardHashes[i]})
+			r.nodes[n].add(shard.Info{ID: fmt.Sprintf("%s.%d", seg.ID, i), Size: ShardFileSize(seg), Hash: seg.ShardHashes[i]})
 		}
 	}
-	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore { return r.nodes[n.ID] }, CommitWindow: time.Minute})
+	r.cl = cluster.New(cluster.Config{Dial: func(n metadata.Node) shard.Store { return r.nodes[n.ID] }, CommitWindow: time.Minute})
 	t.Cleanup(func() { r.cl.Close() })
 	r.cl.Update(members)
 	claims := &memClaims{mu: &sync.Mutex{}, held: map[string]*memClaims{}}
@@ -364,7 +364,7 @@ func TestDetectEqualsSetDifference(t *testing.T) {
 				}
 			}
 			for range rng.IntN(4) {
-				n.add(storagenode.ShardInfo{ID: fmt.Sprintf("%016x%016x.%d", rng.Uint64(), rng.Uint64(), rng.IntN(6)), Size: 10, Hash: hashOf(rng)})
+				n.add(shard.Info{ID: fmt.Sprintf("%016x%016x.%d", rng.Uint64(), rng.Uint64(), rng.IntN(6)), Size: 10, Hash: hashOf(rng)})
 			}
 		}
 		// Reference: plain set difference per node.
@@ -375,11 +375,11 @@ func TestDetectEqualsSetDifference(t *testing.T) {
 		}
 		want := map[key]bool{}
 		for _, id := range r.ids {
-			exp := map[string]storagenode.ShardInfo{}
+			exp := map[string]shard.Info{}
 			for _, seg := range r.meta.segs {
 				for i, n := range seg.Nodes {
 					if n == id {
-						exp[fmt.Sprintf("%s.%d", seg.ID, i)] = storagenode.ShardInfo{Size: ShardFileSize(seg), Hash: seg.ShardHashes[i]}
+						exp[fmt.Sprintf("%s.%d", seg.ID, i)] = shard.Info{Size: ShardFileSize(seg), Hash: seg.ShardHashes[i]}
 					}
 				}
 			}
@@ -434,7 +434,7 @@ func TestClaimedPartitionsSkipped(t *testing.T) {
 		break
 	}
 	r.nodes["n1"].remove(victim)
-	sid, _ := storagenode.ParseShardID(victim)
+	sid, _ := shard.ParseID(victim)
 	other := &memClaims{mu: r.ae.cfg.Claims.(*memClaims).mu, held: r.ae.cfg.Claims.(*memClaims).held}
 	name := fmt.Sprintf("ae/%03x", sid.Partition())
 	if _, ok, _ := other.Claim(context.Background(), name); !ok {
@@ -456,7 +456,7 @@ func TestClaimedPartitionsSkipped(t *testing.T) {
 func TestSweepWaitsForGrace(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	r := newAERig(t, rng, 6, 50)
-	orphan := storagenode.ShardInfo{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
+	orphan := shard.Info{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
 	r.nodes["n0"].add(orphan)
 	ctx := context.Background()
 	round := func() RoundReport {
@@ -562,7 +562,7 @@ func (c *relapsing) Claim(ctx context.Context, name string) (metadata.Fence, boo
 func TestSweepFenced(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	r := newAERig(t, rng, 6, 20)
-	orphan := storagenode.ShardInfo{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
+	orphan := shard.Info{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
 	r.nodes["n0"].add(orphan)
 	ctx := context.Background()
 	if _, err := r.ae.RunOnce(ctx); err != nil {
@@ -623,7 +623,7 @@ func (f fixedWindows) MaxCommitWindow(context.Context, time.Time) (time.Duration
 func TestSweepHonoursPublishedWindows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 10))
 	r := newAERig(t, rng, 6, 20)
-	orphan := storagenode.ShardInfo{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
+	orphan := shard.Info{ID: "0123456789abcdef0123456789abcdef.2", Size: 10, Hash: hashOf(rng)}
 	r.nodes["n0"].add(orphan)
 	ctx := context.Background()
 	r.ae.cfg.Windows = fixedWindows(2 * time.Hour) // grace is 1 h

@@ -11,7 +11,7 @@ import (
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/internal/merkle"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // FindingKind is what anti-entropy found wrong with one shard on one node.
@@ -45,9 +45,9 @@ func (k FindingKind) String() string {
 type Finding struct {
 	Kind    FindingKind
 	Node    string
-	Segment string                // segment id
-	Index   int                   // shard index
-	Have    storagenode.ShardInfo // what the node holds (WrongContent, UnexpectedShard)
+	Segment string     // segment id
+	Index   int        // shard index
+	Have    shard.Info // what the node holds (WrongContent, UnexpectedShard)
 }
 
 // ShardID is the finding's shard id as the node names it.
@@ -89,7 +89,7 @@ func expectedOn(node string, records []metadata.Segment) map[string]expectedEntr
 // ClassifyLeaf compares what node should hold (the records of one leaf)
 // with what it holds (its inventory of that leaf) and returns every
 // difference, sorted by shard id. Pure.
-func ClassifyLeaf(node string, records []metadata.Segment, have []storagenode.ShardInfo) []Finding {
+func ClassifyLeaf(node string, records []metadata.Segment, have []shard.Info) []Finding {
 	want := expectedOn(node, records)
 	var out []Finding
 	held := map[string]bool{}
@@ -97,7 +97,7 @@ func ClassifyLeaf(node string, records []metadata.Segment, have []storagenode.Sh
 		held[info.ID] = true
 		e, ok := want[info.ID]
 		if !ok {
-			id, err := storagenode.ParseShardID(info.ID)
+			id, err := shard.ParseID(info.ID)
 			if err != nil {
 				continue // a node never lists such an id
 			}

@@ -33,7 +33,7 @@ import (
 
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // Move is one shard to move.
@@ -267,7 +267,7 @@ func (m *Mover) moveSegment(ctx context.Context, id string, nodes map[string]met
 				done++
 				continue
 			}
-			if !errors.Is(err, storagenode.ErrNotFound) && !errors.Is(err, storagenode.ErrCorrupt) && !errors.Is(err, cluster.ErrUnavailable) {
+			if !errors.Is(err, shard.ErrNotFound) && !errors.Is(err, shard.ErrCorrupt) && !errors.Is(err, cluster.ErrUnavailable) {
 				errs = append(errs, err)
 				continue
 			}

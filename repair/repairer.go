@@ -32,7 +32,7 @@ import (
 
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // DefaultRate is the default rebuild read rate (bytes per second).
@@ -292,9 +292,9 @@ func (r *Repairer) states(ctx context.Context, seg metadata.Segment) []ShardStat
 			defer wg.Done()
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			info, err := st.Stat(sctx, storagenode.ShardID{Segment: seg.ID, Index: i})
+			info, err := st.Stat(sctx, shard.ID{Segment: seg.ID, Index: i})
 			switch {
-			case errors.Is(err, storagenode.ErrNotFound):
+			case errors.Is(err, shard.ErrNotFound):
 				out[i] = Missing
 			case err != nil:
 				out[i] = Unknown

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sherdstore/sherd/internal/merkle"
 	"github.com/sherdstore/sherd/internal/reqid"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // Wire names of the node API.
@@ -170,17 +171,17 @@ const (
 func ErrorForCode(code string) error {
 	switch code {
 	case CodeNotFound:
-		return ErrNotFound
+		return shard.ErrNotFound
 	case CodeInvalid:
-		return ErrInvalid
+		return shard.ErrInvalid
 	case CodeCorrupt:
-		return ErrCorrupt
+		return shard.ErrCorrupt
 	case CodeUnauthorized:
 		return ErrUnauthorized
 	case CodeExists:
-		return ErrExists
+		return shard.ErrExists
 	case CodeFull:
-		return ErrFull
+		return shard.ErrFull
 	}
 	return nil
 }
@@ -370,17 +371,17 @@ func (s *Server) auth(h http.HandlerFunc) http.Handler {
 // status, logging what the operator must see (full disks, failures).
 func (s *Server) errorStatus(ctx context.Context, method, path string, err error) (string, int) {
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, shard.ErrNotFound):
 		return CodeNotFound, http.StatusNotFound
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, shard.ErrInvalid):
 		return CodeInvalid, http.StatusBadRequest
-	case errors.Is(err, ErrCorrupt):
+	case errors.Is(err, shard.ErrCorrupt):
 		return CodeCorrupt, http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnauthorized):
 		return CodeUnauthorized, http.StatusForbidden
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, shard.ErrExists):
 		return CodeExists, http.StatusConflict
-	case errors.Is(err, ErrFull):
+	case errors.Is(err, shard.ErrFull):
 		s.log.Warn("disk full: shard refused", "request_id", reqid.From(ctx), "path", path, "err", err)
 		return CodeFull, http.StatusInsufficientStorage
 	}
@@ -408,17 +409,17 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) put(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseShardID(r.PathValue("id"))
+	id, err := shard.ParseID(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	block, err := strconv.Atoi(r.URL.Query().Get("block"))
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("block length: %w", ErrInvalid))
+		s.fail(w, r, fmt.Errorf("block length: %w", shard.ErrInvalid))
 		return
 	}
-	var info ShardInfo
+	var info shard.Info
 	if q := r.URL.Query(); q.Get("replace") == "1" {
 		info, err = s.store.Replace(r.Context(), id, block, r.Body, q.Get("want"))
 	} else {
@@ -431,7 +432,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, info)
 }
 
-func setInfoHeaders(w http.ResponseWriter, info ShardInfo) {
+func setInfoHeaders(w http.ResponseWriter, info shard.Info) {
 	w.Header().Set(HeaderSize, strconv.FormatInt(info.Size, 10))
 	w.Header().Set(HeaderHash, info.Hash)
 	w.Header().Set(HeaderBlock, strconv.Itoa(info.BlockLen))
@@ -442,10 +443,10 @@ func setInfoHeaders(w http.ResponseWriter, info ShardInfo) {
 }
 
 // verify re-reads a shard whole and checks it (sherdctl verify): 200 with
-// its ShardInfo, Verified the time of the check before this one; 422
+// its shard.Info, Verified the time of the check before this one; 422
 // corrupt; 404 missing. A shard found intact is recorded as verified now.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseShardID(r.PathValue("id"))
+	id, err := shard.ParseID(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -459,14 +460,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.store.MarkVerified([]ShardID{id}, s.now()); err != nil {
+	if err := s.store.MarkVerified([]shard.ID{id}, s.now()); err != nil {
 		s.log.Warn("verify: record time", "shard", id, "err", err)
 	}
 	writeJSON(w, http.StatusOK, before)
 }
 
 func (s *Server) head(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseShardID(r.PathValue("id"))
+	id, err := shard.ParseID(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -483,7 +484,7 @@ func (s *Server) head(w http.ResponseWriter, r *http.Request) {
 
 // get serves the whole shard file, or one range "bytes=a-b" / "bytes=a-".
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseShardID(r.PathValue("id"))
+	id, err := shard.ParseID(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -516,25 +517,25 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 
 // ParseRange parses the node API's Range header: "bytes=lo-" or
 // "bytes=lo-hi" (inclusive), as an offset and a length (-1: to the end).
-// Errors wrap ErrInvalid.
+// Errors wrap shard.ErrInvalid.
 func ParseRange(rng string) (off, n int64, err error) {
 	a, b, ok := strings.Cut(strings.TrimPrefix(rng, "bytes="), "-")
 	lo, err1 := strconv.ParseInt(a, 10, 64)
 	if !ok || !strings.HasPrefix(rng, "bytes=") || err1 != nil || lo < 0 {
-		return 0, 0, fmt.Errorf("range %q: %w", rng, ErrInvalid)
+		return 0, 0, fmt.Errorf("range %q: %w", rng, shard.ErrInvalid)
 	}
 	if b == "" {
 		return lo, -1, nil
 	}
 	hi, err := strconv.ParseInt(b, 10, 64)
 	if err != nil || hi < lo || hi == math.MaxInt64 {
-		return 0, 0, fmt.Errorf("range %q: %w", rng, ErrInvalid)
+		return 0, 0, fmt.Errorf("range %q: %w", rng, shard.ErrInvalid)
 	}
 	return lo, hi - lo + 1, nil
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseShardID(r.PathValue("id"))
+	id, err := shard.ParseID(r.PathValue("id"))
 	if err == nil {
 		err = s.store.Delete(r.Context(), id)
 	}
@@ -548,7 +549,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) leaf(w http.ResponseWriter, r *http.Request) {
 	l, err := strconv.ParseUint(r.PathValue("leaf"), 10, 32)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("leaf: %w", ErrInvalid))
+		s.fail(w, r, fmt.Errorf("leaf: %w", shard.ErrInvalid))
 		return
 	}
 	infos, err := s.store.Leaf(r.Context(), uint32(l))
@@ -557,7 +558,7 @@ func (s *Server) leaf(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if infos == nil {
-		infos = []ShardInfo{}
+		infos = []shard.Info{}
 	}
 	writeJSON(w, http.StatusOK, infos)
 }
@@ -566,7 +567,7 @@ func (s *Server) tree(w http.ResponseWriter, r *http.Request) {
 	level, err1 := strconv.Atoi(r.PathValue("level"))
 	idx, err2 := strconv.ParseUint(r.PathValue("idx"), 10, 32)
 	if err1 != nil || err2 != nil {
-		s.fail(w, r, fmt.Errorf("tree node: %w", ErrInvalid))
+		s.fail(w, r, fmt.Errorf("tree node: %w", shard.ErrInvalid))
 		return
 	}
 	ch, err := s.store.Children(r.Context(), level, uint32(idx))
@@ -590,12 +591,12 @@ func DigestsToHex(ch [merkle.Fanout]merkle.Digest) []string {
 func DigestsFromHex(in []string) ([merkle.Fanout]merkle.Digest, error) {
 	var out [merkle.Fanout]merkle.Digest
 	if len(in) != len(out) {
-		return out, fmt.Errorf("%d digests, want %d: %w", len(in), len(out), ErrInvalid)
+		return out, fmt.Errorf("%d digests, want %d: %w", len(in), len(out), shard.ErrInvalid)
 	}
 	for i, h := range in {
 		b, err := hex.DecodeString(h)
 		if err != nil || len(b) != len(out[i]) {
-			return out, fmt.Errorf("digest %q: %w", h, ErrInvalid)
+			return out, fmt.Errorf("digest %q: %w", h, shard.ErrInvalid)
 		}
 		out[i] = merkle.Digest(b)
 	}

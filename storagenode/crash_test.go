@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sherdstore/sherd/erasure"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
 	"github.com/sherdstore/sherd/storagenode/storetest"
@@ -96,21 +97,21 @@ func TestCrashSIGKILL(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 42))
-			var mine []storagenode.ShardID
+			var mine []shard.ID
 			for i := 0; ; i++ {
-				var id storagenode.ShardID
+				var id shard.ID
 				var err error
 				var hash string
 				switch op := rng.IntN(10); {
 				case op < 7 || len(mine) == 0: // new shard
 					id = storetest.ID(rng.Uint32N(1<<20), w<<20|i, rng.IntN(6))
-					var info storagenode.ShardInfo
+					var info shard.Info
 					info, err = c.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(uint64(w<<20|i), rng.IntN(20000))))
 					hash = info.Hash
 					mine = append(mine, id)
 				case op < 9: // overwrite
 					id = mine[rng.IntN(len(mine))]
-					var info storagenode.ShardInfo
+					var info shard.Info
 					info, err = c.Replace(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(uint64(i), rng.IntN(20000))), "")
 					hash = info.Hash
 				default: // delete
@@ -157,7 +158,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		if uncertain[id] {
 			continue
 		}
-		sid, _ := storagenode.ParseShardID(id)
+		sid, _ := shard.ParseID(id)
 		info, err := st.Stat(ctx, sid)
 		switch {
 		case hash == "" && err == nil:
@@ -168,8 +169,8 @@ func TestCrashSIGKILL(t *testing.T) {
 		}
 	}
 	// Every readable shard reads back whole and verified.
-	err = st.Walk(ctx, func(info storagenode.ShardInfo) error {
-		sid, _ := storagenode.ParseShardID(info.ID)
+	err = st.Walk(ctx, func(info shard.Info) error {
+		sid, _ := shard.ParseID(info.ID)
 		rc, err := st.Open(ctx, sid, 0, -1)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/crashfs"
 	"github.com/sherdstore/sherd/storagenode/storetest"
@@ -87,7 +88,7 @@ func testCrash(t *testing.T, opts storagenode.Options) {
 					default:
 						want = ""
 						err = s.Delete(ctx, id)
-						if errors.Is(err, storagenode.ErrNotFound) {
+						if errors.Is(err, shard.ErrNotFound) {
 							err = nil
 						}
 					}
@@ -120,10 +121,10 @@ func testCrash(t *testing.T, opts storagenode.Options) {
 
 		s = open(fsys)
 		for id, want := range state {
-			sid, _ := storagenode.ParseShardID(id)
+			sid, _ := shard.ParseID(id)
 			info, err := s.Stat(ctx, sid)
 			got := info.Hash
-			if errors.Is(err, storagenode.ErrNotFound) {
+			if errors.Is(err, shard.ErrNotFound) {
 				got = ""
 			} else if err != nil {
 				t.Fatal(err)
@@ -136,7 +137,7 @@ func testCrash(t *testing.T, opts storagenode.Options) {
 		for id, alt := range inflight {
 			if _, known := state[id]; !known {
 				state[id] = ""
-				sid, _ := storagenode.ParseShardID(id)
+				sid, _ := shard.ParseID(id)
 				if info, err := s.Stat(ctx, sid); err == nil {
 					if info.Hash != alt {
 						t.Fatalf("crash %d: %s appeared with %q", crash, id, info.Hash)
@@ -163,7 +164,7 @@ func TestStoreOnCrashFSConformance(t *testing.T) {
 }
 
 func testCrashFSConformance(t *testing.T, opts storagenode.Options) {
-	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
+	storetest.Run(t, func(t *testing.T) shard.Store {
 		f := crashfs.New()
 		f.MkdirAll("/data")
 		o := opts

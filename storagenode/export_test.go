@@ -2,6 +2,7 @@ package storagenode
 
 import (
 	"bytes"
+	"github.com/sherdstore/sherd/shard"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -9,7 +10,7 @@ import (
 // RotInline rewrites the stored bytes of inline shard id with f's result,
 // with no check: rot, for the scrubber's tests. It reports whether the
 // shard is inline.
-func RotInline(s *Store, id ShardID, f func([]byte) []byte) (bool, error) {
+func RotInline(s *Store, id shard.ID, f func([]byte) []byte) (bool, error) {
 	found := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketInline)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -14,11 +15,11 @@ func FuzzParseShardID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		id, err := storagenode.ParseShardID(s)
+		id, err := shard.ParseID(s)
 		if err != nil {
 			return
 		}
-		if id.String() != s || !storagenode.ValidSegmentID(id.Segment) || id.Index < 0 || id.Index > 255 {
+		if id.String() != s || !shard.ValidSegmentID(id.Segment) || id.Index < 0 || id.Index > 255 {
 			t.Fatalf("%q parsed as %+v", s, id)
 		}
 	})

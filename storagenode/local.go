@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sherdstore/sherd/internal/merkle"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // Local returns the node's store for callers in the same process (sherd
@@ -17,7 +18,7 @@ import (
 // the same routes and statuses, logged with the caller's request id), so
 // a node's metrics and logs read the same whichever way it is called.
 // Authentication does not apply: the caller is the process itself.
-func (s *Server) Local() ShardStore { return local{s} }
+func (s *Server) Local() shard.Store { return local{s} }
 
 type local struct{ s *Server }
 
@@ -39,14 +40,14 @@ func (l local) done(ctx context.Context, route, path string, ok int, start time.
 	l.s.observe(ctx, route, path, status, start)
 }
 
-func (l local) Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) (ShardInfo, error) {
+func (l local) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	start := l.s.now()
 	info, err := l.s.store.Put(ctx, id, blockLen, r)
 	l.done(ctx, routeShardPut, "/v1/shards/"+id.String(), http.StatusCreated, start, err)
 	return info, err
 }
 
-func (l local) Replace(ctx context.Context, id ShardID, blockLen int, r io.Reader, want string) (ShardInfo, error) {
+func (l local) Replace(ctx context.Context, id shard.ID, blockLen int, r io.Reader, want string) (shard.Info, error) {
 	start := l.s.now()
 	info, err := l.s.store.Replace(ctx, id, blockLen, r, want)
 	l.done(ctx, routeShardPut, "/v1/shards/"+id.String(), http.StatusCreated, start, err)
@@ -55,7 +56,7 @@ func (l local) Replace(ctx context.Context, id ShardID, blockLen int, r io.Reade
 
 // Open is observed when the reader is closed (as the API's GET, which
 // ends when the body is sent).
-func (l local) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadCloser, error) {
+func (l local) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
 	start := l.s.now()
 	ok := http.StatusOK
 	if off != 0 || n >= 0 {
@@ -71,21 +72,21 @@ func (l local) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClose
 	}}, nil
 }
 
-func (l local) Stat(ctx context.Context, id ShardID) (ShardInfo, error) {
+func (l local) Stat(ctx context.Context, id shard.ID) (shard.Info, error) {
 	start := l.s.now()
 	info, err := l.s.store.Stat(ctx, id)
 	l.done(ctx, routeShardHead, "/v1/shards/"+id.String(), http.StatusOK, start, err)
 	return info, err
 }
 
-func (l local) Delete(ctx context.Context, id ShardID) error {
+func (l local) Delete(ctx context.Context, id shard.ID) error {
 	start := l.s.now()
 	err := l.s.store.Delete(ctx, id)
 	l.done(ctx, routeShardDelete, "/v1/shards/"+id.String(), http.StatusNoContent, start, err)
 	return err
 }
 
-func (l local) Leaf(ctx context.Context, leaf uint32) ([]ShardInfo, error) {
+func (l local) Leaf(ctx context.Context, leaf uint32) ([]shard.Info, error) {
 	start := l.s.now()
 	out, err := l.s.store.Leaf(ctx, leaf)
 	l.done(ctx, routeLeaf, "/v1/leaves/"+strconv.FormatUint(uint64(leaf), 10), http.StatusOK, start, err)

@@ -9,20 +9,21 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 var packsOnly = storagenode.Options{InlineMax: -1}
 
-func putShard(t *testing.T, s *storagenode.Store, id storagenode.ShardID, data []byte) {
+func putShard(t *testing.T, s *storagenode.Store, id shard.ID, data []byte) {
 	t.Helper()
 	if _, err := s.Put(context.Background(), id, storetest.BlockLen(), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func readShard(t *testing.T, s *storagenode.Store, id storagenode.ShardID) ([]byte, error) {
+func readShard(t *testing.T, s *storagenode.Store, id shard.ID) ([]byte, error) {
 	t.Helper()
 	rc, err := s.Open(context.Background(), id, 0, -1)
 	if err != nil {
@@ -118,7 +119,7 @@ func TestReconcilePacks(t *testing.T) {
 	if err != nil || !rep.OK() || rep.Shards != 1 {
 		t.Fatalf("after reconcile: %+v %v", rep, err)
 	}
-	if _, err := s.Stat(ctx, cut); !errors.Is(err, storagenode.ErrNotFound) {
+	if _, err := s.Stat(ctx, cut); !errors.Is(err, shard.ErrNotFound) {
 		t.Fatalf("record of truncated bytes: %v", err)
 	}
 	if got, err := readShard(t, s, keep); err != nil || !bytes.Equal(got, dk) {
@@ -184,7 +185,7 @@ func TestPackReplaceAndQuarantine(t *testing.T) {
 	}
 }
 
-// Reads racing deletes of pack shards see the shard or ErrNotFound, never
+// Reads racing deletes of pack shards see the shard or shard.ErrNotFound, never
 // a punched (zeroed) range.
 func TestPackReadRacingDelete(t *testing.T) {
 	ctx := context.Background()
@@ -198,7 +199,7 @@ func TestPackReadRacingDelete(t *testing.T) {
 			for {
 				got, err := readShard(t, s, id)
 				switch {
-				case errors.Is(err, storagenode.ErrNotFound):
+				case errors.Is(err, shard.ErrNotFound):
 					done <- nil
 					return
 				case err != nil:

@@ -26,19 +26,20 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sherdstore/sherd/erasure"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // Verify re-reads shard id's file and checks every block hash, the size
-// and the whole-file hash against the index. Errors: ErrNotFound,
-// ErrCorrupt (the file does not match: quarantine it).
-func (s *Store) Verify(ctx context.Context, id ShardID, throttle func(ctx context.Context, n int) error) (ShardInfo, error) {
+// and the whole-file hash against the index. Errors: shard.ErrNotFound,
+// shard.ErrCorrupt (the file does not match: quarantine it).
+func (s *Store) Verify(ctx context.Context, id shard.ID, throttle func(ctx context.Context, n int) error) (shard.Info, error) {
 	info, err := s.Stat(ctx, id)
 	if err != nil {
 		return info, err
 	}
 	f, _, err := s.openData(id)
 	if errors.Is(err, os.ErrNotExist) {
-		return info, fmt.Errorf("verify %s: file missing: %w", id, ErrCorrupt)
+		return info, fmt.Errorf("verify %s: file missing: %w", id, shard.ErrCorrupt)
 	} else if err != nil {
 		return info, err
 	}
@@ -51,11 +52,11 @@ func (s *Store) Verify(ctx context.Context, id ShardID, throttle func(ctx contex
 	n, err := erasure.CopyRecords(h, r, info.BlockLen)
 	switch {
 	case errors.Is(err, erasure.ErrCorrupt):
-		return info, fmt.Errorf("verify %s: %w", id, ErrCorrupt)
+		return info, fmt.Errorf("verify %s: %w", id, shard.ErrCorrupt)
 	case err != nil:
 		return info, err
 	case n != info.Size || hashHex(h) != info.Hash:
-		return info, fmt.Errorf("verify %s: size %d hash %s, index says %d %s: %w", id, n, hashHex(h), info.Size, info.Hash, ErrCorrupt)
+		return info, fmt.Errorf("verify %s: size %d hash %s, index says %d %s: %w", id, n, hashHex(h), info.Size, info.Hash, shard.ErrCorrupt)
 	}
 	return info, nil
 }
@@ -85,7 +86,7 @@ type ScrubConfig struct {
 	Interval time.Duration // pause between passes (default 24 h)
 	// OnCorrupt is told of every shard quarantined (e.g. to queue it for
 	// repair); it runs on the scrubber's goroutine.
-	OnCorrupt func(ctx context.Context, id ShardID)
+	OnCorrupt func(ctx context.Context, id shard.ID)
 	Log       *slog.Logger
 	Now       func() time.Time
 }
@@ -157,7 +158,7 @@ func (sc *Scrubber) Pass(ctx context.Context) error {
 	throttle := func(ctx context.Context, n int) error { return sc.limiter.WaitN(ctx, n) }
 	// Verification times are recorded in batches (one index transaction
 	// per 1000 shards, and at the end).
-	var verified []ShardID
+	var verified []shard.ID
 	flush := func() {
 		if err := sc.store.MarkVerified(verified, sc.cfg.Now()); err != nil {
 			sc.cfg.Log.Warn("scrub: record verification times", "err", err)
@@ -165,15 +166,15 @@ func (sc *Scrubber) Pass(ctx context.Context) error {
 		verified = verified[:0]
 	}
 	defer flush()
-	err := sc.store.Walk(ctx, func(info ShardInfo) error {
-		id, err := ParseShardID(info.ID)
+	err := sc.store.Walk(ctx, func(info shard.Info) error {
+		id, err := shard.ParseID(info.ID)
 		if err != nil {
 			return nil
 		}
 		_, verr := sc.store.Verify(ctx, id, throttle)
-		if errors.Is(verr, ErrCorrupt) {
+		if errors.Is(verr, shard.ErrCorrupt) {
 			switch qerr := sc.store.Quarantine(id); {
-			case errors.Is(qerr, ErrNotFound):
+			case errors.Is(qerr, shard.ErrNotFound):
 				// Deleted meanwhile (collected): nothing to report.
 			case qerr != nil:
 				sc.cfg.Log.Warn("scrub: quarantine", "shard", id, "err", qerr)
@@ -186,7 +187,7 @@ func (sc *Scrubber) Pass(ctx context.Context) error {
 					sc.cfg.OnCorrupt(ctx, id)
 				}
 			}
-		} else if verr != nil && !errors.Is(verr, ErrNotFound) {
+		} else if verr != nil && !errors.Is(verr, shard.ErrNotFound) {
 			return verr // I/O error or ctx: stop the pass
 		} else if verr == nil {
 			if verified = append(verified, id); len(verified) >= 1000 {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/storetest"
 )
@@ -27,7 +28,7 @@ func TestScrubQuarantinesRot(t *testing.T) {
 func testScrubQuarantinesRot(t *testing.T, opts storagenode.Options) {
 	ctx := context.Background()
 	s := openStoreWith(t, t.TempDir(), opts)
-	var ids []storagenode.ShardID
+	var ids []shard.ID
 	for i := range 20 {
 		id := storetest.ID(uint32(i*5000), i, i%6)
 		if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(uint64(i), 20000+i))); err != nil {
@@ -37,7 +38,7 @@ func testScrubQuarantinesRot(t *testing.T, opts storagenode.Options) {
 	}
 	// rot rewrites a shard's stored bytes, inline, in a pack (a shorter
 	// result zeroes the rest of the range) or a file.
-	rot := func(id storagenode.ShardID, f func([]byte) []byte) {
+	rot := func(id shard.ID, f func([]byte) []byte) {
 		t.Helper()
 		if inline, err := storagenode.RotInline(s, id, f); err != nil || inline != (opts.InlineMax >= 0) {
 			t.Fatalf("rot inline: %v %v", inline, err)
@@ -81,12 +82,12 @@ func testScrubQuarantinesRot(t *testing.T, opts storagenode.Options) {
 	// A valid shard file, but another one than the index recorded.
 	rot(ids[11], func([]byte) []byte { return storetest.MakeShard(999, 20011) })
 
-	var reported []storagenode.ShardID
-	sc := storagenode.NewScrubber(s, storagenode.ScrubConfig{OnCorrupt: func(_ context.Context, id storagenode.ShardID) { reported = append(reported, id) }})
+	var reported []shard.ID
+	sc := storagenode.NewScrubber(s, storagenode.ScrubConfig{OnCorrupt: func(_ context.Context, id shard.ID) { reported = append(reported, id) }})
 	if err := sc.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := []storagenode.ShardID{ids[3], ids[7], ids[11]}
+	want := []shard.ID{ids[3], ids[7], ids[11]}
 	if !slices.Equal(reported, want) {
 		t.Fatalf("reported %v, want %v", reported, want)
 	}

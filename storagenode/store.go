@@ -68,6 +68,7 @@ import (
 
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/internal/merkle"
+	"github.com/sherdstore/sherd/shard"
 )
 
 var (
@@ -83,7 +84,7 @@ var (
 
 // record is a shard's index entry.
 type record struct {
-	ShardInfo
+	shard.Info
 	Inode  uint64 `json:"ino"`
 	Inline bool   `json:"inline,omitempty"` // bytes in bucketInline, no file
 	Pack   uint32 `json:"pack,omitempty"`   // bytes in this pack at Off, no file
@@ -139,10 +140,10 @@ type Options struct {
 	FS       FS
 	IndexDir string
 	// Reserve is the free space a Put leaves on the file system: below it
-	// new shards are refused with ErrFull (so deletes, the index and the
+	// new shards are refused with shard.ErrFull (so deletes, the index and the
 	// rest of the machine keep room). 0: none. Needs an FS that reports
 	// free space (FreeSpacer, as OSFS); a write that meets ENOSPC fails
-	// with ErrFull all the same.
+	// with shard.ErrFull all the same.
 	Reserve int64
 	// InlineMax: a shard of at most this many bytes is stored in the
 	// index rather than as a file (one group-committed transaction instead
@@ -261,37 +262,37 @@ func (s *Store) Close() error { return errors.Join(s.packs.close(), s.db.Close()
 // Dir is the store's data directory.
 func (s *Store) Dir() string { return s.dir }
 
-func (s *Store) path(id ShardID) string {
+func (s *Store) path(id shard.ID) string {
 	return filepath.Join(s.dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
 }
 
-func (s *Store) lock(id ShardID) *sync.Mutex {
+func (s *Store) lock(id shard.ID) *sync.Mutex {
 	return &s.locks[maphash.String(s.seed, id.String())%uint64(len(s.locks))]
 }
 
-// Put implements ShardStore.
-func (s *Store) Put(ctx context.Context, id ShardID, blockLen int, r io.Reader) (ShardInfo, error) {
+// Put implements shard.Store.
+func (s *Store) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	info, err := s.put(ctx, id, blockLen, r, false, "")
 	return info, fullErr(err)
 }
 
-// Replace implements ShardStore.
-func (s *Store) Replace(ctx context.Context, id ShardID, blockLen int, r io.Reader, want string) (ShardInfo, error) {
+// Replace implements shard.Store.
+func (s *Store) Replace(ctx context.Context, id shard.ID, blockLen int, r io.Reader, want string) (shard.Info, error) {
 	info, err := s.put(ctx, id, blockLen, r, true, want)
 	return info, fullErr(err)
 }
 
-// fullErr marks a write that ran out of space as ErrFull.
+// fullErr marks a write that ran out of space as shard.ErrFull.
 func fullErr(err error) error {
-	if err != nil && errors.Is(err, syscall.ENOSPC) && !errors.Is(err, ErrFull) {
-		return fmt.Errorf("%w: %w", ErrFull, err)
+	if err != nil && errors.Is(err, syscall.ENOSPC) && !errors.Is(err, shard.ErrFull) {
+		return fmt.Errorf("%w: %w", shard.ErrFull, err)
 	}
 	return err
 }
 
 // checkReserve refuses a new shard while the free space is below the
 // reserve.
-func (s *Store) checkReserve(id ShardID) error {
+func (s *Store) checkReserve(id shard.ID) error {
 	fsp, ok := s.fs.(FreeSpacer)
 	if s.reserve <= 0 || !ok {
 		return nil
@@ -300,20 +301,20 @@ func (s *Store) checkReserve(id ShardID) error {
 	if err != nil || free >= s.reserve {
 		return nil // cannot tell: the write itself will say
 	}
-	return fmt.Errorf("put %s: %d bytes free, reserve %d: %w", id, free, s.reserve, ErrFull)
+	return fmt.Errorf("put %s: %d bytes free, reserve %d: %w", id, free, s.reserve, shard.ErrFull)
 }
 
 // put stores a shard: a new one, or (replace) over what is stored, when
 // the content hashes to want (if set).
-func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, replace bool, want string) (ShardInfo, error) {
-	if _, err := ParseShardID(id.String()); err != nil {
-		return ShardInfo{}, err
+func (s *Store) put(ctx context.Context, id shard.ID, blockLen int, r io.Reader, replace bool, want string) (shard.Info, error) {
+	if _, err := shard.ParseID(id.String()); err != nil {
+		return shard.Info{}, err
 	}
 	if blockLen < 1 || blockLen > 1<<30 {
-		return ShardInfo{}, fmt.Errorf("put %s: block length %d: %w", id, blockLen, ErrInvalid)
+		return shard.Info{}, fmt.Errorf("put %s: block length %d: %w", id, blockLen, shard.ErrInvalid)
 	}
 	if err := s.checkReserve(id); err != nil {
-		return ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	// The shard is read into memory (a pooled buffer, records checked as
 	// they arrive) up to max(InlineMax, PackMax); it goes inline or to a
@@ -361,13 +362,13 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	}
 	if err != nil {
 		if errors.Is(err, erasure.ErrCorrupt) {
-			return ShardInfo{}, fmt.Errorf("put %s: %v: %w", id, err, ErrCorrupt)
+			return shard.Info{}, fmt.Errorf("put %s: %v: %w", id, err, shard.ErrCorrupt)
 		}
-		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
+		return shard.Info{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	info := ShardInfo{ID: id.String(), Size: n, Hash: hashHex(h), BlockLen: blockLen, ModTime: s.now().UTC()}
+	info := shard.Info{ID: id.String(), Size: n, Hash: hashHex(h), BlockLen: blockLen, ModTime: s.now().UTC()}
 	if replace && want != "" && info.Hash != want {
-		return ShardInfo{}, fmt.Errorf("replace %s: content hash %s, want %s: %w", id, info.Hash, want, ErrCorrupt)
+		return shard.Info{}, fmt.Errorf("replace %s: content hash %s, want %s: %w", id, info.Hash, want, shard.ErrCorrupt)
 	}
 
 	mu := s.lock(id)
@@ -379,22 +380,22 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 		case err == nil && old.Hash == info.Hash:
 			return old, nil // a retried write: the same shard is stored
 		case err == nil:
-			return ShardInfo{}, fmt.Errorf("put %s: stored hash %s, new %s: %w", id, old.Hash, info.Hash, ErrExists)
-		case !errors.Is(err, ErrNotFound):
-			return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
+			return shard.Info{}, fmt.Errorf("put %s: stored hash %s, new %s: %w", id, old.Hash, info.Hash, shard.ErrExists)
+		case !errors.Is(err, shard.ErrNotFound):
+			return shard.Info{}, fmt.Errorf("put %s: %w", id, err)
 		}
 	}
 	if spill == nil && n > s.inlineMax {
 		pk, off, err := s.packs.write(buf)
 		if err != nil {
-			return ShardInfo{}, fmt.Errorf("put %s: pack: %w", id, err)
+			return shard.Info{}, fmt.Errorf("put %s: pack: %w", id, err)
 		}
 		// On an error the range is not freed: whether the commit reached
 		// the disk is unknown; the next Open punches it if no record names it.
 		if err := s.updateIndex(pk, func(tx *indexTx) error {
-			return tx.putRecord(record{ShardInfo: info, Pack: pk.seq, Off: off})
+			return tx.putRecord(record{Info: info, Pack: pk.seq, Off: off})
 		}); err != nil {
-			return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
+			return shard.Info{}, fmt.Errorf("put %s: index: %w", id, err)
 		}
 		if replace { // a file it replaces goes (as for inline, below)
 			if err := s.fs.Remove(final); err == nil {
@@ -406,12 +407,12 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 	if spill == nil {
 		data := buf
 		if err := s.updateIndex(nil, func(tx *indexTx) error {
-			if err := tx.putRecord(record{ShardInfo: info, Inline: true}); err != nil {
+			if err := tx.putRecord(record{Info: info, Inline: true}); err != nil {
 				return err
 			}
 			return tx.tx.Bucket(bucketInline).Put([]byte(id.String()), data)
 		}); err != nil {
-			return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
+			return shard.Info{}, fmt.Errorf("put %s: index: %w", id, err)
 		}
 		if replace { // a file it replaces (stored before InlineMax grew) goes
 			if err := s.fs.Remove(final); err == nil {
@@ -421,18 +422,18 @@ func (s *Store) put(ctx context.Context, id ShardID, blockLen int, r io.Reader, 
 		return info, nil
 	}
 	if err := s.fs.Rename(spill.f.Name(), final); err != nil {
-		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
+		return shard.Info{}, fmt.Errorf("put %s: %w", id, err)
 	}
 	spill.renamed = true
 	if err := s.fs.SyncDir(filepath.Dir(final)); err != nil {
-		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
+		return shard.Info{}, fmt.Errorf("put %s: %w", id, err)
 	}
 	ino, err := s.fs.Inode(final)
 	if err != nil {
-		return ShardInfo{}, fmt.Errorf("put %s: %w", id, err)
+		return shard.Info{}, fmt.Errorf("put %s: %w", id, err)
 	}
-	if err := s.updateIndex(nil, func(tx *indexTx) error { return tx.putRecord(record{ShardInfo: info, Inode: ino}) }); err != nil {
-		return ShardInfo{}, fmt.Errorf("put %s: index: %w", id, err)
+	if err := s.updateIndex(nil, func(tx *indexTx) error { return tx.putRecord(record{Info: info, Inode: ino}) }); err != nil {
+		return shard.Info{}, fmt.Errorf("put %s: index: %w", id, err)
 	}
 	return info, nil
 }
@@ -518,14 +519,14 @@ func (s *Store) ensureDir(dir string) error {
 	return nil
 }
 
-// Open implements ShardStore.
-func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadCloser, error) {
-	if _, err := ParseShardID(id.String()); err != nil {
+// Open implements shard.Store.
+func (s *Store) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
+	if _, err := shard.ParseID(id.String()); err != nil {
 		return nil, err
 	}
 	f, rec, err := s.openData(id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open %s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("open %s: %w", id, shard.ErrNotFound)
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s: %w", id, err)
 	}
@@ -535,7 +536,7 @@ func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClos
 	}
 	if off < 0 || n < 0 || off+n > size {
 		f.Close()
-		return nil, fmt.Errorf("open %s: range [%d,+%d) of %d bytes: %w", id, off, n, size, ErrInvalid)
+		return nil, fmt.Errorf("open %s: range [%d,+%d) of %d bytes: %w", id, off, n, size, shard.ErrInvalid)
 	}
 	sr := sectionReadCloser{io.NewSectionReader(f, off, n), f}
 	if off == 0 && n == size {
@@ -547,7 +548,7 @@ func (s *Store) Open(ctx context.Context, id ShardID, off, n int64) (io.ReadClos
 // wholeReader reads a whole shard and checks its hash at the end.
 type wholeReader struct {
 	sectionReadCloser
-	id   ShardID
+	id   shard.ID
 	want string
 	h    *xxh3.Hasher128
 }
@@ -557,7 +558,7 @@ func (w *wholeReader) Read(p []byte) (int, error) {
 	w.h.Write(p[:n])
 	if err == io.EOF {
 		if got := hashHex(w.h); got != w.want {
-			return n, fmt.Errorf("read %s: file hash %s, index %s: %w", w.id, got, w.want, ErrCorrupt)
+			return n, fmt.Errorf("read %s: file hash %s, index %s: %w", w.id, got, w.want, shard.ErrCorrupt)
 		}
 	}
 	return n, err
@@ -583,7 +584,7 @@ func (inlineData) Close() error { return nil }
 // lookup returns a shard's record and, for an inline shard, a copy of its
 // bytes (the index's memory is only valid inside its transaction). Errors
 // wrap fs.ErrNotExist when the index has no record.
-func (s *Store) lookup(id ShardID) (record, []byte, error) {
+func (s *Store) lookup(id shard.ID) (record, []byte, error) {
 	var rec record
 	var data []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -607,7 +608,7 @@ func (s *Store) lookup(id ShardID) (record, []byte, error) {
 // range or its file, and returns its record. The caller closes it. Errors
 // wrap fs.ErrNotExist when there is no record or its bytes are gone; the
 // size stored may differ from the record's (a damaged file): readers check.
-func (s *Store) openData(id ShardID) (shardData, record, error) {
+func (s *Store) openData(id shard.ID) (shardData, record, error) {
 	rec, data, err := s.lookup(id)
 	if err != nil {
 		return nil, rec, err
@@ -641,12 +642,12 @@ func (s *Store) openData(id ShardID) (shardData, record, error) {
 // Locate says where a shard's bytes are on disk: a shard file, or a pack
 // file and the offset in it; path is "" for a shard stored inline in the
 // index. For the operator and for tests (that damage shards on purpose).
-// Errors: ErrNotFound.
-func (s *Store) Locate(id ShardID) (path string, off int64, err error) {
+// Errors: shard.ErrNotFound.
+func (s *Store) Locate(id shard.ID) (path string, off int64, err error) {
 	rec, _, err := s.lookup(id)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", 0, fmt.Errorf("locate %s: %w", id, ErrNotFound)
+		return "", 0, fmt.Errorf("locate %s: %w", id, shard.ErrNotFound)
 	case err != nil:
 		return "", 0, err
 	case rec.Inline:
@@ -659,13 +660,13 @@ func (s *Store) Locate(id ShardID) (path string, off int64, err error) {
 
 func (s sectionReadCloser) Close() error { return s.f.Close() }
 
-// Stat implements ShardStore.
-func (s *Store) Stat(ctx context.Context, id ShardID) (ShardInfo, error) {
+// Stat implements shard.Store.
+func (s *Store) Stat(ctx context.Context, id shard.ID) (shard.Info, error) {
 	var rec record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketShards).Get([]byte(id.String()))
 		if v == nil {
-			return fmt.Errorf("stat %s: %w", id, ErrNotFound)
+			return fmt.Errorf("stat %s: %w", id, shard.ErrNotFound)
 		}
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return err
@@ -678,12 +679,12 @@ func (s *Store) Stat(ctx context.Context, id ShardID) (ShardInfo, error) {
 		}
 		return nil
 	})
-	return rec.ShardInfo, err
+	return rec.Info, err
 }
 
 // MarkVerified records that the shards in ids were read whole and found
 // intact at t (one index transaction for all of them).
-func (s *Store) MarkVerified(ids []ShardID, t time.Time) error {
+func (s *Store) MarkVerified(ids []shard.ID, t time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -703,9 +704,9 @@ func (s *Store) MarkVerified(ids []ShardID, t time.Time) error {
 	})
 }
 
-// Delete implements ShardStore.
-func (s *Store) Delete(ctx context.Context, id ShardID) error {
-	if _, err := ParseShardID(id.String()); err != nil {
+// Delete implements shard.Store.
+func (s *Store) Delete(ctx context.Context, id shard.ID) error {
+	if _, err := shard.ParseID(id.String()); err != nil {
 		return err
 	}
 	mu := s.lock(id)
@@ -717,10 +718,10 @@ func (s *Store) Delete(ctx context.Context, id ShardID) error {
 // removeLocked unlinks the shard file (or moves it to moveTo: a pack or
 // inline shard is copied there) and then drops its index record. The
 // caller holds the shard's lock.
-func (s *Store) removeLocked(id ShardID, moveTo string) error {
+func (s *Store) removeLocked(id shard.ID, moveTo string) error {
 	rec, data, err := s.lookup(id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("delete %s: %w", id, ErrNotFound)
+		return fmt.Errorf("delete %s: %w", id, shard.ErrNotFound)
 	} else if err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
@@ -795,7 +796,7 @@ func (s *Store) writeFile(path string, data []byte) error {
 
 // Quarantine moves a shard out of the store into quarantine/ (kept for the
 // operator) and out of the index, so anti-entropy rebuilds it.
-func (s *Store) Quarantine(id ShardID) error {
+func (s *Store) Quarantine(id shard.ID) error {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
@@ -803,13 +804,13 @@ func (s *Store) Quarantine(id ShardID) error {
 	return s.removeLocked(id, dst)
 }
 
-// Leaf implements ShardStore.
-func (s *Store) Leaf(ctx context.Context, leaf uint32) ([]ShardInfo, error) {
+// Leaf implements shard.Store.
+func (s *Store) Leaf(ctx context.Context, leaf uint32) ([]shard.Info, error) {
 	if leaf >= merkle.Leaves {
-		return nil, fmt.Errorf("leaf %d: %w", leaf, ErrInvalid)
+		return nil, fmt.Errorf("leaf %d: %w", leaf, shard.ErrInvalid)
 	}
 	prefix := fmt.Sprintf("%05x", leaf)
-	var out []ShardInfo
+	var out []shard.Info
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketShards).Cursor()
 		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
@@ -817,18 +818,18 @@ func (s *Store) Leaf(ctx context.Context, leaf uint32) ([]ShardInfo, error) {
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return err
 			}
-			out = append(out, rec.ShardInfo)
+			out = append(out, rec.Info)
 		}
 		return nil
 	})
 	return out, err
 }
 
-// Children implements ShardStore. Interior digests come from the
+// Children implements shard.Store. Interior digests come from the
 // in-memory tree, which recomputes only what changed since the last call.
 func (s *Store) Children(ctx context.Context, level int, idx uint32) ([merkle.Fanout]merkle.Digest, error) {
 	if level < 0 || level >= merkle.Depth || idx >= merkle.NodeCount(level) {
-		return [merkle.Fanout]merkle.Digest{}, fmt.Errorf("tree node %d/%d: %w", level, idx, ErrInvalid)
+		return [merkle.Fanout]merkle.Digest{}, fmt.Errorf("tree node %d/%d: %w", level, idx, shard.ErrInvalid)
 	}
 	return s.tree.Children(level, idx)
 }
@@ -848,10 +849,10 @@ func (s *Store) leaves(lo, hi uint32) (map[uint32]merkle.Digest, error) {
 
 // Walk calls f for every indexed shard in id order, outside any lock; f may
 // call the store's other methods.
-func (s *Store) Walk(ctx context.Context, f func(ShardInfo) error) error {
+func (s *Store) Walk(ctx context.Context, f func(shard.Info) error) error {
 	var after []byte
 	for {
-		var batch []ShardInfo
+		var batch []shard.Info
 		err := s.db.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketShards).Cursor()
 			k, v := c.Seek(after)
@@ -863,7 +864,7 @@ func (s *Store) Walk(ctx context.Context, f func(ShardInfo) error) error {
 				if err := json.Unmarshal(v, &rec); err != nil {
 					return err
 				}
-				batch = append(batch, rec.ShardInfo)
+				batch = append(batch, rec.Info)
 				after = bytes.Clone(k)
 			}
 			return nil
@@ -950,8 +951,8 @@ func (x *indexTx) xorLeaf(leaf uint32, d merkle.Digest) error {
 
 // putRecord indexes a shard, replacing any previous record and its digest.
 func (x *indexTx) putRecord(rec record) error {
-	id, _ := ParseShardID(rec.ID)
-	if err := x.deleteRecord(rec.ID); err != nil && !errors.Is(err, ErrNotFound) {
+	id, _ := shard.ParseID(rec.ID)
+	if err := x.deleteRecord(rec.ID); err != nil && !errors.Is(err, shard.ErrNotFound) {
 		return err
 	}
 	v, err := json.Marshal(rec)
@@ -970,13 +971,13 @@ func (x *indexTx) deleteRecord(key string) error {
 	b := x.tx.Bucket(bucketShards)
 	v := b.Get([]byte(key))
 	if v == nil {
-		return ErrNotFound
+		return shard.ErrNotFound
 	}
 	var old record
 	if err := json.Unmarshal(v, &old); err != nil {
 		return err
 	}
-	id, err := ParseShardID(key)
+	id, err := shard.ParseID(key)
 	if err != nil {
 		return err
 	}
@@ -1050,7 +1051,7 @@ func (s *Store) reconcile() error {
 		if strings.HasPrefix(d.Name(), tempPrefix) { // a write the crash cut
 			return s.fs.Remove(p)
 		}
-		id, perr := ParseShardID(d.Name())
+		id, perr := shard.ParseID(d.Name())
 		if perr == nil && filepath.Dir(p) == filepath.Dir(s.path(id)) {
 			st, err := s.fs.Stat(p)
 			if err != nil {
@@ -1127,10 +1128,10 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 	var rep CheckReport
 	want := map[uint32]merkle.Digest{}
 	seen := map[string]bool{}
-	err := s.Walk(ctx, func(info ShardInfo) error {
+	err := s.Walk(ctx, func(info shard.Info) error {
 		rep.Shards++
 		seen[info.ID] = true
-		id, _ := ParseShardID(info.ID)
+		id, _ := shard.ParseID(info.ID)
 		want[id.Leaf()] = want[id.Leaf()].Xor(info.EntryDigest())
 		f, rec, err := s.openData(id)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/storetest"
 )
@@ -39,7 +40,7 @@ func TestStoreConformance(t *testing.T) {
 		inlineMax, packMax int64
 	}{{"default", 0, 0}, {"files", -1, -1}, {"packs", -1, 0}, {"mixed", 3000, 6000}} {
 		t.Run(tc.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
+			storetest.Run(t, func(t *testing.T) shard.Store {
 				s := openStoreWith(t, t.TempDir(), storagenode.Options{InlineMax: tc.inlineMax, PackMax: tc.packMax})
 				t.Cleanup(func() {
 					rep, err := s.Check(context.Background())
@@ -100,13 +101,13 @@ func TestReconcileCrashStates(t *testing.T) {
 	files := storagenode.Options{InlineMax: -1, PackMax: -1}
 	s := openStoreWith(t, dir, files)
 	keep, orphan, gone := storetest.ID(1, 1, 0), storetest.ID(2, 2, 0), storetest.ID(3, 3, 0)
-	for _, id := range []storagenode.ShardID{keep, gone} {
+	for _, id := range []shard.ID{keep, gone} {
 		if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(7, 5000))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.Close()
-	path := func(id storagenode.ShardID) string {
+	path := func(id shard.ID) string {
 		return filepath.Join(dir, "shards", fmt.Sprintf("%03x", id.Partition()), id.String())
 	}
 	os.MkdirAll(filepath.Dir(path(orphan)), 0o755)
@@ -123,8 +124,8 @@ func TestReconcileCrashStates(t *testing.T) {
 	if _, err := s.Stat(ctx, keep); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []storagenode.ShardID{orphan, gone} {
-		if _, err := s.Stat(ctx, id); !errors.Is(err, storagenode.ErrNotFound) {
+	for _, id := range []shard.ID{orphan, gone} {
+		if _, err := s.Stat(ctx, id); !errors.Is(err, shard.ErrNotFound) {
 			t.Fatalf("%s: %v", id, err)
 		}
 	}
@@ -166,8 +167,8 @@ func testFullReadChecksWholeFileHash(t *testing.T, opts storagenode.Options) {
 	}
 	_, err = io.ReadAll(rc)
 	rc.Close()
-	if !errors.Is(err, storagenode.ErrCorrupt) {
-		t.Fatalf("whole read of a swapped file: err %v, want ErrCorrupt", err)
+	if !errors.Is(err, shard.ErrCorrupt) {
+		t.Fatalf("whole read of a swapped file: err %v, want shard.ErrCorrupt", err)
 	}
 	rc, err = s.Open(ctx, id, 0, 100)
 	if err != nil {
@@ -233,7 +234,7 @@ func (fs *noSpaceFS) CreateTemp(dir, pattern string) (storagenode.File, error) {
 	return noSpaceFile{f, fs}, nil
 }
 
-// TestNoSpaceIsErrFull: a write that meets ENOSPC fails with ErrFull and
+// TestNoSpaceIsErrFull: a write that meets ENOSPC fails with shard.ErrFull and
 // leaves nothing behind; the store takes shards again once there is room.
 func TestNoSpaceIsErrFull(t *testing.T) {
 	t.Run("files", func(t *testing.T) { testNoSpace(t, storagenode.Options{InlineMax: -1, PackMax: -1}) })
@@ -251,10 +252,10 @@ func testNoSpace(t *testing.T, opts storagenode.Options) {
 	}
 	defer s.Close()
 	id := storetest.ID(3, 3, 0)
-	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(3, 5000))); !errors.Is(err, storagenode.ErrFull) || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("put on a full disk: %v, want ErrFull (ENOSPC)", err)
+	if _, err := s.Put(ctx, id, storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(3, 5000))); !errors.Is(err, shard.ErrFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("put on a full disk: %v, want shard.ErrFull (ENOSPC)", err)
 	}
-	if _, err := s.Stat(ctx, id); !errors.Is(err, storagenode.ErrNotFound) {
+	if _, err := s.Stat(ctx, id); !errors.Is(err, shard.ErrNotFound) {
 		t.Fatalf("stat after a failed put: %v", err)
 	}
 	fsys.full = false
@@ -268,7 +269,7 @@ func testNoSpace(t *testing.T, opts storagenode.Options) {
 
 // The in-process face of the API (Server.Local) passes the suite too.
 func TestLocalConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
+	storetest.Run(t, func(t *testing.T) shard.Store {
 		return storagenode.NewServer(openStore(t, t.TempDir()), []byte("k"), nil, nil).Local()
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -151,7 +152,7 @@ func TestWipedNodeRebuiltInOneRound(t *testing.T) {
 
 func countShards(st *storagenode.Store) int {
 	n := 0
-	st.Walk(ctx, func(storagenode.ShardInfo) error { n++; return nil })
+	st.Walk(ctx, func(shard.Info) error { n++; return nil })
 	return n
 }
 
@@ -219,7 +220,7 @@ func TestOrphansSwept(t *testing.T) {
 	noErr(t, err)
 	orphanSeg := "0abcdef0123456789abcdef012345678"
 	for i := range 4 {
-		_, err := s.Nodes[i].Shards().Put(ctx, storagenode.ShardID{Segment: orphanSeg, Index: i}, prof.FullShardBlock(), bytes.NewReader(shards[i].Bytes()))
+		_, err := s.Nodes[i].Shards().Put(ctx, shard.ID{Segment: orphanSeg, Index: i}, prof.FullShardBlock(), bytes.NewReader(shards[i].Bytes()))
 		noErr(t, err)
 	}
 	obj, err := s.Store.GetObject(ctx, "orphans", "obj-003")
@@ -228,11 +229,11 @@ func TestOrphansSwept(t *testing.T) {
 	noErr(t, err)
 	holder := nodeIndex(s, rec.Nodes[0])
 	other := (holder + 1) % len(s.Nodes)
-	f, err := s.Nodes[holder].Shards().Open(ctx, storagenode.ShardID{Segment: rec.ID, Index: 0}, 0, -1)
+	f, err := s.Nodes[holder].Shards().Open(ctx, shard.ID{Segment: rec.ID, Index: 0}, 0, -1)
 	noErr(t, err)
 	copyBytes := readAll(t, f)
 	f.Close()
-	_, err = s.Nodes[other].Shards().Put(ctx, storagenode.ShardID{Segment: rec.ID, Index: 0}, erasure.Profile{K: rec.Profile.K, M: rec.Profile.M, BlockSize: rec.Profile.BlockSize}.FullShardBlock(), bytes.NewReader(copyBytes))
+	_, err = s.Nodes[other].Shards().Put(ctx, shard.ID{Segment: rec.ID, Index: 0}, erasure.Profile{K: rec.Profile.K, M: rec.Profile.M, BlockSize: rec.Profile.BlockSize}.FullShardBlock(), bytes.NewReader(copyBytes))
 	noErr(t, err)
 
 	// A slow GET of a committed object, running across the sweep.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -135,8 +136,8 @@ func TestCorruptShardReadAndQueued(t *testing.T) {
 	// Corrupt data shard 0 wherever it is.
 	corrupted := false
 	for _, n := range s.Nodes {
-		n.Shards().Walk(ctx, func(info storagenode.ShardInfo) error {
-			if id, _ := storagenode.ParseShardID(info.ID); id.Index == 0 {
+		n.Shards().Walk(ctx, func(info shard.Info) error {
+			if id, _ := shard.ParseID(info.ID); id.Index == 0 {
 				corruptFile(t, n.Shards(), id)
 				corrupted = true
 			}
@@ -161,7 +162,7 @@ func TestCorruptShardReadAndQueued(t *testing.T) {
 
 // corruptFile flips a byte inside the first block of a shard stored in a
 // file or a pack (not inline in the node's index).
-func corruptFile(t *testing.T, store *storagenode.Store, id storagenode.ShardID) {
+func corruptFile(t *testing.T, store *storagenode.Store, id shard.ID) {
 	t.Helper()
 	path, off, err := store.Locate(id)
 	if err != nil || path == "" {

@@ -10,9 +10,11 @@ import (
 
 const module = "github.com/sherdstore/sherd"
 
-// allowed lists, for every package of the module, the module packages it may
-// import (non-test code). A new package must be added here, which is the
-// point: the dependency direction of DESIGN.md §2 is decided, not grown.
+// allowed lists, for every package of the module, exactly the module
+// packages it imports (non-test code): an import not listed fails, and so
+// does a listed one no longer imported. A new package or import must be
+// added here, which is the point: the dependency direction of DESIGN.md
+// §2 is decided, not grown.
 var allowed = map[string][]string{
 	"erasure":             {},
 	"internal/merkle":     {},
@@ -23,51 +25,133 @@ var allowed = map[string][]string{
 	"gateway/s3":          {},
 	"metadata/placement":  {},
 	"metadata/etcd":       {"metadata"},
+	// The shard contract: ids, Info, Store, errors. A leaf.
+	"shard": {"internal/merkle"},
 	// Lifecycle rules: decisions and their worker, on the metadata store only.
 	"lifecycle":               {"metadata"},
-	"storagenode":             {"erasure", "internal/merkle", "internal/reqid"},
-	"storagenode/client":      {"storagenode", "internal/merkle", "internal/reqid"},
-	"storagenode/storetest":   {"storagenode", "erasure", "internal/merkle"},
+	"storagenode":             {"shard", "erasure", "internal/merkle", "internal/reqid"},
+	"storagenode/client":      {"shard", "storagenode", "internal/merkle", "internal/reqid"},
+	"storagenode/storetest":   {"shard", "erasure", "internal/merkle"},
 	"storagenode/crashfs":     {"storagenode"},
-	"storagenode/antientropy": {"storagenode", "storagenode/client", "metadata", "metadata/placement", "erasure", "internal/merkle"},
-	// The data plane: never the gateway.
-	"cluster": {"erasure", "metadata", "metadata/placement", "storagenode", "storagenode/client", "internal/merkle"},
+	"storagenode/antientropy": {"shard", "metadata"},
+	// The data plane: never the gateway, never a disk store.
+	"cluster": {"shard", "erasure", "metadata", "metadata/placement", "internal/merkle"},
 	// The gateway speaks S3 and leaves shard I/O to the data plane.
 	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure", "internal/reqid"},
 	// Anti-entropy's driver: on the data plane, never the gateway.
-	"repair":          {"cluster", "metadata", "storagenode", "erasure", "internal/merkle"},
-	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "gateway/s3", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
+	"repair":          {"cluster", "shard", "metadata", "erasure", "internal/merkle"},
+	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "shard", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},
 	"cmd/sherdctl":    {"*"},
 	"cmd/sherd-bench": {"*"},
 }
 
-func TestImportRules(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", module+"/...").CombinedOutput()
+// testAllowed lists what a package's tests import of the module beyond
+// allowed: real parts (an etcd, a disk store) and the conformance suites,
+// never a higher layer. Exact, as allowed.
+var testAllowed = map[string][]string{
+	"cluster":            {"internal/etcdserver", "metadata/etcd", "storagenode"},
+	"gateway":            {"internal/etcdserver", "metadata/etcd", "shard", "storagenode"},
+	"internal/daemon":    {"storagenode/storetest"},
+	"lifecycle":          {"internal/etcdserver", "metadata/etcd"},
+	"metadata/etcd":      {"internal/etcdserver"},
+	"storagenode":        {"storagenode/client", "storagenode/crashfs", "storagenode/storetest"},
+	"storagenode/client": {"storagenode/storetest"},
+}
+
+// forbidden lists dependencies (of the module or not) a package must not
+// link, directly or through others (non-test code).
+var forbidden = map[string][]string{
+	"cluster": {"go.etcd.io/bbolt", module + "/storagenode"},
+	"gateway": {"go.etcd.io/bbolt", module + "/storagenode", "go.etcd.io/etcd/server/v3"},
+	"repair":  {"go.etcd.io/bbolt", module + "/storagenode", "go.etcd.io/etcd/server/v3"},
+	"shard":   {"go.etcd.io/bbolt"},
+}
+
+type listed struct {
+	pkg, dir               string
+	imports, tests, linked []string
+}
+
+func listModule(t *testing.T) []listed {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{join .TestImports \" \"}} {{join .XTestImports \" \"}}|{{join .Deps \" \"}}", module+"/...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
+	var all []listed
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		fields := strings.Fields(line)
-		pkg := strings.TrimPrefix(strings.TrimPrefix(fields[0], module), "/")
-		rules, ok := allowed[pkg]
+		f := strings.Split(line, "|")
+		if len(f) != 4 {
+			t.Fatalf("go list line %q", line)
+		}
+		pkg := strings.TrimPrefix(strings.TrimPrefix(f[0], module), "/")
+		all = append(all, listed{pkg: pkg, imports: own(f[1]), tests: own(f[2]), linked: strings.Fields(f[3])})
+	}
+	return all
+}
+
+// own returns the module packages among the import paths in s, relative.
+func own(s string) []string {
+	var out []string
+	for _, imp := range strings.Fields(s) {
+		if strings.HasPrefix(imp, module+"/") && !slices.Contains(out, strings.TrimPrefix(imp, module+"/")) {
+			out = append(out, strings.TrimPrefix(imp, module+"/"))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestImportRules(t *testing.T) {
+	for _, p := range listModule(t) {
+		rules, ok := allowed[p.pkg]
 		if !ok {
-			t.Errorf("package %q is not in the import rules table (test/importrules_test.go)", pkg)
+			t.Errorf("package %q is not in the import rules table (test/importrules_test.go)", p.pkg)
 			continue
 		}
-		for _, imp := range fields[1:] {
-			if !strings.HasPrefix(imp, module+"/") {
-				continue
+		check := func(deps []string, rules []string, what string) {
+			for _, dep := range deps {
+				if dep == p.pkg {
+					continue
+				}
+				if strings.HasPrefix(dep, "cmd/") || dep == "test" || strings.HasPrefix(dep, "test/") {
+					t.Errorf("%s%s imports %s: cmd/* and test/* are imported by nothing", p.pkg, what, dep)
+					continue
+				}
+				if !slices.Contains(rules, "*") && !slices.Contains(rules, dep) {
+					t.Errorf("%s%s imports %s: not allowed by DESIGN.md §2 (see the table in this file)", p.pkg, what, dep)
+				}
 			}
-			dep := strings.TrimPrefix(imp, module+"/")
-			if strings.HasPrefix(dep, "cmd/") || dep == "test" || strings.HasPrefix(dep, "test/") {
-				t.Errorf("%s imports %s: cmd/* and test/* are imported by nothing", pkg, dep)
-				continue
+		}
+		check(p.imports, rules, "")
+		if !slices.Contains(rules, "*") {
+			for _, r := range rules {
+				if !slices.Contains(p.imports, r) {
+					t.Errorf("%s may import %s but does not: drop it from the table (allowances are exact)", p.pkg, r)
+				}
 			}
-			if !slices.Contains(rules, "*") && !slices.Contains(rules, dep) {
-				t.Errorf("%s imports %s: not allowed by DESIGN.md §2 (see the table in this file)", pkg, dep)
+			extra := testAllowed[p.pkg]
+			check(p.tests, append(slices.Clone(rules), extra...), "'s tests")
+			for _, r := range extra {
+				if !slices.Contains(p.tests, r) || slices.Contains(p.imports, r) {
+					t.Errorf("%s's tests may import %s but do not (or the package does): drop it from testAllowed", p.pkg, r)
+				}
 			}
+		}
+		for _, bad := range forbidden[p.pkg] {
+			for _, dep := range p.linked {
+				if dep == bad || strings.HasPrefix(dep, bad+"/") {
+					t.Errorf("%s links %s: forbidden (DESIGN.md §2)", p.pkg, dep)
+					break
+				}
+			}
+		}
+	}
+	for pkg := range testAllowed {
+		if _, ok := allowed[pkg]; !ok {
+			t.Errorf("testAllowed names %s, which is not in allowed", pkg)
 		}
 	}
 }

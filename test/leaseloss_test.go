@@ -8,7 +8,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/sherdstore/sherd/internal/daemon"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // TestHealingAfterLeaseLoss: every etcd lease is lost at once (as when
@@ -55,7 +55,7 @@ func TestHealingAfterLeaseLoss(t *testing.T) {
 	for _, i := range []int{1, 4} {
 		for _, n := range s.Nodes {
 			if n != nil && n.ID == rec.Nodes[i] {
-				noErr(t, n.Shards().Delete(ctx, storagenode.ShardID{Segment: rec.ID, Index: i}))
+				noErr(t, n.Shards().Delete(ctx, shard.ID{Segment: rec.ID, Index: i}))
 			}
 		}
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode/antientropy"
 )
 
@@ -205,7 +205,7 @@ func shardFiles(t *testing.T, s *daemon.Server) int {
 	t.Helper()
 	n := 0
 	for _, node := range s.Nodes {
-		node.Shards().Walk(ctx, func(storagenode.ShardInfo) error { n++; return nil })
+		node.Shards().Walk(ctx, func(shard.Info) error { n++; return nil })
 	}
 	return n
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode/client"
 )
 
@@ -495,8 +495,8 @@ func clientFor(addr string) *client.Client {
 	return client.New(addr, key, hc, nil)
 }
 
-func shardID(seg string, i int) storagenode.ShardID {
-	return storagenode.ShardID{Segment: seg, Index: i}
+func shardID(seg string, i int) shard.ID {
+	return shard.ID{Segment: seg, Index: i}
 }
 
 // TestForceRemoveDeadNode: a node that died for good is removed with

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -103,7 +104,7 @@ func wipe(b *testing.B, s *daemon.Server, i int) string {
 }
 
 func nodeBytes(st *storagenode.Store) (n int, bytes int64) {
-	st.Walk(ctx, func(info storagenode.ShardInfo) error {
+	st.Walk(ctx, func(info shard.Info) error {
 		n++
 		bytes += info.Size
 		return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
@@ -59,7 +60,7 @@ func fullyHealthy(t *testing.T, s *daemon.Server, bucket, key string) bool {
 			if rec.ShardHashes[i] == "" || st == nil {
 				return false
 			}
-			info, err := st.Stat(ctx, storagenode.ShardID{Segment: rec.ID, Index: i})
+			info, err := st.Stat(ctx, shard.ID{Segment: rec.ID, Index: i})
 			if err != nil || info.Hash != rec.ShardHashes[i] {
 				return false
 			}
@@ -143,7 +144,7 @@ func TestRepairRebuildsCorruptShard(t *testing.T) {
 			victim = n
 		}
 	}
-	id := storagenode.ShardID{Segment: seg.ID, Index: 1}
+	id := shard.ID{Segment: seg.ID, Index: 1}
 	corruptFile(t, victim.Shards(), id)
 	o, err := c.GetObject(ctx, "rot", "k", minio.GetObjectOptions{})
 	noErr(t, err)
@@ -204,9 +205,9 @@ func TestScrubAndRepairHealRot(t *testing.T) {
 	// Flip bytes in 3 shard files on each of two nodes.
 	flipped := 0
 	for _, n := range s.Nodes[1:3] {
-		var ids []storagenode.ShardID
-		n.Shards().Walk(ctx, func(info storagenode.ShardInfo) error {
-			id, _ := storagenode.ParseShardID(info.ID)
+		var ids []shard.ID
+		n.Shards().Walk(ctx, func(info shard.Info) error {
+			id, _ := shard.ParseID(info.ID)
 			if p, _, err := n.Shards().Locate(id); err == nil && p != "" {
 				ids = append(ids, id) // a file or pack, not inline (rot of those: storagenode's tests)
 			}

@@ -18,7 +18,7 @@ import (
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/repair"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode/client"
 )
 
@@ -31,23 +31,23 @@ type putWatch struct {
 }
 
 type watchedStore struct {
-	storagenode.ShardStore
+	shard.Store
 	w *putWatch
 }
 
 // Replace is how a repair writes a shard.
-func (s watchedStore) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
+func (s watchedStore) Replace(ctx context.Context, id shard.ID, blockLen int, r io.Reader, want string) (shard.Info, error) {
 	defer s.watch(id)()
-	return s.ShardStore.Replace(ctx, id, blockLen, r, want)
+	return s.Store.Replace(ctx, id, blockLen, r, want)
 }
 
-func (s watchedStore) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+func (s watchedStore) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	defer s.watch(id)()
-	return s.ShardStore.Put(ctx, id, blockLen, r)
+	return s.Store.Put(ctx, id, blockLen, r)
 }
 
 // watch counts a write of id in flight until the returned func is called.
-func (s watchedStore) watch(id storagenode.ShardID) func() {
+func (s watchedStore) watch(id shard.ID) func() {
 	s.w.mu.Lock()
 	s.w.inFlight[id.String()]++
 	s.w.most = max(s.w.most, s.w.inFlight[id.String()])
@@ -74,7 +74,7 @@ func startRepairProcess(t *testing.T, s *daemon.Server, w *putWatch, rate float6
 	store := metaetcd.New(cli, metaetcd.Options{})
 	hc, err := daemon.NodeHTTPClient(s.Key, "")
 	noErr(t, err)
-	cl := sherdcluster.New(sherdcluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
+	cl := sherdcluster.New(sherdcluster.Config{Dial: func(n metadata.Node) shard.Store {
 		return watchedStore{client.New(n.Address, s.Key, hc, nil), w}
 	}, Records: store})
 	t.Cleanup(func() { cl.Close() })

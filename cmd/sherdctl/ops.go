@@ -27,7 +27,7 @@ import (
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/repair"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode/client"
 )
 
@@ -705,19 +705,19 @@ func checkShard(ctx context.Context, cl *client.Client, live bool, seg metadata.
 		rep.State, rep.Detail = "unknown", "node down"
 		return rep
 	}
-	id := storagenode.ShardID{Segment: seg.ID, Index: i}
-	var info storagenode.ShardInfo
+	id := shard.ID{Segment: seg.ID, Index: i}
+	var info shard.Info
 	var err error
 	if deep {
-		info, err = call(ctx, func(ctx context.Context) (storagenode.ShardInfo, error) { return cl.Verify(ctx, id) })
+		info, err = call(ctx, func(ctx context.Context) (shard.Info, error) { return cl.Verify(ctx, id) })
 	} else {
-		info, err = call(ctx, func(ctx context.Context) (storagenode.ShardInfo, error) { return cl.Stat(ctx, id) })
+		info, err = call(ctx, func(ctx context.Context) (shard.Info, error) { return cl.Stat(ctx, id) })
 	}
 	rep.Verified = info.Verified
 	switch {
-	case errors.Is(err, storagenode.ErrNotFound):
+	case errors.Is(err, shard.ErrNotFound):
 		rep.State = "missing"
-	case errors.Is(err, storagenode.ErrCorrupt):
+	case errors.Is(err, shard.ErrCorrupt):
 		rep.State, rep.Detail = "corrupt", "a block fails its hash"
 	case err != nil:
 		rep.State, rep.Detail = "unknown", err.Error()

@@ -31,6 +31,7 @@ import (
 	"github.com/sherdstore/sherd/lifecycle"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/antientropy"
 	"github.com/sherdstore/sherd/storagenode/client"
@@ -258,7 +259,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	registered.Store(true)
 	if c.ScrubInterval >= 0 {
 		// A shard that rots is quarantined and queued for repair at once.
-		queue := func(ctx context.Context, id storagenode.ShardID) {
+		queue := func(ctx context.Context, id shard.ID) {
 			qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
 			defer qcancel()
 			e := metadata.RepairEntry{Segment: metadata.Segment{ID: id.Segment}, Shards: []int{id.Index}, Reason: "scrub " + c.ID}
@@ -304,7 +305,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	}
 	if c.Heal != nil && c.Heal.Interval >= 0 {
 		calls := cluster.NewShardCallMetrics(c.Metrics, telemetry.Buckets())
-		n.cluster = cluster.New(cluster.Config{Dial: func(m metadata.Node) storagenode.ShardStore {
+		n.cluster = cluster.New(cluster.Config{Dial: func(m metadata.Node) shard.Store {
 			return calls.Wrap(m.ID, client.New(m.Address, c.Key, hc, nil))
 		}, Repairs: c.Store, Records: c.Store, Log: log})
 		err := n.cluster.Watch(c.Store)
@@ -573,7 +574,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		return nil, err
 	}
 	calls := cluster.NewShardCallMetrics(c.Metrics, telemetry.Buckets())
-	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) storagenode.ShardStore {
+	cl := cluster.New(cluster.Config{Dial: func(n metadata.Node) shard.Store {
 		if c.local != nil {
 			if st, ok := c.local.dial(n.ID); ok {
 				return calls.Wrap(n.ID, st)

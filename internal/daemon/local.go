@@ -8,7 +8,7 @@ import (
 	"syscall"
 
 	"github.com/sherdstore/sherd/internal/merkle"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // localNodes is the in-process transport of sherd server: its gateway
@@ -20,14 +20,14 @@ import (
 // (ECONNREFUSED), so the cluster's breaker treats it as down.
 type localNodes struct {
 	mu     sync.RWMutex
-	stores map[string]storagenode.ShardStore
+	stores map[string]shard.Store
 }
 
-func newLocalNodes() *localNodes { return &localNodes{stores: map[string]storagenode.ShardStore{}} }
+func newLocalNodes() *localNodes { return &localNodes{stores: map[string]shard.Store{}} }
 
 // set makes node id's store reachable (st nil: the node is stopped): the
 // node's storagenode.Server.Local, so calls are observed like the API's.
-func (l *localNodes) set(id string, st storagenode.ShardStore) {
+func (l *localNodes) set(id string, st shard.Store) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stores[id] = st
@@ -35,7 +35,7 @@ func (l *localNodes) set(id string, st storagenode.ShardStore) {
 
 // dial returns the in-process transport to node id, if the node has ever
 // run in this process.
-func (l *localNodes) dial(id string) (storagenode.ShardStore, bool) {
+func (l *localNodes) dial(id string) (shard.Store, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if _, ok := l.stores[id]; !ok {
@@ -45,14 +45,14 @@ func (l *localNodes) dial(id string) (storagenode.ShardStore, bool) {
 }
 
 // localShards is one node's shard store through localNodes; it
-// implements storagenode.ShardStore with the store's own contract
+// implements shard.Store with the store's own contract
 // (errors, ownership) and cluster.Pinger.
 type localShards struct {
 	l  *localNodes
 	id string
 }
 
-func (s localShards) store() (storagenode.ShardStore, error) {
+func (s localShards) store() (shard.Store, error) {
 	s.l.mu.RLock()
 	defer s.l.mu.RUnlock()
 	if st := s.l.stores[s.id]; st != nil {
@@ -61,23 +61,23 @@ func (s localShards) store() (storagenode.ShardStore, error) {
 	return nil, fmt.Errorf("node %s (in process): stopped: %w", s.id, syscall.ECONNREFUSED)
 }
 
-func (s localShards) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+func (s localShards) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	st, err := s.store()
 	if err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	return st.Put(ctx, id, blockLen, r)
 }
 
-func (s localShards) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
+func (s localShards) Replace(ctx context.Context, id shard.ID, blockLen int, r io.Reader, want string) (shard.Info, error) {
 	st, err := s.store()
 	if err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	return st.Replace(ctx, id, blockLen, r, want)
 }
 
-func (s localShards) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
+func (s localShards) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
 	st, err := s.store()
 	if err != nil {
 		return nil, err
@@ -85,15 +85,15 @@ func (s localShards) Open(ctx context.Context, id storagenode.ShardID, off, n in
 	return st.Open(ctx, id, off, n)
 }
 
-func (s localShards) Stat(ctx context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+func (s localShards) Stat(ctx context.Context, id shard.ID) (shard.Info, error) {
 	st, err := s.store()
 	if err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	return st.Stat(ctx, id)
 }
 
-func (s localShards) Delete(ctx context.Context, id storagenode.ShardID) error {
+func (s localShards) Delete(ctx context.Context, id shard.ID) error {
 	st, err := s.store()
 	if err != nil {
 		return err
@@ -101,7 +101,7 @@ func (s localShards) Delete(ctx context.Context, id storagenode.ShardID) error {
 	return st.Delete(ctx, id)
 }
 
-func (s localShards) Leaf(ctx context.Context, leaf uint32) ([]storagenode.ShardInfo, error) {
+func (s localShards) Leaf(ctx context.Context, leaf uint32) ([]shard.Info, error) {
 	st, err := s.store()
 	if err != nil {
 		return nil, err

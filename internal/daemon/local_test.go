@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/storetest"
 )
@@ -13,7 +14,7 @@ import (
 // The in-process transport passes the shard store conformance suite, like
 // the store itself and the HTTP client.
 func TestLocalShardsConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
+	storetest.Run(t, func(t *testing.T) shard.Store {
 		st, err := storagenode.Open(t.TempDir(), storagenode.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +55,7 @@ func TestLocalShardsStoppedNode(t *testing.T) {
 		t.Fatal("stopped node healthy")
 	}
 	l.set("n1", st)
-	if _, err := s.Stat(ctx, id); !errors.Is(err, storagenode.ErrNotFound) {
+	if _, err := s.Stat(ctx, id); !errors.Is(err, shard.ErrNotFound) {
 		t.Fatalf("restarted node: %v, want ErrNotFound", err)
 	}
 }

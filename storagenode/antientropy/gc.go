@@ -37,13 +37,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // Nodes gives the shard store of a node and whether it is live, and the
 // members (cluster.Cluster).
 type Nodes interface {
-	Store(id string) (storagenode.ShardStore, bool)
+	Store(id string) (shard.Store, bool)
 	Nodes() []metadata.Node
 }
 
@@ -208,13 +208,13 @@ func (c *Collector) collect(ctx context.Context, e metadata.GCEntry, pinned map[
 				continue
 			}
 			g.Go(func() error {
-				err := store.Delete(ctx, storagenode.ShardID{Segment: seg.ID, Index: i})
+				err := store.Delete(ctx, shard.ID{Segment: seg.ID, Index: i})
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
 				case err == nil:
 					deleted++
-				case errors.Is(err, storagenode.ErrNotFound):
+				case errors.Is(err, shard.ErrNotFound):
 				default:
 					errs = append(errs, err)
 				}
@@ -262,8 +262,8 @@ func (c *Collector) collectParked(ctx context.Context) (int, error) {
 		var gone []metadata.ShardRef
 		for _, r := range refs {
 			if !removed {
-				err := store.Delete(ctx, storagenode.ShardID{Segment: r.Segment, Index: r.Index})
-				if err != nil && !errors.Is(err, storagenode.ErrNotFound) {
+				err := store.Delete(ctx, shard.ID{Segment: r.Segment, Index: r.Index})
+				if err != nil && !errors.Is(err, shard.ErrNotFound) {
 					errs = append(errs, fmt.Errorf("parked %s.%d on %s: %w", r.Segment, r.Index, id, err))
 					continue
 				}

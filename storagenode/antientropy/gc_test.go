@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sherdstore/sherd/metadata"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // fakeMeta is the part of metadata.Store the collector uses (safe for
@@ -62,25 +62,25 @@ func (f *fakeMeta) DropDeferredDeletes(_ context.Context, refs []metadata.ShardR
 }
 
 type fakeStore struct {
-	storagenode.ShardStore
+	shard.Store
 	mu      sync.Mutex
 	deleted []string
 }
 
-func (f *fakeStore) Delete(_ context.Context, id storagenode.ShardID) error {
+func (f *fakeStore) Delete(_ context.Context, id shard.ID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deleted = append(f.deleted, id.String())
 	return nil
 }
 
-func (f *fakeStore) Open(context.Context, storagenode.ShardID, int64, int64) (io.ReadCloser, error) {
-	return nil, storagenode.ErrNotFound
+func (f *fakeStore) Open(context.Context, shard.ID, int64, int64) (io.ReadCloser, error) {
+	return nil, shard.ErrNotFound
 }
 
 type fakeNodes map[string]*fakeStore
 
-func (f fakeNodes) Store(id string) (storagenode.ShardStore, bool) {
+func (f fakeNodes) Store(id string) (shard.Store, bool) {
 	s, ok := f[id]
 	if !ok {
 		return nil, false

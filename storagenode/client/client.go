@@ -13,10 +13,11 @@ import (
 
 	"github.com/sherdstore/sherd/internal/merkle"
 	"github.com/sherdstore/sherd/internal/reqid"
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 )
 
-// Client is a storage node's API client; it implements storagenode.ShardStore.
+// Client is a storage node's API client; it implements shard.Store.
 // It is safe for concurrent use.
 type Client struct {
 	base string
@@ -89,21 +90,21 @@ func responseError(method, u string, resp *http.Response) error {
 	return fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, eb.Message)
 }
 
-func shardPath(id storagenode.ShardID) string { return "/v1/shards/" + id.String() }
+func shardPath(id shard.ID) string { return "/v1/shards/" + id.String() }
 
 // valid rejects malformed ids before they are put in a URL.
-func valid(id storagenode.ShardID) error {
-	_, err := storagenode.ParseShardID(id.String())
+func valid(id shard.ID) error {
+	_, err := shard.ParseID(id.String())
 	return err
 }
 
-// Put implements storagenode.ShardStore. The body streams (chunked).
-func (c *Client) Put(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader) (storagenode.ShardInfo, error) {
+// Put implements shard.Store. The body streams (chunked).
+func (c *Client) Put(ctx context.Context, id shard.ID, blockLen int, r io.Reader) (shard.Info, error) {
 	return c.put(ctx, id, r, url.Values{"block": {strconv.Itoa(blockLen)}})
 }
 
-// Replace implements storagenode.ShardStore.
-func (c *Client) Replace(ctx context.Context, id storagenode.ShardID, blockLen int, r io.Reader, want string) (storagenode.ShardInfo, error) {
+// Replace implements shard.Store.
+func (c *Client) Replace(ctx context.Context, id shard.ID, blockLen int, r io.Reader, want string) (shard.Info, error) {
 	q := url.Values{"block": {strconv.Itoa(blockLen)}, "replace": {"1"}}
 	if want != "" {
 		q.Set("want", want)
@@ -112,24 +113,24 @@ func (c *Client) Replace(ctx context.Context, id storagenode.ShardID, blockLen i
 }
 
 // put streams a shard with the query q (a new shard or a replacement).
-func (c *Client) put(ctx context.Context, id storagenode.ShardID, r io.Reader, q url.Values) (storagenode.ShardInfo, error) {
+func (c *Client) put(ctx context.Context, id shard.ID, r io.Reader, q url.Values) (shard.Info, error) {
 	if err := valid(id); err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	resp, err := c.do(ctx, http.MethodPut, shardPath(id), q, io.NopCloser(r), nil)
 	if err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	defer resp.Body.Close()
-	var info storagenode.ShardInfo
+	var info shard.Info
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		return info, fmt.Errorf("put %s: %w", id, err)
 	}
 	return info, nil
 }
 
-// Open implements storagenode.ShardStore.
-func (c *Client) Open(ctx context.Context, id storagenode.ShardID, off, n int64) (io.ReadCloser, error) {
+// Open implements shard.Store.
+func (c *Client) Open(ctx context.Context, id shard.ID, off, n int64) (io.ReadCloser, error) {
 	if err := valid(id); err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ func (c *Client) Open(ctx context.Context, id storagenode.ShardID, off, n int64)
 			return nil, err
 		}
 		if off < 0 || off > info.Size {
-			return nil, fmt.Errorf("open %s: offset %d: %w", id, off, storagenode.ErrInvalid)
+			return nil, fmt.Errorf("open %s: offset %d: %w", id, off, shard.ErrInvalid)
 		}
 		return io.NopCloser(http.NoBody), nil
 	}
@@ -158,17 +159,17 @@ func (c *Client) Open(ctx context.Context, id storagenode.ShardID, off, n int64)
 	return resp.Body, nil
 }
 
-// Stat implements storagenode.ShardStore.
-func (c *Client) Stat(ctx context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+// Stat implements shard.Store.
+func (c *Client) Stat(ctx context.Context, id shard.ID) (shard.Info, error) {
 	if err := valid(id); err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	resp, err := c.do(ctx, http.MethodHead, shardPath(id), nil, nil, nil)
 	if err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	resp.Body.Close()
-	info := storagenode.ShardInfo{ID: id.String(), Hash: resp.Header.Get(storagenode.HeaderHash)}
+	info := shard.Info{ID: id.String(), Hash: resp.Header.Get(storagenode.HeaderHash)}
 	info.Size, _ = strconv.ParseInt(resp.Header.Get(storagenode.HeaderSize), 10, 64)
 	info.BlockLen, _ = strconv.Atoi(resp.Header.Get(storagenode.HeaderBlock))
 	info.ModTime, _ = http.ParseTime(resp.Header.Get("Last-Modified"))
@@ -179,25 +180,25 @@ func (c *Client) Stat(ctx context.Context, id storagenode.ShardID) (storagenode.
 // Verify asks the node to re-read shard id whole and check every block
 // hash and the whole-file hash now. It returns the shard's description,
 // with Verified the time of the check before this one. Errors:
-// storagenode.ErrNotFound, storagenode.ErrCorrupt.
-func (c *Client) Verify(ctx context.Context, id storagenode.ShardID) (storagenode.ShardInfo, error) {
+// shard.ErrNotFound, shard.ErrCorrupt.
+func (c *Client) Verify(ctx context.Context, id shard.ID) (shard.Info, error) {
 	if err := valid(id); err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	resp, err := c.do(ctx, http.MethodPost, "/v1/verify/"+id.String(), nil, nil, nil)
 	if err != nil {
-		return storagenode.ShardInfo{}, err
+		return shard.Info{}, err
 	}
 	defer resp.Body.Close()
-	var info storagenode.ShardInfo
+	var info shard.Info
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		return info, fmt.Errorf("verify %s: %w", id, err)
 	}
 	return info, nil
 }
 
-// Delete implements storagenode.ShardStore.
-func (c *Client) Delete(ctx context.Context, id storagenode.ShardID) error {
+// Delete implements shard.Store.
+func (c *Client) Delete(ctx context.Context, id shard.ID) error {
 	if err := valid(id); err != nil {
 		return err
 	}
@@ -209,14 +210,14 @@ func (c *Client) Delete(ctx context.Context, id storagenode.ShardID) error {
 	return nil
 }
 
-// Leaf implements storagenode.ShardStore.
-func (c *Client) Leaf(ctx context.Context, leaf uint32) ([]storagenode.ShardInfo, error) {
+// Leaf implements shard.Store.
+func (c *Client) Leaf(ctx context.Context, leaf uint32) ([]shard.Info, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/leaves/"+strconv.FormatUint(uint64(leaf), 10), nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out []storagenode.ShardInfo
+	var out []shard.Info
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, fmt.Errorf("leaf %d: %w", leaf, err)
 	}
@@ -226,7 +227,7 @@ func (c *Client) Leaf(ctx context.Context, leaf uint32) ([]storagenode.ShardInfo
 	return out, nil
 }
 
-// Children implements storagenode.ShardStore.
+// Children implements shard.Store.
 func (c *Client) Children(ctx context.Context, level int, idx uint32) ([merkle.Fanout]merkle.Digest, error) {
 	resp, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/tree/%d/%d", level, idx), nil, nil, nil)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
 	"github.com/sherdstore/sherd/storagenode/storetest"
@@ -35,7 +36,7 @@ func serve(t *testing.T) (*storagenode.Store, *httptest.Server) {
 }
 
 func TestClientConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storagenode.ShardStore {
+	storetest.Run(t, func(t *testing.T) shard.Store {
 		_, srv := serve(t)
 		return client.New(srv.URL, clusterKey, srv.Client(), nil)
 	})
@@ -235,7 +236,7 @@ func TestNodeBoundToItsHost(t *testing.T) {
 func TestFullNodeRefusesShards(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	open := func(reserve int64) (*storagenode.Store, storagenode.ShardStore) {
+	open := func(reserve int64) (*storagenode.Store, shard.Store) {
 		st, err := storagenode.Open(dir, storagenode.Options{Reserve: reserve})
 		if err != nil {
 			t.Fatal(err)
@@ -261,14 +262,14 @@ func TestFullNodeRefusesShards(t *testing.T) {
 			return err
 		},
 	} {
-		if err := put(); !errors.Is(err, storagenode.ErrFull) {
+		if err := put(); !errors.Is(err, shard.ErrFull) {
 			t.Fatalf("put on a full node: %v, want ErrFull", err)
 		}
 	}
 	if _, err := c.Stat(ctx, kept); err != nil {
 		t.Fatalf("a full node still reads: %v", err)
 	}
-	if _, err := c.Stat(ctx, storetest.ID(2, 2, 0)); !errors.Is(err, storagenode.ErrNotFound) {
+	if _, err := c.Stat(ctx, storetest.ID(2, 2, 0)); !errors.Is(err, shard.ErrNotFound) {
 		t.Fatalf("refused shard: %v, want ErrNotFound", err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(ents) != 0 {

@@ -1,4 +1,4 @@
-// Package storetest is the conformance suite every storagenode.ShardStore implementation must pass.
+// Package storetest is the conformance suite every shard.Store implementation must pass.
 package storetest
 
 import (
@@ -15,7 +15,7 @@ import (
 
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/internal/merkle"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/shard"
 )
 
 // Profile is the erasure profile shard files are made with here: small
@@ -48,11 +48,11 @@ func Hash(file []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func ID(leaf uint32, n int, index int) storagenode.ShardID {
-	return storagenode.ShardID{Segment: fmt.Sprintf("%05x%027x", leaf, n), Index: index}
+func ID(leaf uint32, n int, index int) shard.ID {
+	return shard.ID{Segment: fmt.Sprintf("%05x%027x", leaf, n), Index: index}
 }
 
-func readAll(t *testing.T, s storagenode.ShardStore, id storagenode.ShardID, off, n int64) ([]byte, error) {
+func readAll(t *testing.T, s shard.Store, id shard.ID, off, n int64) ([]byte, error) {
 	t.Helper()
 	rc, err := s.Open(context.Background(), id, off, n)
 	if err != nil {
@@ -63,7 +63,7 @@ func readAll(t *testing.T, s storagenode.ShardStore, id storagenode.ShardID, off
 }
 
 // Run runs the suite; newStore returns an empty store for one subtest.
-func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
+func Run(t *testing.T, newStore func(t *testing.T) shard.Store) {
 	ctx := context.Background()
 	t.Run("PutOpenStat", func(t *testing.T) {
 		s := newStore(t)
@@ -110,7 +110,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 			}
 		}
 		for _, r := range []struct{ off, n int64 }{{L, 1}, {L - 1, 2}, {L + 5, -1}} {
-			if _, err := readAll(t, s, id, r.off, r.n); !errors.Is(err, storagenode.ErrInvalid) {
+			if _, err := readAll(t, s, id, r.off, r.n); !errors.Is(err, shard.ErrInvalid) {
 				t.Fatalf("range %+v: err %v, want ErrInvalid", r, err)
 			}
 		}
@@ -123,7 +123,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 			t.Fatal(err)
 		}
 		// Put never replaces a different shard; the same one again is fine.
-		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(b)); !errors.Is(err, storagenode.ErrExists) {
+		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(b)); !errors.Is(err, shard.ErrExists) {
 			t.Fatalf("put over a different shard: err %v, want ErrExists", err)
 		}
 		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(a)); err != nil {
@@ -137,7 +137,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 		hb.Write(b)
 		sumB := hb.Sum128().Bytes()
 		wantB := hex.EncodeToString(sumB[:])
-		if _, err := s.Replace(ctx, id, BlockLen(), bytes.NewReader(b), strings.Repeat("0", len(wantB))); !errors.Is(err, storagenode.ErrCorrupt) {
+		if _, err := s.Replace(ctx, id, BlockLen(), bytes.NewReader(b), strings.Repeat("0", len(wantB))); !errors.Is(err, shard.ErrCorrupt) {
 			t.Fatalf("replace with the wrong expected hash: err %v, want ErrCorrupt", err)
 		}
 		if got, err := readAll(t, s, id, 0, -1); err != nil || !bytes.Equal(got, a) {
@@ -155,13 +155,13 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 		if err := s.Delete(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := readAll(t, s, id, 0, -1); !errors.Is(err, storagenode.ErrNotFound) {
+		if _, err := readAll(t, s, id, 0, -1); !errors.Is(err, shard.ErrNotFound) {
 			t.Fatalf("open after delete: %v", err)
 		}
-		if _, err := s.Stat(ctx, id); !errors.Is(err, storagenode.ErrNotFound) {
+		if _, err := s.Stat(ctx, id); !errors.Is(err, shard.ErrNotFound) {
 			t.Fatalf("stat after delete: %v", err)
 		}
-		if err := s.Delete(ctx, id); !errors.Is(err, storagenode.ErrNotFound) {
+		if err := s.Delete(ctx, id); !errors.Is(err, shard.ErrNotFound) {
 			t.Fatalf("second delete: %v", err)
 		}
 	})
@@ -176,38 +176,38 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 			"flipped": func() []byte { b := bytes.Clone(good); b[len(b)/2] ^= 1; return b }(),
 			"torn":    good[:erasure.HashSize+BlockLen()+7],
 		} {
-			if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(bad)); !errors.Is(err, storagenode.ErrCorrupt) {
+			if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(bad)); !errors.Is(err, shard.ErrCorrupt) {
 				t.Fatalf("%s: err %v, want ErrCorrupt", name, err)
 			}
 			if got, err := readAll(t, s, id, 0, -1); err != nil || !bytes.Equal(got, good) {
 				t.Fatalf("%s: old shard damaged: %v", name, err)
 			}
 			other := ID(3, 4, 0)
-			if _, err := s.Put(ctx, other, BlockLen(), bytes.NewReader(bad)); !errors.Is(err, storagenode.ErrCorrupt) {
+			if _, err := s.Put(ctx, other, BlockLen(), bytes.NewReader(bad)); !errors.Is(err, shard.ErrCorrupt) {
 				t.Fatalf("%s new: err %v", name, err)
 			}
-			if _, err := s.Stat(ctx, other); !errors.Is(err, storagenode.ErrNotFound) {
+			if _, err := s.Stat(ctx, other); !errors.Is(err, shard.ErrNotFound) {
 				t.Fatalf("%s: corrupt shard stored: %v", name, err)
 			}
 		}
 	})
 	t.Run("InvalidIDs", func(t *testing.T) {
 		s := newStore(t)
-		for _, id := range []storagenode.ShardID{
+		for _, id := range []shard.ID{
 			{Segment: "../../../../etc/passwd", Index: 0},
 			{Segment: "ABCDEF0123456789ABCDEF0123456789", Index: 0},
 			{Segment: "abc", Index: 0},
 			{Segment: ID(0, 0, 0).Segment, Index: 256},
 			{Segment: ID(0, 0, 0).Segment, Index: -1},
 		} {
-			if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(MakeShard(1, 10))); !errors.Is(err, storagenode.ErrInvalid) {
+			if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(MakeShard(1, 10))); !errors.Is(err, shard.ErrInvalid) {
 				t.Fatalf("put %q: %v", id, err)
 			}
-			if _, err := s.Open(ctx, id, 0, -1); !errors.Is(err, storagenode.ErrInvalid) {
+			if _, err := s.Open(ctx, id, 0, -1); !errors.Is(err, shard.ErrInvalid) {
 				t.Fatalf("open %q: %v", id, err)
 			}
 		}
-		if _, err := s.Put(ctx, ID(0, 0, 0), 0, bytes.NewReader(nil)); !errors.Is(err, storagenode.ErrInvalid) {
+		if _, err := s.Put(ctx, ID(0, 0, 0), 0, bytes.NewReader(nil)); !errors.Is(err, shard.ErrInvalid) {
 			t.Fatalf("block length 0: %v", err)
 		}
 	})
@@ -225,7 +225,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 			t.Fatalf("empty store has digests %v", empty)
 		}
 		want := map[uint32]merkle.Digest{}
-		var ids []storagenode.ShardID
+		var ids []shard.ID
 		for i, leaf := range []uint32{0, 0, 17, 0xfffff, 0x12345, 0x12345} {
 			id := ID(leaf, i, i%3)
 			info, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(MakeShard(uint64(i), 100*i)))
@@ -258,7 +258,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storagenode.ShardStore) {
 				t.Fatalf("leaf %x inventory digest mismatch", leaf)
 			}
 		}
-		if _, err := s.Children(ctx, merkle.Depth, 0); !errors.Is(err, storagenode.ErrInvalid) {
+		if _, err := s.Children(ctx, merkle.Depth, 0); !errors.Is(err, shard.ErrInvalid) {
 			t.Fatalf("children of a leaf: %v", err)
 		}
 		for _, id := range ids {
