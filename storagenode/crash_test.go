@@ -17,9 +17,9 @@ import (
 
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/shard"
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 const crashEnv = "SHERD_CRASH_NODE_DIR"

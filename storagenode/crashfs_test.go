@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/sherdstore/sherd/shard"
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/crashfs"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 // TestCrashLosesNoAcknowledgedShard runs writes, overwrites (Replace) and

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/sherdstore/sherd/shard"
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 var packsOnly = storagenode.Options{InlineMax: -1}

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/sherdstore/sherd/shard"
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 // TestScrubQuarantinesRot: a pass verifies every shard; files with a

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/sherdstore/sherd/shard"
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 func openStore(t *testing.T, dir string) *storagenode.Store {

@@ -27,11 +27,14 @@ var allowed = map[string][]string{
 	"metadata/etcd":       {"metadata"},
 	// The shard contract: ids, Info, Store, errors. A leaf.
 	"shard": {"internal/merkle"},
+	// Its conformance suite, the in-memory store and the fault injector.
+	"shard/storetest": {"shard", "erasure", "internal/merkle"},
+	"shard/memstore":  {"shard", "erasure", "internal/merkle"},
+	"shard/faulty":    {"shard", "internal/merkle"},
 	// Lifecycle rules: decisions and their worker, on the metadata store only.
 	"lifecycle":               {"metadata"},
 	"storagenode":             {"shard", "erasure", "internal/merkle", "internal/reqid"},
 	"storagenode/client":      {"shard", "storagenode", "internal/merkle", "internal/reqid"},
-	"storagenode/storetest":   {"shard", "erasure", "internal/merkle"},
 	"storagenode/crashfs":     {"storagenode"},
 	"storagenode/antientropy": {"shard", "metadata"},
 	// The data plane: never the gateway, never a disk store.
@@ -53,11 +56,13 @@ var allowed = map[string][]string{
 var testAllowed = map[string][]string{
 	"cluster":            {"internal/etcdserver", "metadata/etcd", "storagenode"},
 	"gateway":            {"internal/etcdserver", "metadata/etcd", "shard", "storagenode"},
-	"internal/daemon":    {"storagenode/storetest"},
+	"internal/daemon":    {"shard/storetest"},
 	"lifecycle":          {"internal/etcdserver", "metadata/etcd"},
 	"metadata/etcd":      {"internal/etcdserver"},
-	"storagenode":        {"storagenode/client", "storagenode/crashfs", "storagenode/storetest"},
-	"storagenode/client": {"storagenode/storetest"},
+	"storagenode":        {"storagenode/client", "storagenode/crashfs", "shard/storetest"},
+	"storagenode/client": {"shard/storetest"},
+	"shard/memstore":     {"shard/storetest"},
+	"shard/faulty":       {"shard/memstore", "shard/storetest"},
 }
 
 // forbidden lists dependencies (of the module or not) a package must not

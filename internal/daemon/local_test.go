@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/sherdstore/sherd/shard"
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 // The in-process transport passes the shard store conformance suite, like

@@ -26,9 +26,9 @@ import (
 	"github.com/minio/minio-go/v7"
 	mcreds "github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 // The cluster CA is a function of the cluster key: two derivations give

@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/sherdstore/sherd/shard"
+	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
-	"github.com/sherdstore/sherd/storagenode/storetest"
 )
 
 var clusterKey = []byte("test-cluster-key")
