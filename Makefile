@@ -2,7 +2,7 @@
 GO ?= go
 # Concurrent packages run under the race detector (DESIGN.md §2); the
 # integration tests in test/ drive the gateway, daemon, nodes and etcd store.
-RACE_PKGS := ./shard/... ./storagenode/... ./metadata/... ./cluster/... ./repair/... ./gateway ./internal/daemon ./test/...
+RACE_PKGS := ./shard/... ./storagenode/... ./metadata/... ./cluster/... ./repair/... ./gateway ./notify ./internal/clustertls ./internal/daemon ./test/...
 
 .PHONY: test run build vet bench bench-compare fuzz e2e rules faults
 
@@ -14,7 +14,7 @@ SLOW_TESTS := TestTenThousandParts
 test: vet
 	$(GO) test -race -timeout 30m -skip '$(SLOW_TESTS)' $(RACE_PKGS)
 	$(GO) test -run '$(SLOW_TESTS)' ./test/
-	$(GO) test $$($(GO) list ./... | grep -v -e /shard -e /storagenode -e /metadata -e /cluster -e /repair -e '/gateway$$' -e /internal/daemon -e /test)
+	$(GO) test $$($(GO) list ./... | grep -v -e /shard -e /storagenode -e /metadata -e /cluster -e /repair -e '/gateway$$' -e /notify -e /internal/daemon -e /test)
 
 vet:
 	$(GO) vet ./...

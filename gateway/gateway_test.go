@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -329,30 +328,6 @@ func FuzzParseCopyRange(f *testing.F) {
 		a, b, ok := parseCopyRange(s)
 		if ok && (a < 0 || b < a) {
 			t.Fatalf("%q: %d-%d", s, a, b)
-		}
-	})
-}
-
-// FuzzParseNotifyConfig: an accepted configuration is within bounds and
-// survives a round trip.
-func FuzzParseNotifyConfig(f *testing.F) {
-	f.Add(`{"webhooks":[{"id":"a","url":"http://h/x","events":["s3:ObjectCreated:*"],"prefix":"in/"}]}`)
-	f.Add(`{"webhooks":[{"id":"a","url":"ftp://h","events":[]}]}`)
-	f.Add(`{"webhooks":null}`)
-	f.Fuzz(func(t *testing.T, s string) {
-		c, err := ParseNotifyConfig(s)
-		if err != nil {
-			return
-		}
-		if len(c.Webhooks) > MaxWebhooks {
-			t.Fatalf("%d webhooks accepted", len(c.Webhooks))
-		}
-		out, err := json.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ParseNotifyConfig(string(out)); err != nil {
-			t.Fatalf("round trip of %s: %v", out, err)
 		}
 	})
 }

@@ -1,168 +1,27 @@
 package gateway
 
-// Bucket notifications: webhooks fed from a queue in etcd.
-//
-// Invariants:
-//   - An event is queued in the same etcd transaction as the change it
-//     reports, so a committed change always has its events, and a refused
-//     one never does.
-//   - Delivery (notifier.go): at least once, per destination
-//     concurrently, behind a circuit breaker per destination, with caps
-//     on attempts and age past which an event goes to a bounded
-//     dead-letter list.
+// Bucket notifications: the events a change produces are built by package
+// notify and committed with the change (PutObject, DeleteObject… take
+// them), so a committed change always has its events and a refused one
+// never does. Delivery is notify.Notifier's, run by the daemon.
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/notify"
 )
 
-// Webhook is one notification target of a bucket.
-type Webhook struct {
-	ID     string   `json:"id"`
-	URL    string   `json:"url"`
-	Events []string `json:"events"` // s3:ObjectCreated:*, s3:ObjectRemoved:Delete, …
-	Prefix string   `json:"prefix,omitempty"`
-	Suffix string   `json:"suffix,omitempty"`
-}
-
-// NotifyConfig is a bucket's notification configuration (metadata.Bucket.Notify, JSON).
-type NotifyConfig struct {
-	Webhooks []Webhook `json:"webhooks"`
-}
-
-// MaxWebhooks bounds a bucket's webhooks: each matching one adds an
-// operation to the commit of a write, and an etcd transaction takes 128.
-const MaxWebhooks = 16
-
-// ParseNotifyConfig parses and validates a configuration.
-func ParseNotifyConfig(s string) (NotifyConfig, error) {
-	var c NotifyConfig
-	if s == "" {
-		return c, nil
-	}
-	if err := json.Unmarshal([]byte(s), &c); err != nil {
-		return c, fmt.Errorf("notification configuration: %w", err)
-	}
-	if len(c.Webhooks) > MaxWebhooks {
-		return c, fmt.Errorf("notification configuration: %d webhooks, at most %d per bucket", len(c.Webhooks), MaxWebhooks)
-	}
-	for _, w := range c.Webhooks {
-		u, err := url.Parse(w.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return c, fmt.Errorf("webhook %q: bad URL %q", w.ID, w.URL)
-		}
-		if len(w.Events) == 0 {
-			return c, fmt.Errorf("webhook %q: no events", w.ID)
-		}
-		for _, e := range w.Events {
-			if !strings.HasPrefix(e, "s3:ObjectCreated:") && !strings.HasPrefix(e, "s3:ObjectRemoved:") {
-				return c, fmt.Errorf("webhook %q: unsupported event %q", w.ID, e)
-			}
-		}
-	}
-	return c, nil
-}
-
-// matches says whether webhook w wants event name (e.g. ObjectCreated:Put) on key.
-func (w Webhook) matches(name, key string) bool {
-	if !strings.HasPrefix(key, w.Prefix) || !strings.HasSuffix(key, w.Suffix) {
-		return false
-	}
-	for _, e := range w.Events {
-		p := strings.TrimPrefix(e, "s3:")
-		if p == name || (strings.HasSuffix(p, ":*") && strings.HasPrefix(name, strings.TrimSuffix(p, "*"))) {
-			return true
-		}
-	}
-	return false
-}
-
-// newEventID is time-ordered (the queue is listed oldest first) and unique.
-func newEventID(now time.Time) string {
-	var r [6]byte
-	rand.Read(r[:])
-	return fmt.Sprintf("%016x-%s", now.UnixNano(), hex.EncodeToString(r[:]))
-}
-
-// events are the notifications a change to key in b produces.
+// events are the notifications a change to key in b produces (name: the
+// event, e.g. ObjectCreated:Put). A bad stored configuration is logged;
+// see notify.Events for what it still delivers.
 func (g *Gateway) events(r *http.Request, b metadata.Bucket, name, key string, size int64, etag string) []metadata.Event {
 	if b.Notify == "" {
 		return nil
 	}
-	cfg, err := ParseNotifyConfig(b.Notify)
-	if err != nil && len(cfg.Webhooks) > MaxWebhooks {
-		// Stored before the bound: the first MaxWebhooks still deliver.
+	evs, err := notify.Events(b, notify.Change{Name: name, Key: key, Size: size, ETag: etag, Request: reqOf(r).rid, Time: g.now()})
+	if err != nil {
 		g.log.Warn("bad notification configuration", "bucket", b.Name, "err", err)
-		cfg.Webhooks = cfg.Webhooks[:MaxWebhooks]
-	} else if err != nil {
-		g.log.Warn("bad notification configuration", "bucket", b.Name, "err", err)
-		return nil
 	}
-	var out []metadata.Event
-	now := g.now().UTC()
-	for _, w := range cfg.Webhooks {
-		if w.matches(name, key) {
-			out = append(out, metadata.Event{ID: newEventID(now), URL: w.URL, Config: w.ID, Name: name, Bucket: b.Name, Key: key,
-				Size: size, ETag: etag, Time: now, Request: reqOf(r).rid, Owner: b.Owner, NextTry: now})
-		}
-	}
-	return out
-}
-
-// EventRecord is one S3 event notification record.
-type EventRecord struct {
-	EventVersion      string            `json:"eventVersion"`
-	EventSource       string            `json:"eventSource"`
-	AWSRegion         string            `json:"awsRegion"`
-	EventTime         string            `json:"eventTime"`
-	EventName         string            `json:"eventName"`
-	UserIdentity      map[string]string `json:"userIdentity"`
-	RequestParameters map[string]string `json:"requestParameters"`
-	ResponseElements  map[string]string `json:"responseElements"`
-	S3                struct {
-		SchemaVersion   string `json:"s3SchemaVersion"`
-		ConfigurationID string `json:"configurationId"`
-		Bucket          struct {
-			Name          string            `json:"name"`
-			OwnerIdentity map[string]string `json:"ownerIdentity"`
-			ARN           string            `json:"arn"`
-		} `json:"bucket"`
-		Object struct {
-			Key       string `json:"key"`
-			Size      int64  `json:"size,omitempty"`
-			ETag      string `json:"eTag,omitempty"`
-			Sequencer string `json:"sequencer"`
-		} `json:"object"`
-	} `json:"s3"`
-}
-
-// EventMessage is the body POSTed to a webhook.
-type EventMessage struct {
-	Records []EventRecord `json:"Records"`
-}
-
-// record renders a queued event as S3 does.
-func record(e metadata.Event, region string) EventRecord {
-	var r EventRecord
-	r.EventVersion, r.EventSource, r.AWSRegion = "2.1", "aws:s3", region
-	r.EventTime = e.Time.UTC().Format("2006-01-02T15:04:05.000Z")
-	r.EventName = e.Name
-	r.UserIdentity = map[string]string{"principalId": e.Owner}
-	r.RequestParameters = map[string]string{"sourceIPAddress": ""}
-	r.ResponseElements = map[string]string{"x-amz-request-id": e.Request}
-	r.S3.SchemaVersion, r.S3.ConfigurationID = "1.0", e.Config
-	r.S3.Bucket.Name, r.S3.Bucket.ARN = e.Bucket, "arn:aws:s3:::"+e.Bucket
-	r.S3.Bucket.OwnerIdentity = map[string]string{"principalId": e.Owner}
-	r.S3.Object.Key = url.QueryEscape(e.Key)
-	r.S3.Object.Size, r.S3.Object.ETag = e.Size, e.ETag
-	r.S3.Object.Sequencer = strings.ToUpper(strings.SplitN(e.ID, "-", 2)[0])
-	return r
+	return evs
 }

@@ -315,10 +315,10 @@ func TestMultiProcessWipedNode(t *testing.T) {
 	c := minioClient(t, url, false)
 	objects := putObjects(t, c, "wipe", 18)
 
-	cli, err := daemon.EtcdClient(cl.etcdURL)
+	cli, err := metaetcd.Dial(cl.etcdURL)
 	noErr(t, err)
 	defer cli.Close()
-	store := daemon.NewMetadataStore(cli)
+	store := metaetcd.New(cli, metaetcd.Options{})
 	want, hashed := 0, true
 	count := func() {
 		want, hashed = 0, true
@@ -397,7 +397,7 @@ func (t *lostTxn) Commit() (*clientv3.TxnResponse, error) {
 // commit, which it never sends: what a gateway crashing there leaves.
 func crashCompletion(t *testing.T, s *daemon.Server, bucket, key, uid string) {
 	t.Helper()
-	cli, err := daemon.EtcdClient(s.EtcdURL())
+	cli, err := metaetcd.Dial(s.EtcdURL())
 	noErr(t, err)
 	defer cli.Close()
 	store := metaetcd.New(cli, metaetcd.Options{KV: lostCommitKV{cli.KV}})

@@ -32,7 +32,12 @@ var allowed = map[string][]string{
 	"shard/memstore":  {"shard", "erasure", "internal/merkle"},
 	"shard/faulty":    {"shard", "internal/merkle"},
 	// Lifecycle rules: decisions and their worker, on the metadata store only.
-	"lifecycle":               {"metadata"},
+	"lifecycle": {"metadata"},
+	// Bucket notifications: configuration, events, delivery; on the
+	// metadata store only (the gateway and sherdctl both use it).
+	"notify": {"metadata"},
+	// The cluster CA and the node HTTP client: standard library only.
+	"internal/clustertls":     {},
 	"storagenode":             {"shard", "erasure", "internal/merkle", "internal/reqid"},
 	"storagenode/client":      {"shard", "storagenode", "internal/merkle", "internal/reqid"},
 	"storagenode/crashfs":     {"storagenode"},
@@ -40,10 +45,10 @@ var allowed = map[string][]string{
 	// The data plane: never the gateway, never a disk store.
 	"cluster": {"shard", "erasure", "metadata", "metadata/placement", "internal/merkle"},
 	// The gateway speaks S3 and leaves shard I/O to the data plane.
-	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure", "internal/reqid"},
+	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure", "internal/reqid", "notify"},
 	// Anti-entropy's driver: on the data plane, never the gateway.
 	"repair":          {"cluster", "shard", "metadata", "erasure", "internal/merkle"},
-	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "shard", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
+	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "notify", "shard", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/clustertls", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},
 	"cmd/sherdctl":    {"*"},
@@ -59,6 +64,7 @@ var testAllowed = map[string][]string{
 	"internal/daemon":    {"shard/storetest"},
 	"lifecycle":          {"internal/etcdserver", "metadata/etcd"},
 	"metadata/etcd":      {"internal/etcdserver"},
+	"notify":             {"internal/etcdserver", "metadata/etcd"},
 	"storagenode":        {"storagenode/client", "storagenode/crashfs", "shard/storetest"},
 	"storagenode/client": {"shard/storetest"},
 	"shard/memstore":     {"shard/storetest"},
@@ -72,6 +78,11 @@ var forbidden = map[string][]string{
 	"gateway": {"go.etcd.io/bbolt", module + "/storagenode", "go.etcd.io/etcd/server/v3"},
 	"repair":  {"go.etcd.io/bbolt", module + "/storagenode", "go.etcd.io/etcd/server/v3"},
 	"shard":   {"go.etcd.io/bbolt"},
+	"notify":  {module + "/gateway", "go.etcd.io/etcd/server/v3"},
+	// The operator CLI: no etcd server, no gateway, no daemon wiring. It
+	// still links bbolt, through the node client (storagenode/client
+	// imports storagenode).
+	"cmd/sherdctl": {"go.etcd.io/etcd/server/v3", module + "/gateway", module + "/internal/daemon"},
 }
 
 type listed struct {

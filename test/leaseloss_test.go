@@ -8,6 +8,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/sherdstore/sherd/internal/daemon"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/shard"
 )
 
@@ -26,7 +27,7 @@ func TestHealingAfterLeaseLoss(t *testing.T) {
 	data := randomBytes(3<<20+17, 5)
 	must(t)(c.PutObject(ctx, "lease", "obj", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{DisableMultipart: true}))
 
-	cli, err := daemon.EtcdClient(s.EtcdURL())
+	cli, err := metaetcd.Dial(s.EtcdURL())
 	noErr(t, err)
 	defer cli.Close()
 	leases, err := cli.Leases(ctx)

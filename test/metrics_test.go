@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/internal/telemetry"
 )
@@ -29,7 +30,7 @@ func scrape(t *testing.T, url, token string) map[string]*dto {
 // cluster CA of key).
 func scrapeNode(t *testing.T, url string, key []byte, token string) map[string]*dto {
 	t.Helper()
-	hc, err := daemon.NodeHTTPClient(key, "")
+	hc, err := clustertls.NodeClient(key, "")
 	noErr(t, err)
 	return scrapeWith(t, hc, url, token)
 }

@@ -18,8 +18,10 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode/client"
 )
@@ -432,10 +434,10 @@ func TestMultiProcessOperatorCommands(t *testing.T) {
 
 	// Lose one shard of one object; verify sees it, a scoped repair
 	// rebuilds it, verify sees it healthy.
-	cli, err := daemon.EtcdClient(cl.etcdURL)
+	cli, err := metaetcd.Dial(cl.etcdURL)
 	noErr(t, err)
 	defer cli.Close()
-	store := daemon.NewMetadataStore(cli)
+	store := metaetcd.New(cli, metaetcd.Options{})
 	obj, err := store.GetObject(ctx, "ops", "obj-003")
 	noErr(t, err)
 	seg, _, err := store.GetSegment(ctx, obj.Segments[0].ID)
@@ -491,7 +493,7 @@ func TestMultiProcessOperatorCommands(t *testing.T) {
 // clientFor is a node client signed with the multi-process cluster's key.
 func clientFor(addr string) *client.Client {
 	key := []byte("multi-process-cluster-key")
-	hc, _ := daemon.NodeHTTPClient(key, "")
+	hc, _ := clustertls.NodeClient(key, "")
 	return client.New(addr, key, hc, nil)
 }
 

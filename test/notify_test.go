@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/notify"
 )
 
 // receiver records the S3 event records POSTed to it.
@@ -46,7 +46,7 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(500)
 		return
 	}
-	var m gateway.EventMessage
+	var m notify.EventMessage
 	if err := json.Unmarshal(body, &m); err != nil || len(m.Records) != 1 {
 		w.WriteHeader(400)
 		return
@@ -70,7 +70,7 @@ func TestNotifications(t *testing.T) {
 	hook := httptest.NewServer(rv)
 	defer hook.Close()
 	defer close(rv.block)
-	cfg, _ := json.Marshal(gateway.NotifyConfig{Webhooks: []gateway.Webhook{{ID: "app", URL: hook.URL, Events: []string{"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}, Prefix: "in/"}}})
+	cfg, _ := json.Marshal(notify.Config{Webhooks: []notify.Webhook{{ID: "app", URL: hook.URL, Events: []string{"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}, Prefix: "in/"}}})
 	c := awsClient(t, s.Gateway.URL, true, rootPass)
 	must(t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("events")}))
 	if err := s.Store.UpdateBucket(ctx, "events", func(b *metadata.Bucket) error { b.Notify = string(cfg); return nil }); err != nil {
@@ -140,26 +140,18 @@ func TestNotifications(t *testing.T) {
 	})
 }
 
-func TestBackoff(t *testing.T) {
-	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 20: 5 * time.Minute} {
-		if got := gateway.Backoff(n, 5*time.Minute); got != want {
-			t.Errorf("Backoff(%d) = %v, want %v", n, got, want)
-		}
-	}
-}
-
 // TestWebhooksBounded: sherdctl's validation refuses a 17th webhook, and a
 // bucket whose stored configuration has 200 (written before the bound)
 // still takes writes: a commit carries at most 16 events, not 200 (an
 // etcd transaction takes 128 operations).
 func TestWebhooksBounded(t *testing.T) {
 	s := startServer(t, "")
-	var hooks []gateway.Webhook
+	var hooks []notify.Webhook
 	for i := range 200 {
-		hooks = append(hooks, gateway.Webhook{ID: fmt.Sprintf("h%d", i), URL: "http://127.0.0.1:9/", Events: []string{"s3:ObjectCreated:*"}})
+		hooks = append(hooks, notify.Webhook{ID: fmt.Sprintf("h%d", i), URL: "http://127.0.0.1:9/", Events: []string{"s3:ObjectCreated:*"}})
 	}
-	cfg, _ := json.Marshal(gateway.NotifyConfig{Webhooks: hooks})
-	if _, err := gateway.ParseNotifyConfig(string(cfg)); err == nil {
+	cfg, _ := json.Marshal(notify.Config{Webhooks: hooks})
+	if _, err := notify.ParseConfig(string(cfg)); err == nil {
 		t.Fatal("200 webhooks accepted")
 	}
 	c := awsClient(t, s.Gateway.URL, true, rootPass)

@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sherdcluster "github.com/sherdstore/sherd/cluster"
+	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
@@ -72,7 +73,7 @@ func startRepairProcess(t *testing.T, s *daemon.Server, w *putWatch, rate float6
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.EtcdURL()}, DialTimeout: 5 * time.Second})
 	noErr(t, err)
 	store := metaetcd.New(cli, metaetcd.Options{})
-	hc, err := daemon.NodeHTTPClient(s.Key, "")
+	hc, err := clustertls.NodeClient(s.Key, "")
 	noErr(t, err)
 	cl := sherdcluster.New(sherdcluster.Config{Dial: func(n metadata.Node) shard.Store {
 		return watchedStore{client.New(n.Address, s.Key, hc, nil), w}

@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sherdstore/sherd/gateway"
+	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/internal/telemetry"
 	"github.com/sherdstore/sherd/metadata"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 )
 
 const usage = `usage:
@@ -189,7 +191,7 @@ func connect(etcdURLs string, reg *prometheus.Registry) (key []byte, store metad
 	if key, err = clusterKey(); err != nil {
 		return nil, nil, nil, err
 	}
-	cli, err := daemon.EtcdClient(etcdURLs)
+	cli, err := metaetcd.Dial(etcdURLs)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -367,7 +369,7 @@ func runClusterCA(args []string) error {
 		}
 		key = k
 	}
-	ca, err := daemon.DeriveClusterCA(key)
+	ca, err := clustertls.DeriveCA(key)
 	if err != nil {
 		return err
 	}

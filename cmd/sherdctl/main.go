@@ -23,8 +23,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/sherdstore/sherd/gateway"
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/notify"
 	"github.com/sherdstore/sherd/repair"
 )
 
@@ -308,9 +308,9 @@ func notifyCmd(stdout io.Writer) *cobra.Command {
 		if *hookURL == "" {
 			return usagef("notify set: --url is required")
 		}
-		return updateWebhooks(*etcdURLs, args[0], func(cfg *gateway.NotifyConfig) {
-			cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w gateway.Webhook) bool { return w.ID == *setID })
-			cfg.Webhooks = append(cfg.Webhooks, gateway.Webhook{ID: *setID, URL: *hookURL, Events: strings.Split(*events, ","), Prefix: *prefix, Suffix: *suffix})
+		return updateWebhooks(*etcdURLs, args[0], func(cfg *notify.Config) {
+			cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w notify.Webhook) bool { return w.ID == *setID })
+			cfg.Webhooks = append(cfg.Webhooks, notify.Webhook{ID: *setID, URL: *hookURL, Events: strings.Split(*events, ","), Prefix: *prefix, Suffix: *suffix})
 		})
 	}
 	show := &cobra.Command{Use: "show BUCKET", Short: "print the webhooks as JSON", Args: exactArgs(1, "BUCKET")}
@@ -318,8 +318,8 @@ func notifyCmd(stdout io.Writer) *cobra.Command {
 	clr := &cobra.Command{Use: "clear BUCKET [--id ID]", Short: "remove one webhook (--id) or all", Args: exactArgs(1, "BUCKET")}
 	clearID := clr.Flags().String("id", "", "configuration id (default: all)")
 	clr.RunE = func(_ *cobra.Command, args []string) error {
-		return updateWebhooks(*etcdURLs, args[0], func(cfg *gateway.NotifyConfig) {
-			cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w gateway.Webhook) bool { return *clearID == "" || w.ID == *clearID })
+		return updateWebhooks(*etcdURLs, args[0], func(cfg *notify.Config) {
+			cfg.Webhooks = slices.DeleteFunc(cfg.Webhooks, func(w notify.Webhook) bool { return *clearID == "" || w.ID == *clearID })
 		})
 	}
 	dead := &cobra.Command{Use: "dead [--limit N] [--json]", Short: "the events given up on (too many attempts, or too old), oldest first", Args: exactArgs(0, "no arguments")}
@@ -386,7 +386,7 @@ func printWebhooks(ctx context.Context, stdout io.Writer, store metadata.Store, 
 	if err != nil {
 		return err
 	}
-	cfg, err := gateway.ParseNotifyConfig(b.Notify)
+	cfg, err := notify.ParseConfig(b.Notify)
 	if err != nil {
 		return err
 	}
@@ -397,16 +397,16 @@ func printWebhooks(ctx context.Context, stdout io.Writer, store metadata.Store, 
 
 // updateWebhooks applies change to a bucket's webhook configuration and
 // stores it if it is still valid.
-func updateWebhooks(etcdURLs, bucket string, change func(*gateway.NotifyConfig)) error {
+func updateWebhooks(etcdURLs, bucket string, change func(*notify.Config)) error {
 	return withStore(etcdURLs, func(ctx context.Context, store metadata.Store) error {
 		return store.UpdateBucket(ctx, bucket, func(b *metadata.Bucket) error {
-			cfg, err := gateway.ParseNotifyConfig(b.Notify)
+			cfg, err := notify.ParseConfig(b.Notify)
 			if err != nil {
 				return err
 			}
 			change(&cfg)
 			out, _ := json.Marshal(cfg)
-			if _, err := gateway.ParseNotifyConfig(string(out)); err != nil {
+			if _, err := notify.ParseConfig(string(out)); err != nil {
 				return err
 			}
 			if len(cfg.Webhooks) == 0 {

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/internal/etcdserver"
 	"github.com/sherdstore/sherd/metadata"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 )
 
 // TestNotifyDead (#23 item 9): `sherdctl notify dead` prints the events
@@ -24,7 +24,7 @@ func TestNotifyDead(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store := daemon.NewMetadataStore(cli)
+	store := metaetcd.New(cli, metaetcd.Options{})
 	if err := store.CreateBucket(ctx, metadata.Bucket{Name: "photos", Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

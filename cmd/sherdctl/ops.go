@@ -24,8 +24,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sherdstore/sherd/cluster"
-	"github.com/sherdstore/sherd/internal/daemon"
+	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/metadata"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/repair"
 	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode/client"
@@ -75,7 +76,7 @@ func withStoreUntil(etcdURLs string, timeout time.Duration, f func(ctx context.C
 	if etcdURLs == "" {
 		return usagef("--etcd (or SHERD_ETCD) is required")
 	}
-	cli, err := daemon.EtcdClient(etcdURLs)
+	cli, err := metaetcd.Dial(etcdURLs)
 	if err != nil {
 		return err
 	}
@@ -87,7 +88,7 @@ func withStoreUntil(etcdURLs string, timeout time.Duration, f func(ctx context.C
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	err = f(ctx, daemon.NewMetadataStore(cli))
+	err = f(ctx, metaetcd.New(cli, metaetcd.Options{}))
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		return fmt.Errorf("gave up waiting after %v (the work goes on in the cluster; look again with sherdctl status)", timeout)
 	}
@@ -628,7 +629,7 @@ func viewNodes(ctx context.Context, store metadata.Store, key []byte) (nodeView,
 		return nodeView{}, err
 	}
 	v := nodeView{live: map[string]bool{}, clients: map[string]*client.Client{}}
-	hc, err := daemon.NodeHTTPClient(key, os.Getenv("SHERD_TLS_CA"))
+	hc, err := clustertls.NodeClient(key, os.Getenv("SHERD_TLS_CA"))
 	if err != nil {
 		return nodeView{}, err
 	}

@@ -20,17 +20,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"golang.org/x/net/netutil"
 
 	"github.com/sherdstore/sherd/cluster"
 	"github.com/sherdstore/sherd/erasure"
 	"github.com/sherdstore/sherd/gateway"
+	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/internal/telemetry"
 	"github.com/sherdstore/sherd/lifecycle"
 	"github.com/sherdstore/sherd/metadata"
-	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
+	"github.com/sherdstore/sherd/notify"
 	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/antientropy"
@@ -40,28 +39,6 @@ import (
 // NodeTTL is the lease of a node's liveness key: a node that stops
 // renewing it is no longer live after this long.
 const NodeTTL = 5 * time.Second
-
-// EtcdClient connects to etcd at the comma-separated URLs.
-func EtcdClient(urls string) (*clientv3.Client, error) {
-	// Failover from a lost member (the leader killed, a partition) must be
-	// quick: a dial gives up after 2 s, and a connection that stops
-	// answering keepalive pings is dropped after 2+2 s, so requests move
-	// to another endpoint instead of waiting on a dead TCP connection.
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: strings.Split(urls, ","), DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
-		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second, PermitWithoutStream: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("etcd %s: %w", urls, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Get(ctx, "/sherd/ping"); err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("etcd %s: %w", urls, err)
-	}
-	return cli, nil
-}
 
 // NodeConfig configures a storage node.
 type NodeConfig struct {
@@ -93,7 +70,7 @@ type NodeConfig struct {
 	Metrics       *prometheus.Registry
 	MetricsAccess telemetry.Access
 	// TLS: serve the node API over HTTPS with this certificate instead
-	// of one the cluster CA signs at startup (DeriveClusterCA), and trust
+	// of one the cluster CA signs at startup (clustertls.DeriveCA), and trust
 	// TLS.CA when calling other nodes.
 	TLS TLSFiles
 	// Plaintext serves the node API over plain HTTP (--insecure-plaintext):
@@ -188,7 +165,7 @@ func StartNode(ctx context.Context, c NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc, err := NodeHTTPClient(c.Key, c.TLS.CA)
+	hc, err := clustertls.NodeClient(c.Key, c.TLS.CA)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -439,7 +416,7 @@ type GatewayConfig struct {
 	// NotifyInterval is how often queued notifications are looked for
 	// (default 500 ms; negative: this gateway delivers none).
 	NotifyInterval time.Duration
-	NotifyClaim    time.Duration // see gateway.Notifier.ClaimFor
+	NotifyClaim    time.Duration // see notify.Notifier.ClaimFor
 	// LifecycleInterval is the lifecycle worker's window: every bucket
 	// with rules gets one pass per window, from one of the gateways
 	// (default 1 h; negative: this gateway runs no worker).
@@ -515,33 +492,6 @@ func serve(srv *http.Server, ln net.Listener) {
 	srv.Serve(ln)
 }
 
-// NodeHTTPClient is the HTTP client gateways (and healers, sherdctl) use
-// to reach nodes. The scheme comes from each node's URL: https (the
-// default) verifies the node's certificate and its name against the
-// cluster CA of key (DeriveClusterCA), the system's CAs and caFile's
-// ("": none), over TLS 1.3; plain http is for nodes started with
-// --insecure-plaintext. Connections are kept alive and reused, so the
-// handshake is paid once per connection, not per shard. Every call is
-// bounded: dialing 5 s, TLS handshake 10 s, a response 60 s after its
-// request was sent (shard streams have their own progress deadlines:
-// cluster).
-func NodeHTTPClient(key []byte, caFile string) (*http.Client, error) {
-	roots, err := nodeRoots(key, caFile)
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Transport: &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13},
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		DisableCompression:    true,
-	}}, nil
-}
-
 // StartGateway serves the S3 API on c.Addr.
 func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if c.Log == nil {
@@ -569,7 +519,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc, err := NodeHTTPClient(c.Key, c.TLS.CA)
+	hc, err := clustertls.NodeClient(c.Key, c.TLS.CA)
 	if err != nil {
 		return nil, err
 	}
@@ -732,7 +682,7 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		if c.NotifyInterval == 0 {
 			c.NotifyInterval = 500 * time.Millisecond
 		}
-		n := &gateway.Notifier{Store: c.Store, Region: c.Region, Log: c.Log, ClaimFor: c.NotifyClaim, Metrics: c.Metrics}
+		n := &notify.Notifier{Store: c.Store, Region: c.Region, Log: c.Log, ClaimFor: c.NotifyClaim, Metrics: c.Metrics}
 		gw.loops.Add(1)
 		go func() {
 			defer gw.loops.Done()
@@ -786,11 +736,6 @@ func (g *Gateway) Close() error {
 	g.cancel()
 	g.loops.Wait()
 	return errors.Join(err, g.Cluster.Close())
-}
-
-// NewMetadataStore returns the etcd metadata store.
-func NewMetadataStore(cli *clientv3.Client) metadata.Store {
-	return metaetcd.New(cli, metaetcd.Options{})
 }
 
 // checkGCGrace refuses a collector grace that a long GET's read pin could

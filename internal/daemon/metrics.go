@@ -22,7 +22,7 @@ import (
 	"github.com/sherdstore/sherd/storagenode/antientropy"
 )
 
-// NewObservedMetadataStore is NewMetadataStore with the latency of every
+// NewObservedMetadataStore is the etcd metadata store with the latency of every
 // etcd call recorded in reg (sherd_etcd_request_duration_seconds).
 func NewObservedMetadataStore(cli *clientv3.Client, reg prometheus.Registerer) metadata.Store {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sherd_etcd_request_duration_seconds",

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sherdstore/sherd/gateway"
+	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 )
 
 func startTestServer(t *testing.T, dir string, opt func(*ServerConfig)) (*Server, error) {
@@ -144,7 +145,7 @@ func TestServerEtcdOnlyOnPrivateSocket(t *testing.T) {
 	if st, err := os.Stat(filepath.Dir(sock)); err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("%s: %v %v, want mode 0700", filepath.Dir(sock), st.Mode(), err)
 	}
-	cli, err := EtcdClient(s.EtcdURL()) // sherdctl's way in
+	cli, err := metaetcd.Dial(s.EtcdURL()) // sherdctl's way in
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -26,74 +24,18 @@ import (
 	"github.com/minio/minio-go/v7"
 	mcreds "github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
 )
-
-// The cluster CA is a function of the cluster key: two derivations give
-// the same certificate byte for byte (every process trusts the one every
-// node's certificate chains to), another key gives another CA, and a
-// certificate one CA issues verifies under it only.
-func TestClusterCADerivedFromKey(t *testing.T) {
-	key := []byte("0123456789abcdef0123456789abcdef")
-	a, err := DeriveClusterCA(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := DeriveClusterCA(bytes.Clone(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a.DER, b.DER) || !bytes.Equal(a.PEM(), b.PEM()) {
-		t.Fatal("two derivations from one key differ")
-	}
-	// Every process, whatever Go release built it, derives these very
-	// bytes: a change here would give processes of one cluster different
-	// CAs during an upgrade (a new derivation needs a new clusterCAInfo
-	// and a migration).
-	if got := fmt.Sprintf("%x", sha256.Sum256(a.DER)); got != "1e042c486c1fb4e2a16683e4acb0ef6556d986bdb43bd145b8ff16ae572e7b84" {
-		t.Fatalf("the cluster CA of the test key changed: sha256 %s", got)
-	}
-	other, err := DeriveClusterCA([]byte("0123456789abcdef0123456789abcdeF"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Equal(a.DER, other.DER) || a.Cert.PublicKey.(ed25519.PublicKey).Equal(other.Cert.PublicKey) {
-		t.Fatal("another key derives the same CA")
-	}
-	if _, err := DeriveClusterCA(nil); err == nil {
-		t.Fatal("a CA from no key")
-	}
-	if !a.Cert.IsCA || a.Cert.Subject.CommonName != "Sherd cluster CA" || a.Cert.CheckSignatureFrom(a.Cert) != nil {
-		t.Fatalf("not a self-signed CA: %+v", a.Cert.Subject)
-	}
-	leaf, err := a.Issue([]string{"node7.example", "10.1.2.3"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	verify := func(ca *ClusterCA, name string) error {
-		pool := x509.NewCertPool()
-		pool.AddCert(ca.Cert)
-		_, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: name})
-		return err
-	}
-	for _, name := range []string{"node7.example", "10.1.2.3"} {
-		if err := verify(a, name); err != nil {
-			t.Errorf("leaf for %s: %v", name, err)
-		}
-	}
-	if verify(a, "node8.example") == nil || verify(other, "node7.example") == nil {
-		t.Fatal("a leaf verified for another name or under another CA")
-	}
-}
 
 // nodeVia is a client of node n whose connections go to addr instead
 // (an on-path party between the gateway side and the node): it still
 // addresses, signs for and verifies the node's URL.
 func nodeVia(t *testing.T, key []byte, nodeURL, addr string) *client.Client {
 	t.Helper()
-	hc, err := NodeHTTPClient(key, "")
+	hc, err := clustertls.NodeClient(key, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +263,7 @@ func TestRequestForAnotherNodeRefused(t *testing.T) {
 	}
 
 	// A captured request for A, replayed to B with B's host.
-	hc, err := NodeHTTPClient(s.Key, "")
+	hc, err := clustertls.NodeClient(s.Key, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +316,7 @@ func TestPlaintextNodeReachable(t *testing.T) {
 	if !strings.HasPrefix(n.URL, "http://") {
 		t.Fatalf("plaintext node advertises %s", n.URL)
 	}
-	hc, err := NodeHTTPClient(s.Key, "")
+	hc, err := clustertls.NodeClient(s.Key, "")
 	if err != nil {
 		t.Fatal(err)
 	}

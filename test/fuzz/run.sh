@@ -18,7 +18,7 @@ FUZZERS=(
 	./gateway/s3/:FuzzParsePostPolicy
 	./gateway/:FuzzCopySource
 	./gateway/:FuzzParseCopyRange
-	./gateway/:FuzzParseNotifyConfig
+	./notify/:FuzzParseConfig
 	./metadata/:FuzzRawMap
 	./storagenode/:FuzzParseShardID
 	./storagenode/:FuzzParseRange

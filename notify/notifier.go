@@ -1,6 +1,7 @@
-package gateway
+package notify
 
-// Delivery of the queued notification events (notify.go queues them).
+// Delivery of the queued notification events (Events makes them; the
+// gateway queues them with the change they report).
 //
 // Invariants:
 //   - An event leaves the queue only after its webhook answered 2xx (so it
@@ -19,12 +20,12 @@ package gateway
 //     delivery waits for one to another destination.
 //   - Events a notifier cannot deliver yet (their destination busy, or
 //     its breaker open) stay due, so a round pages past them: up to
-//     notifyListPages pages of notifyListLimit due events, one page in
-//     memory at a time, going on from where the previous round stopped
-//     and wrapping at the end of the due range. However many due events
-//     busy or broken destinations have, every due event is read within
-//     due/(notifyListPages*notifyListLimit)+1 rounds, and a round reads
-//     at most notifyListPages pages from etcd. A round stops early once
+//     listPages pages of listLimit due events, one page in memory at a
+//     time, going on from where the previous round stopped and wrapping
+//     at the end of the due range. However many due events busy or
+//     broken destinations have, every due event is read within
+//     due/(listPages*listLimit)+1 rounds, and a round reads at most
+//     listPages pages from etcd. A round stops early once
 //     MaxDeliveries are under way, and the next resumes at the event it
 //     could not take (so freed slots go round the destinations, not to
 //     the oldest events' ones).
@@ -118,7 +119,7 @@ type destination struct {
 
 // Defaults.
 const (
-	defaultNotifyTimeout  = 10 * time.Second
+	defaultTimeout        = 10 * time.Second
 	defaultMaxAttempts    = 10
 	defaultMaxEventAge    = 24 * time.Hour
 	defaultDeadLetters    = 10_000
@@ -126,10 +127,10 @@ const (
 	defaultMaxDeliveries  = 64
 	defaultBreakerFails   = 5
 	defaultBreakerOpen    = 10 * time.Second
-	notifyCallTimeout     = 5 * time.Second  // each etcd call
-	notifyStatsEvery      = 10 * time.Second // queue and dead-letter counts
-	notifyListLimit       = 1000             // events in a page
-	notifyListPages       = 4                // pages read in a round at most
+	callTimeout           = 5 * time.Second  // each etcd call
+	statsEvery            = 10 * time.Second // queue and dead-letter counts
+	listLimit             = 1000             // events in a page
+	listPages             = 4                // pages read in a round at most
 	maxLastError          = 512
 )
 
@@ -241,7 +242,7 @@ func (n *Notifier) Run(ctx context.Context, interval time.Duration) {
 		if err := n.dispatch(ctx); err != nil && ctx.Err() == nil {
 			n.log().Warn("notification pass failed", "err", err)
 		}
-		if time.Since(counted) >= notifyStatsEvery {
+		if time.Since(counted) >= statsEvery {
 			n.count(ctx)
 			counted = time.Now()
 		}
@@ -254,7 +255,7 @@ func (n *Notifier) Run(ctx context.Context, interval time.Duration) {
 }
 
 // RunOnce runs one round (the due events it reads: all of them unless
-// more than notifyListPages pages are due), waits for the deliveries it
+// more than listPages pages are due), waits for the deliveries it
 // started to end and returns how many succeeded.
 func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
 	n.setup()
@@ -270,21 +271,21 @@ func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
 // range, and for each: buries it if it is past its caps, starts its
 // delivery if its destination admits one, or leaves it due (its
 // destination is busy, or its breaker is open). It stops after
-// notifyListPages pages, once it is back where it started, or when the
+// listPages pages, once it is back where it started, or when the
 // notifier is full; the next round goes on from there.
 func (n *Notifier) dispatch(ctx context.Context) error {
 	now := n.now()
 	defer n.sweep()
 	start := n.getResume()
 	after, wrapped := start, start == ""
-	for range notifyListPages {
-		cctx, cancel := context.WithTimeout(ctx, notifyCallTimeout)
-		evs, err := n.Store.ListEvents(cctx, now, after, notifyListLimit) // only due ones: a backlog of events not due never hides new ones
+	for range listPages {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		evs, err := n.Store.ListEvents(cctx, now, after, listLimit) // only due ones: a backlog of events not due never hides new ones
 		cancel()
 		if err != nil {
 			return err
 		}
-		end := len(evs) < notifyListLimit // the end of the due events
+		end := len(evs) < listLimit // the end of the due events
 		if wrapped && start != "" {
 			for i, e := range evs {
 				if e.QueueKey > start { // read at the start of this round
@@ -432,7 +433,7 @@ func (n *Notifier) deliverOne(ctx context.Context, e metadata.Event, probe bool)
 	defer func() { n.done(e, probe, tried, ok) }()
 	e.Attempts++
 	e.NextTry = n.now().Add(n.claimFor())
-	cctx, cancel := context.WithTimeout(ctx, notifyCallTimeout)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	e, claimed, err := n.Store.UpdateEvent(cctx, e)
 	cancel()
 	if err != nil || !claimed {
@@ -444,7 +445,7 @@ func (n *Notifier) deliverOne(ctx context.Context, e metadata.Event, probe bool)
 	}
 	tried, ok = true, err == nil
 	now := n.now()
-	cctx, cancel = context.WithTimeout(ctx, notifyCallTimeout)
+	cctx, cancel = context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if ok {
 		n.delivered.Add(1)
@@ -471,7 +472,7 @@ func (n *Notifier) deliverOne(ctx context.Context, e metadata.Event, probe bool)
 
 // bury moves e to the dead-letter list.
 func (n *Notifier) bury(ctx context.Context, e metadata.Event, reason string, now time.Time) {
-	cctx, cancel := context.WithTimeout(ctx, notifyCallTimeout)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	ok, err := n.Store.DeadLetterEvent(cctx, metadata.DeadEvent{Event: e, Died: now.UTC(), Reason: reason}, n.deadLetterCap())
 	if err != nil {
@@ -521,8 +522,7 @@ func (n *Notifier) post(ctx context.Context, e metadata.Event) error {
 }
 
 // drainResponse reads a little of a webhook's answer before closing it,
-// so its connection can be reused. (A response body: the rule that
-// request bodies are read through readBody does not concern it.)
+// so its connection can be reused.
 func drainResponse(resp *http.Response) {
 	answer := resp.Body
 	io.Copy(io.Discard, io.LimitReader(answer, 64<<10))
@@ -532,7 +532,7 @@ func drainResponse(resp *http.Response) {
 // count reads the queue's and the dead-letter list's sizes for the
 // metrics (a scrape never waits on etcd).
 func (n *Notifier) count(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(ctx, notifyCallTimeout)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if total, _, err := n.Store.QueueLength(cctx, "events", n.now()); err == nil {
 		n.pending.Store(int64(total))
@@ -543,8 +543,8 @@ func (n *Notifier) count(ctx context.Context) {
 	}
 }
 
-// NotifyStats is what a notifier has done and last saw.
-type NotifyStats struct {
+// Stats is what a notifier has done and last saw.
+type Stats struct {
 	Delivered, Failed     int64 // by this notifier
 	Deferred              int64 // due events it passed over, untried, because their breaker was open (each time)
 	DeadAttempts, DeadAge int64 // events it buried, by reason
@@ -555,9 +555,9 @@ type NotifyStats struct {
 }
 
 // Stats returns the notifier's counts.
-func (n *Notifier) Stats() NotifyStats {
+func (n *Notifier) Stats() Stats {
 	n.setup()
-	st := NotifyStats{Delivered: n.delivered.Load(), Failed: n.failed.Load(), Deferred: n.deferred.Load(),
+	st := Stats{Delivered: n.delivered.Load(), Failed: n.failed.Load(), Deferred: n.deferred.Load(),
 		DeadAttempts: n.deadAttempts.Load(), DeadAge: n.deadAge.Load(),
 		Pending: n.pending.Load(), DeadLetters: n.deadLetters.Load(), Dropped: n.dropped.Load()}
 	n.mu.Lock()
@@ -578,22 +578,22 @@ func (n *Notifier) setup() {
 		n.dropped.Store(-1)
 		n.client = &http.Client{Timeout: n.timeout()}
 		if n.Metrics != nil {
-			if err := n.Metrics.Register(newNotifyCollector(n)); err != nil {
+			if err := n.Metrics.Register(newCollector(n)); err != nil {
 				n.log().Warn("notification metrics not registered", "err", err)
 			}
 		}
 	})
 }
 
-// notifyCollector exports a notifier's Stats.
-type notifyCollector struct {
+// collector exports a notifier's Stats.
+type collector struct {
 	n                                                    *Notifier
 	deliveries, deferred, buried, pending, dead, dropped *prometheus.Desc
 	breakers, inflight                                   *prometheus.Desc
 }
 
-func newNotifyCollector(n *Notifier) *notifyCollector {
-	return &notifyCollector{n: n,
+func newCollector(n *Notifier) *collector {
+	return &collector{n: n,
 		deliveries: prometheus.NewDesc("sherd_notify_deliveries_total", "Webhook deliveries by this gateway, by result (delivered, failed).", []string{"result"}, nil),
 		deferred:   prometheus.NewDesc("sherd_notify_deferred_total", "Due events passed over, untried, because their webhook's circuit breaker was open (counted each time one is read).", nil, nil),
 		buried:     prometheus.NewDesc("sherd_notify_dead_lettered_total", "Events this gateway gave up on and moved to the dead letters, by reason (attempts, age).", []string{"reason"}, nil),
@@ -605,13 +605,13 @@ func newNotifyCollector(n *Notifier) *notifyCollector {
 	}
 }
 
-func (c *notifyCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.deliveries, c.deferred, c.buried, c.pending, c.dead, c.dropped, c.breakers, c.inflight} {
 		ch <- d
 	}
 }
 
-func (c *notifyCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.n.Stats()
 	ch <- prometheus.MustNewConstMetric(c.deliveries, prometheus.CounterValue, float64(st.Delivered), "delivered")
 	ch <- prometheus.MustNewConstMetric(c.deliveries, prometheus.CounterValue, float64(st.Failed), "failed")
@@ -639,7 +639,7 @@ func (n *Notifier) now() time.Time {
 func (n *Notifier) claimFor() time.Duration { return orDefault(n.ClaimFor, 30*time.Second) }
 
 func (n *Notifier) timeout() time.Duration {
-	return min(orDefault(n.Timeout, defaultNotifyTimeout), n.claimFor()/2)
+	return min(orDefault(n.Timeout, defaultTimeout), n.claimFor()/2)
 }
 
 func (n *Notifier) maxBackoff() time.Duration  { return orDefault(n.MaxBackoff, 5*time.Minute) }

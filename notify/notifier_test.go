@@ -1,10 +1,11 @@
-package gateway
+package notify
 
 import (
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,10 +13,44 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sherdstore/sherd/internal/etcdserver"
 	"github.com/sherdstore/sherd/metadata"
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 )
+
+var etcdCli *clientv3.Client
+
+func TestMain(m *testing.M) {
+	var stop func()
+	var err error
+	if etcdCli, stop, err = etcdserver.ForTests(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// waitUntil polls cond until it holds or 10 s pass (then it reports what
+// it saw and returns false).
+func waitUntil(t *testing.T, what string, cond func() (bool, string)) bool {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, saw := cond()
+		if ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: not within 10 s (%s)", what, saw)
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 func TestDeadReason(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -414,10 +449,10 @@ func TestNotifierReachesPastBusyDestinations(t *testing.T) {
 			if tc.a.hang != nil {
 				defer close(tc.a.hang) // before the servers close
 			}
-			env.backlog(t, srvA.URL, 3*notifyListLimit)
+			env.backlog(t, srvA.URL, 3*listLimit)
 			env.queue(t, srvB.URL)
 			env.clock.Add(time.Since(env.clock.Now()) + time.Second) // all due, however long queueing took
-			if evs, err := env.store.ListEvents(context.Background(), env.clock.Now(), "", notifyListLimit); err != nil || len(evs) != notifyListLimit {
+			if evs, err := env.store.ListEvents(context.Background(), env.clock.Now(), "", listLimit); err != nil || len(evs) != listLimit {
 				t.Fatalf("the oldest page: %d events, %v", len(evs), err)
 			} else {
 				for _, e := range evs {
