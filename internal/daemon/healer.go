@@ -39,6 +39,9 @@ type HealConfig struct {
 	// RequestPoll is how often operator requests (sherdctl repair,
 	// rebalance) are looked for (default 1 s).
 	RequestPoll time.Duration
+	// Now is anti-entropy's clock, that of the orphan grace (default
+	// time.Now; tests pass their own).
+	Now func() time.Time
 }
 
 // Leases watches the claimers of a process's background workers (their
@@ -166,7 +169,7 @@ func startHealer(name string, store metadata.Store, cl *cluster.Cluster, c HealC
 		return fail(err)
 	}
 	if h.AntiEntropy, err = repair.NewAntiEntropy(repair.AntiEntropyConfig{Meta: store, Cluster: cl, Claims: aeClaims,
-		Repairer: h.Repairer, Grace: c.Grace, Log: log, Windows: windowsOf(store)}); err != nil {
+		Repairer: h.Repairer, Grace: c.Grace, Log: log, Windows: windowsOf(store), Now: c.Now}); err != nil {
 		return fail(err)
 	}
 	if h.Mover, err = repair.NewMover(repair.MoverConfig{Meta: store, Cluster: cl, Claims: moveClaims,
