@@ -156,9 +156,7 @@ func TestBitFlipDetectedAndRoutedAround(t *testing.T) {
 			// flip one bit in the hash and one in the block of this record
 			for _, at := range []int64{l.RecordOffset(s) + 3, l.RecordOffset(s) + HashSize + int64(l.ShardBlock(s))/2} {
 				corrupt := make([][]byte, len(files))
-				for i := range files {
-					corrupt[i] = files[i]
-				}
+				copy(corrupt, files)
 				corrupt[shard] = bytes.Clone(files[shard])
 				corrupt[shard][at] ^= 0x10
 				got, bad, err := readRange(t, c, corrupt, int64(len(data)), 0, int64(len(data)), nil)

@@ -17,12 +17,12 @@ import (
 	"go/token"
 	"go/types"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -668,15 +668,19 @@ func TestOperationsFixed(t *testing.T) {
 // a body cut at a limit is never checked against its signed hash.
 func TestBodiesReadThroughReadBody(t *testing.T) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	names, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pkg := range pkgs {
-		for name, file := range pkg.Files {
-			if name == "body.go" {
-				continue
-			}
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") || name == "body.go" {
+			continue
+		}
+		file, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		{
 			ast.Inspect(file, func(n ast.Node) bool {
 				call, ok := n.(*ast.CallExpr)
 				if !ok {

@@ -86,7 +86,7 @@ var forbidden = map[string][]string{
 }
 
 type listed struct {
-	pkg, dir               string
+	pkg                    string
 	imports, tests, linked []string
 }
 
