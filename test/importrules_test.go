@@ -37,9 +37,11 @@ var allowed = map[string][]string{
 	// metadata store only (the gateway and sherdctl both use it).
 	"notify": {"metadata"},
 	// The cluster CA and the node HTTP client: standard library only.
-	"internal/clustertls":     {},
-	"storagenode":             {"shard", "erasure", "internal/merkle", "internal/reqid"},
-	"storagenode/client":      {"shard", "storagenode", "internal/merkle", "internal/reqid"},
+	"internal/clustertls": {},
+	"storagenode":         {"shard", "storagenode/wire", "erasure", "internal/merkle", "internal/reqid"},
+	// The node API's wire protocol, shared by the node and its client.
+	"storagenode/wire":        {"shard", "internal/merkle"},
+	"storagenode/client":      {"shard", "storagenode/wire", "internal/merkle", "internal/reqid"},
 	"storagenode/crashfs":     {"storagenode"},
 	"storagenode/antientropy": {"shard", "metadata"},
 	// The data plane: never the gateway, never a disk store.
@@ -61,12 +63,12 @@ var allowed = map[string][]string{
 var testAllowed = map[string][]string{
 	"cluster":            {"internal/etcdserver", "metadata/etcd", "storagenode"},
 	"gateway":            {"internal/etcdserver", "metadata/etcd", "shard", "storagenode"},
-	"internal/daemon":    {"shard/storetest"},
+	"internal/daemon":    {"shard/storetest", "storagenode/wire"},
 	"lifecycle":          {"internal/etcdserver", "metadata/etcd"},
 	"metadata/etcd":      {"internal/etcdserver"},
 	"notify":             {"internal/etcdserver", "metadata/etcd"},
 	"storagenode":        {"storagenode/client", "storagenode/crashfs", "shard/storetest"},
-	"storagenode/client": {"shard/storetest"},
+	"storagenode/client": {"shard/storetest", "storagenode"},
 	"shard/memstore":     {"shard/storetest"},
 	"shard/faulty":       {"shard/memstore", "shard/storetest"},
 }
@@ -82,7 +84,9 @@ var forbidden = map[string][]string{
 	// The operator CLI: no etcd server, no gateway, no daemon wiring. It
 	// still links bbolt, through the node client (storagenode/client
 	// imports storagenode).
-	"cmd/sherdctl": {"go.etcd.io/etcd/server/v3", module + "/gateway", module + "/internal/daemon"},
+	"cmd/sherdctl": {"go.etcd.io/etcd/server/v3", module + "/gateway", module + "/internal/daemon", "go.etcd.io/bbolt"},
+	// The node client: what gateways and sherdctl link to reach nodes.
+	"storagenode/client": {"go.etcd.io/bbolt"},
 }
 
 type listed struct {

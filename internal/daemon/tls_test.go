@@ -26,8 +26,8 @@ import (
 
 	"github.com/sherdstore/sherd/internal/clustertls"
 	"github.com/sherdstore/sherd/shard/storetest"
-	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
+	"github.com/sherdstore/sherd/storagenode/wire"
 )
 
 // nodeVia is a client of node n whose connections go to addr instead
@@ -255,7 +255,7 @@ func TestRequestForAnotherNodeRefused(t *testing.T) {
 
 	// The gateway side deletes the shard on A; the connection is taken to B.
 	err = nodeVia(t, s.Key, a, hostOf(t, b)).Delete(ctx, id)
-	if !errors.Is(err, storagenode.ErrUnauthorized) {
+	if !errors.Is(err, wire.ErrUnauthorized) {
 		t.Errorf("delete for node A delivered to node B: %v, want ErrUnauthorized", err)
 	}
 	if !onB() {
@@ -269,7 +269,7 @@ func TestRequestForAnotherNodeRefused(t *testing.T) {
 	}
 	for _, host := range []string{hostOf(t, a), hostOf(t, b)} {
 		req, _ := http.NewRequest(http.MethodDelete, a+"/v1/shards/"+id.String(), nil)
-		storagenode.SignRequest(req, s.Key, time.Now())
+		wire.SignRequest(req, s.Key, time.Now())
 		req.URL.Host = hostOf(t, b) // delivered to B
 		req.Host = host
 		resp, err := hc.Do(req)

@@ -14,7 +14,7 @@ import (
 	"github.com/sherdstore/sherd/internal/merkle"
 	"github.com/sherdstore/sherd/internal/reqid"
 	"github.com/sherdstore/sherd/shard"
-	"github.com/sherdstore/sherd/storagenode"
+	"github.com/sherdstore/sherd/storagenode/wire"
 )
 
 // Client is a storage node's API client; it implements shard.Store.
@@ -58,7 +58,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if id := reqid.From(ctx); id != "" {
 		req.Header.Set(reqid.Header, id)
 	}
-	storagenode.SignRequest(req, c.key, c.now())
+	wire.SignRequest(req, c.key, c.now())
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, c.base+path, err)
@@ -72,19 +72,19 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 
 // responseError turns an error answer into an error wrapping its sentinel.
 func responseError(method, u string, resp *http.Response) error {
-	var eb storagenode.ErrorBody
+	var eb wire.ErrorBody
 	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb)
 	if eb.Code == "" { // HEAD answers have no body
 		switch resp.StatusCode {
 		case http.StatusNotFound:
-			eb.Code = storagenode.CodeNotFound
+			eb.Code = wire.CodeNotFound
 		case http.StatusBadRequest:
-			eb.Code = storagenode.CodeInvalid
+			eb.Code = wire.CodeInvalid
 		case http.StatusForbidden:
-			eb.Code = storagenode.CodeUnauthorized
+			eb.Code = wire.CodeUnauthorized
 		}
 	}
-	if s := storagenode.ErrorForCode(eb.Code); s != nil {
+	if s := wire.ErrorForCode(eb.Code); s != nil {
 		return fmt.Errorf("%s %s: %s: %w", method, u, eb.Message, s)
 	}
 	return fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, eb.Message)
@@ -169,11 +169,11 @@ func (c *Client) Stat(ctx context.Context, id shard.ID) (shard.Info, error) {
 		return shard.Info{}, err
 	}
 	resp.Body.Close()
-	info := shard.Info{ID: id.String(), Hash: resp.Header.Get(storagenode.HeaderHash)}
-	info.Size, _ = strconv.ParseInt(resp.Header.Get(storagenode.HeaderSize), 10, 64)
-	info.BlockLen, _ = strconv.Atoi(resp.Header.Get(storagenode.HeaderBlock))
+	info := shard.Info{ID: id.String(), Hash: resp.Header.Get(wire.HeaderHash)}
+	info.Size, _ = strconv.ParseInt(resp.Header.Get(wire.HeaderSize), 10, 64)
+	info.BlockLen, _ = strconv.Atoi(resp.Header.Get(wire.HeaderBlock))
 	info.ModTime, _ = http.ParseTime(resp.Header.Get("Last-Modified"))
-	info.Verified, _ = time.Parse(time.RFC3339Nano, resp.Header.Get(storagenode.HeaderVerified))
+	info.Verified, _ = time.Parse(time.RFC3339Nano, resp.Header.Get(wire.HeaderVerified))
 	return info, nil
 }
 
@@ -238,7 +238,7 @@ func (c *Client) Children(ctx context.Context, level int, idx uint32) ([merkle.F
 	if err := json.NewDecoder(resp.Body).Decode(&hexes); err != nil {
 		return [merkle.Fanout]merkle.Digest{}, fmt.Errorf("tree %d/%d: %w", level, idx, err)
 	}
-	return storagenode.DigestsFromHex(hexes)
+	return wire.DigestsFromHex(hexes)
 }
 
 // Health reports whether the node answers its health endpoint.

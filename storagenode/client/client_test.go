@@ -20,6 +20,7 @@ import (
 	"github.com/sherdstore/sherd/shard/storetest"
 	"github.com/sherdstore/sherd/storagenode"
 	"github.com/sherdstore/sherd/storagenode/client"
+	"github.com/sherdstore/sherd/storagenode/wire"
 )
 
 var clusterKey = []byte("test-cluster-key")
@@ -56,13 +57,13 @@ func TestRejectsUnsignedAndMissigned(t *testing.T) {
 		"future":      client.New(srv.URL, clusterKey, srv.Client(), func() time.Time { return time.Now().Add(time.Hour) }),
 	}
 	for name, c := range clients {
-		if _, err := c.Stat(ctx, id); !errors.Is(err, storagenode.ErrUnauthorized) {
+		if _, err := c.Stat(ctx, id); !errors.Is(err, wire.ErrUnauthorized) {
 			t.Errorf("%s: stat err %v", name, err)
 		}
-		if err := c.Delete(ctx, id); !errors.Is(err, storagenode.ErrUnauthorized) {
+		if err := c.Delete(ctx, id); !errors.Is(err, wire.ErrUnauthorized) {
 			t.Errorf("%s: delete err %v", name, err)
 		}
-		if _, err := c.Put(ctx, storetest.ID(6, 6, 0), storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(1, 100))); !errors.Is(err, storagenode.ErrUnauthorized) {
+		if _, err := c.Put(ctx, storetest.ID(6, 6, 0), storetest.BlockLen(), bytes.NewReader(storetest.MakeShard(1, 100))); !errors.Is(err, wire.ErrUnauthorized) {
 			t.Errorf("%s: put err %v", name, err)
 		}
 	}
@@ -74,13 +75,13 @@ func TestRejectsUnsignedAndMissigned(t *testing.T) {
 		},
 		"tampered path": func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/shards/"+id.String(), nil)
-			storagenode.SignRequest(r, clusterKey, time.Now())
+			wire.SignRequest(r, clusterKey, time.Now())
 			r.URL.Path = "/v1/shards/" + storetest.ID(6, 6, 0).String()
 			return r
 		},
 		"tampered method": func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/shards/"+id.String(), nil)
-			storagenode.SignRequest(r, clusterKey, time.Now())
+			wire.SignRequest(r, clusterKey, time.Now())
 			r.Method = http.MethodDelete
 			return r
 		},
@@ -120,7 +121,7 @@ func TestSignatureCoversRangeAndHeaders(t *testing.T) {
 		if rng != "" {
 			r.Header.Set("Range", rng)
 		}
-		storagenode.SignRequest(r, clusterKey, time.Now())
+		wire.SignRequest(r, clusterKey, time.Now())
 		return r
 	}
 	do := func(r *http.Request) (int, []byte) {
@@ -141,7 +142,7 @@ func TestSignatureCoversRangeAndHeaders(t *testing.T) {
 		"range dropped":        func(r *http.Request) { r.Header.Del("Range") },
 		"range split":          func(r *http.Request) { r.Header["Range"] = []string{"bytes=0-9", "bytes=10000-10009"} },
 		"x-sherd header added": func(r *http.Request) { r.Header.Set("X-Sherd-Verified", "2020-01-01T00:00:00Z") },
-		"content hash changed": func(r *http.Request) { r.Header.Set(storagenode.HeaderContentHash, "0000") },
+		"content hash changed": func(r *http.Request) { r.Header.Set(wire.HeaderContentHash, "0000") },
 		"host changed":         func(r *http.Request) { r.Host = "node-b.example:7001" },
 	} {
 		r := signed("bytes=0-9")
@@ -187,7 +188,7 @@ func TestNodeBoundToItsHost(t *testing.T) {
 	a, b := start(false), start(false)
 	for _, host := range []string{a.srv.Listener.Addr().String(), b.srv.Listener.Addr().String()} {
 		r, _ := http.NewRequest(http.MethodDelete, a.srv.URL+"/v1/shards/"+id.String(), nil)
-		storagenode.SignRequest(r, clusterKey, time.Now())
+		wire.SignRequest(r, clusterKey, time.Now())
 		r.URL.Host = b.srv.Listener.Addr().String()
 		r.Host = host
 		resp, err := b.srv.Client().Do(r)
@@ -207,10 +208,10 @@ func TestNodeBoundToItsHost(t *testing.T) {
 	v1 := func(n node) *http.Request {
 		r, _ := http.NewRequest(http.MethodHead, n.srv.URL+"/v1/shards/"+id.String(), nil)
 		date := fmt.Sprint(time.Now().Unix())
-		r.Header.Set(storagenode.HeaderDate, date)
-		r.Header.Set(storagenode.HeaderContentHash, storagenode.UnsignedPayload)
+		r.Header.Set(wire.HeaderDate, date)
+		r.Header.Set(wire.HeaderContentHash, wire.UnsignedPayload)
 		m := hmac.New(sha256.New, clusterKey)
-		fmt.Fprintf(m, "%s\n%s\n%s\n%s\n%s", r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, storagenode.UnsignedPayload)
+		fmt.Fprintf(m, "%s\n%s\n%s\n%s\n%s", r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, wire.UnsignedPayload)
 		r.Header.Set("Authorization", "Sherd-HMAC-SHA256 "+hex.EncodeToString(m.Sum(nil)))
 		return r
 	}
