@@ -677,7 +677,23 @@ type Registration interface {
 
 // Store is the metadata store. Every mutation is atomic; reads are
 // linearizable. Implementations wrap sentinel errors with the operation.
+// It is the sum of the roles below (and Requests); a consumer takes only
+// the roles it calls.
 type Store interface {
+	Buckets
+	Objects
+	Uploads
+	Events
+	Segments
+	Collection
+	Statuses
+	Repairs
+	Members
+	Requests
+}
+
+// Buckets is the bucket records: created, read, updated atomically, deleted when empty.
+type Buckets interface {
 	CreateBucket(ctx context.Context, b Bucket) error // ErrBucketExists
 	GetBucket(ctx context.Context, name string) (Bucket, error)
 	// UpdateBucket applies f to the current bucket and stores the result
@@ -687,7 +703,10 @@ type Store interface {
 	UpdateBucket(ctx context.Context, name string, f func(*Bucket) error) error
 	DeleteBucket(ctx context.Context, name string) error // ErrBucketNotEmpty
 	ListBuckets(ctx context.Context) ([]Bucket, error)
+}
 
+// Objects is the object versions of a bucket: commits, reads, deletes and listings, each conditional as its method says.
+type Objects interface {
 	// PutObject commits obj as the current version of its key, if the
 	// bucket exists and pre holds, as the bucket's versioning (read in the
 	// commit) says: unversioned, the replaced version's segments go to gc;
@@ -744,7 +763,10 @@ type Store interface {
 	// ErrNoSuchKey, ErrPreconditionFailed.
 	DeleteObject(ctx context.Context, bucket, key string, pre Precondition, events ...Event) (Removal, error)
 	ListObjects(ctx context.Context, bucket string, opts ListOptions) (ListResult, error)
+}
 
+// Uploads is multipart uploads: their parts, and their completion into an object version.
+type Uploads interface {
 	CreateUpload(ctx context.Context, u Upload) error
 	GetUpload(ctx context.Context, bucket, key, uploadID string) (Upload, error) // ErrNoSuchUpload
 	// PutPart records a part (its segment indexed); a part replaced by
@@ -766,7 +788,10 @@ type Store interface {
 	// (the upload may be complete: release none of its parts).
 	// It returns obj's S3 version id, as PutObject.
 	CompleteUpload(ctx context.Context, u Upload, parts []Part, obj Object, pre Precondition, events ...Event) (string, error)
+}
 
+// Events is the queue of bucket notifications (queued by the commits that report them) and its dead-letter list.
+type Events interface {
 	// ListEvents returns up to limit queued notification events due by now
 	// (NextTry ≤ now), earliest first, that come after the event queued
 	// at key after (the QueueKey of an event listed before; "": from the
@@ -791,7 +816,10 @@ type Store interface {
 	// DeadEventCount is the number of dead letters and how many were
 	// dropped from the full list since it began.
 	DeadEventCount(ctx context.Context) (count int, dropped int64, err error)
+}
 
+// Segments is the segment records (placement and shard hashes) and the out-of-line segment lists, as repair, drain and anti-entropy read and change them.
+type Segments interface {
 	// GetSegment returns the segment record of segment id, the one
 	// authoritative copy of its placement and shard hashes (copies in
 	// object and part values are hints), and its revision for
@@ -803,7 +831,6 @@ type Store interface {
 	// fence, when set, is still held. Errors: ErrConflict (changed or
 	// removed meanwhile: re-read), ErrClaimLost.
 	UpdateSegment(ctx context.Context, seg Segment, rev int64, fence Fence) error
-
 	// PartitionSegments lists the segments indexed in a partition (0..4095):
 	// every segment whose shards should exist, including those waiting in gc.
 	PartitionSegments(ctx context.Context, partition uint32) ([]Segment, error)
@@ -829,6 +856,10 @@ type Store interface {
 	// lost, a change whose previous value is unknown): then the caller
 	// rescans.
 	WatchSegments(ctx context.Context, rev int64, f func([]SegmentChange)) error
+}
+
+// Collection is the garbage commits released (gc entries) and the deletes parked for nodes that are down.
+type Collection interface {
 	// ListGC returns up to limit gc entries, oldest release first.
 	ListGC(ctx context.Context, limit int) ([]GCEntry, error)
 	// GCSegments lists the segments whose shards a gc entry releases.
@@ -838,7 +869,6 @@ type Store interface {
 	// entry released (objsegs chunks, part records) and the entry itself,
 	// last, so an interrupted collection is simply done again.
 	FinishGC(ctx context.Context, e GCEntry, segs []Segment) error
-
 	// DeferDeletes records shards to delete from nodes that were down when
 	// their segment was collected (gcnode/<node>/<shard>), so the entry
 	// that released them can finish. Idempotent.
@@ -850,12 +880,18 @@ type Store interface {
 	// DropDeferredDeletes forgets deferred deletes (done, or their node
 	// was removed).
 	DropDeferredDeletes(ctx context.Context, refs []ShardRef) error
+}
 
+// Statuses is the progress reports background workers publish for sherdctl status.
+type Statuses interface {
 	// PutStatus stores a process's status report (replacing its last).
 	PutStatus(ctx context.Context, st ProcessStatus) error
 	// ListStatus returns every process's last report.
 	ListStatus(ctx context.Context) ([]ProcessStatus, error)
+}
 
+// Repairs is the repair queue: segments known to miss or hold bad shards.
+type Repairs interface {
 	// QueueRepair records that shards of a segment need rebuilding, due
 	// now. Each report is its own entry; the repairer assesses the whole
 	// segment, so a second entry of a repaired segment is simply done.
@@ -872,7 +908,10 @@ type Store interface {
 	// QueueLength counts the items of a work queue ("repair", "gc",
 	// "events"): all of them, and those due by now.
 	QueueLength(ctx context.Context, name string, now time.Time) (total, due int, err error)
+}
 
+// Members is the storage nodes: registration (lease-held), listing, watching, and their operator state.
+type Members interface {
 	// RegisterNode records n as a cluster member (persistently) and marks
 	// it live under a lease of ttl, kept alive (and re-established after
 	// a lost lease) until the registration is closed or ctx ends.
@@ -886,8 +925,6 @@ type Store interface {
 	// draining, removed), kept across its restarts. Errors: ErrInvalid (no
 	// such member), ErrConflict (changed meanwhile: retry).
 	SetNodeState(ctx context.Context, id string, state NodeState) error
-
-	Requests
 }
 
 // partitionOf is the first 12 bits of a hex segment id (0 if malformed).
