@@ -175,7 +175,7 @@ func (c *Cluster) background(what string, task func(context.Context)) {
 
 // Watch follows the node list of store until Close. It returns once the
 // first list has been applied.
-func (c *Cluster) Watch(store metadata.Store) error {
+func (c *Cluster) Watch(store metadata.Members) error {
 	ch, err := store.WatchNodes(c.ctx)
 	if err != nil {
 		return fmt.Errorf("watch nodes: %w", err)

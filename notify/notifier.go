@@ -64,7 +64,7 @@ import (
 // Notifier delivers queued events. Several may run (one per gateway).
 // The zero values of its limits mean the defaults.
 type Notifier struct {
-	Store  metadata.Store
+	Store  Queue
 	Client *http.Client // default: one whose timeout is Timeout
 	Region string
 	Now    func() time.Time
@@ -666,4 +666,12 @@ func (n *Notifier) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return n.Log
+}
+
+// Queue is what the notifier uses of the metadata store: the events
+// queue and its dead letters, and the queue's length for the metrics.
+type Queue interface {
+	metadata.Events
+	// QueueLength is metadata.Repairs'.
+	QueueLength(ctx context.Context, name string, now time.Time) (total, due int, err error)
 }

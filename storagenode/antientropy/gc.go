@@ -60,7 +60,7 @@ var errPinned = errors.New("gc: a read pins the segment")
 
 // Collector deletes released shards and their metadata.
 type Collector struct {
-	Meta  metadata.Store
+	Meta  metadata.Collection
 	Nodes Nodes
 	// Pins, when set, is read once per pass before anything is deleted.
 	Pins  Pins

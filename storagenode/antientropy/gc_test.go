@@ -15,7 +15,7 @@ import (
 // fakeMeta is the part of metadata.Store the collector uses (safe for
 // the collector's concurrent calls).
 type fakeMeta struct {
-	metadata.Store
+	metadata.Collection
 	mu       sync.Mutex
 	entries  []metadata.GCEntry
 	finished []string
