@@ -27,17 +27,20 @@ import (
 	"time"
 
 	"github.com/sherdstore/sherd/erasure"
+	"github.com/sherdstore/sherd/internal/backoff"
 	"github.com/sherdstore/sherd/internal/merkle"
 	"github.com/sherdstore/sherd/shard"
 )
 
 const (
-	breakerFaults     = 3
-	breakerMinBackoff = time.Second
-	breakerMaxBackoff = 30 * time.Second
+	breakerFaults = 3
 	// fullFor is how long a node that answered ErrFull gets no new shard.
 	fullFor = 30 * time.Second
 )
+
+// breakerBackoff is the wait before the next probe of an open breaker:
+// 1 s after it opened, doubling with each failed probe, at most 30 s.
+var breakerBackoff = backoff.Policy{Min: time.Second, Max: 30 * time.Second}
 
 // BreakerState is a node's circuit breaker as seen from one process.
 type BreakerState struct {
@@ -51,7 +54,7 @@ type BreakerState struct {
 type breaker struct {
 	mu      sync.Mutex
 	s       BreakerState
-	backoff time.Duration
+	failed  int // probes failed since it opened, plus one
 	probing bool
 	full    time.Time // until when the node is taken as full
 }
@@ -89,8 +92,8 @@ func (b *breaker) result(now time.Time, stalled, fault bool) {
 	if !b.s.Open && (stalled || b.s.Faults >= breakerFaults) {
 		b.s.Open = true
 		b.s.Opened++
-		b.backoff = breakerMinBackoff
-		b.s.Retry = now.Add(b.backoff)
+		b.failed = 1
+		b.s.Retry = now.Add(breakerBackoff.Delay(b.failed))
 	}
 }
 
@@ -115,8 +118,8 @@ func (b *breaker) probed(now time.Time, ok bool) {
 		b.s = BreakerState{Opened: b.s.Opened}
 		return
 	}
-	b.backoff = min(2*b.backoff, breakerMaxBackoff)
-	b.s.Retry = now.Add(b.backoff)
+	b.failed++
+	b.s.Retry = now.Add(breakerBackoff.Delay(b.failed))
 }
 
 func (b *breaker) state() BreakerState {

@@ -45,12 +45,11 @@ package notify
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -58,6 +57,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sherdstore/sherd/internal/backoff"
 	"github.com/sherdstore/sherd/metadata"
 )
 
@@ -200,34 +200,7 @@ func (p breakerPolicy) record(s breakerState, probe, ok bool, now time.Time) bre
 
 // openFor is the open period after opens openings in a row.
 func (p breakerPolicy) openFor(opens int) time.Duration {
-	d := p.open
-	for i := 0; i < opens && d < p.maxOpen; i++ {
-		d *= 2
-	}
-	return min(d, p.maxOpen)
-}
-
-// Backoff is the delay before attempt n+1 after n failed attempts
-// (exponential from 1 s, capped), without jitter.
-func Backoff(n int, max time.Duration) time.Duration {
-	d := time.Second
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
-}
-
-func jitter(d time.Duration) time.Duration {
-	return d + random(d/5)
-}
-
-// random is a duration in [0, d].
-func random(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	n, _ := rand.Int(rand.Reader, big.NewInt(int64(d)+1))
-	return time.Duration(n.Int64())
+	return backoff.Policy{Min: p.open, Max: p.maxOpen}.Delay(opens + 1)
 }
 
 // Run delivers until ctx ends, looking for due events every interval;
@@ -463,7 +436,7 @@ func (n *Notifier) deliverOne(ctx context.Context, e metadata.Event, probe bool)
 		n.bury(ctx, e, reason, now)
 		return
 	}
-	e.NextTry = now.Add(jitter(Backoff(e.Attempts, n.maxBackoff())))
+	e.NextTry = now.Add(backoff.Jitter(backoff.Policy{Min: time.Second, Max: n.maxBackoff()}.Delay(e.Attempts), 0.2, rand.Float64))
 	if _, _, err := n.Store.UpdateEvent(cctx, e); err != nil {
 		n.log().Warn("failed event not rescheduled (its claim runs out first)", "event", e.ID, "err", err)
 	}

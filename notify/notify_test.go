@@ -107,12 +107,3 @@ func TestEvents(t *testing.T) {
 		t.Errorf("%d webhooks stored: %d events (%v), want the first %d and an error", len(many), len(evs), err, MaxWebhooks)
 	}
 }
-
-// TestBackoff: 1 s, doubling, capped.
-func TestBackoff(t *testing.T) {
-	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 20: 5 * time.Minute} {
-		if got := Backoff(n, 5*time.Minute); got != want {
-			t.Errorf("Backoff(%d) = %v, want %v", n, got, want)
-		}
-	}
-}

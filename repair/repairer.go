@@ -31,6 +31,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sherdstore/sherd/cluster"
+	"github.com/sherdstore/sherd/internal/backoff"
 	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/shard"
 )
@@ -120,13 +121,7 @@ func (b *busySet) put(id string) {
 // waitBackoff is how long an entry that must wait (its node down, too few
 // healthy shards) is deferred after its n-th attempt: 500 ms doubling,
 // at most 10 s.
-func waitBackoff(n int) time.Duration {
-	d := 500 * time.Millisecond
-	for range min(n, 5) {
-		d *= 2
-	}
-	return min(d, 10*time.Second)
-}
+var waitBackoff = backoff.Policy{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 
 // New returns a Repairer.
 func New(cfg Config) (*Repairer, error) {
@@ -357,7 +352,7 @@ func (r *Repairer) repair(ctx context.Context, a assessed) (int, error) {
 			// waiting entries never holds back the others.
 			e := a.entry
 			e.Attempts++
-			if _, err := r.cfg.Meta.DeferRepair(ctx, e, time.Now().Add(waitBackoff(e.Attempts))); err != nil {
+			if _, err := r.cfg.Meta.DeferRepair(ctx, e, time.Now().Add(waitBackoff.Delay(e.Attempts+1))); err != nil {
 				return rebuilt, err
 			}
 		}

@@ -24,7 +24,9 @@ var allowed = map[string][]string{
 	"metadata":            {},
 	"gateway/s3":          {},
 	"metadata/placement":  {},
-	"metadata/etcd":       {"metadata"},
+	"metadata/etcd":       {"metadata", "internal/backoff"},
+	// The one exponential backoff (pure).
+	"internal/backoff": {},
 	// The shard contract: ids, Info, Store, errors. A leaf.
 	"shard": {"internal/merkle"},
 	// Its conformance suite, the in-memory store and the fault injector.
@@ -35,7 +37,7 @@ var allowed = map[string][]string{
 	"lifecycle": {"metadata"},
 	// Bucket notifications: configuration, events, delivery; on the
 	// metadata store only (the gateway and sherdctl both use it).
-	"notify": {"metadata"},
+	"notify": {"metadata", "internal/backoff"},
 	// The cluster CA and the node HTTP client: standard library only.
 	"internal/clustertls": {},
 	"storagenode":         {"shard", "storagenode/wire", "erasure", "internal/merkle", "internal/reqid"},
@@ -45,11 +47,11 @@ var allowed = map[string][]string{
 	"storagenode/crashfs":     {"storagenode"},
 	"storagenode/antientropy": {"shard", "metadata"},
 	// The data plane: never the gateway, never a disk store.
-	"cluster": {"shard", "erasure", "metadata", "metadata/placement", "internal/merkle"},
+	"cluster": {"shard", "erasure", "metadata", "metadata/placement", "internal/merkle", "internal/backoff"},
 	// The gateway speaks S3 and leaves shard I/O to the data plane.
 	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure", "internal/reqid", "notify"},
 	// Anti-entropy's driver: on the data plane, never the gateway.
-	"repair":          {"cluster", "shard", "metadata", "erasure", "internal/merkle"},
+	"repair":          {"cluster", "shard", "metadata", "erasure", "internal/merkle", "internal/backoff"},
 	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "notify", "shard", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/clustertls", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},

@@ -29,6 +29,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/sherdstore/sherd/internal/backoff"
 	"github.com/sherdstore/sherd/metadata"
 )
 
@@ -47,12 +48,9 @@ type claimer struct {
 	done   chan struct{}
 }
 
-// Renewal backoff: the first retry after a lapse is immediate, then
-// doubling from claimBackoffMin up to claimBackoffMax, with jitter.
-const (
-	claimBackoffMin = 200 * time.Millisecond
-	claimBackoffMax = 10 * time.Second
-)
+// claimBackoff is the renewal backoff: the first retry after a lapse is
+// immediate, then 200 ms doubling up to 10 s, spread to [d/2, d).
+var claimBackoff = backoff.Policy{Min: 200 * time.Millisecond, Max: 10 * time.Second}
 
 // NewClaimer returns a Claimer whose claims live under a lease of ttl
 // (at least 1 s), kept alive and made again after a lapse until Close or
@@ -110,7 +108,7 @@ func (c *claimer) run(ctx context.Context, sess *concurrency.Session) {
 		c.health = metadata.LeaseHealth{Live: false, Since: time.Now(), Lapses: c.health.Lapses + 1, Err: "lease lapsed"}
 		c.mu.Unlock()
 		c.s.logger.Warn("claimer lost its lease; making a new one", "owner", c.owner)
-		wait := time.Duration(0)
+		wait, failures := time.Duration(0), 0
 		for {
 			select {
 			case <-ctx.Done():
@@ -128,8 +126,8 @@ func (c *claimer) run(ctx context.Context, sess *concurrency.Session) {
 			c.mu.Lock()
 			c.health.Err = err.Error()
 			c.mu.Unlock()
-			wait = min(max(2*wait, claimBackoffMin), claimBackoffMax)
-			wait = wait/2 + rand.N(wait/2+1)
+			failures++
+			wait = backoff.Spread(claimBackoff.Delay(failures), rand.Float64)
 		}
 		c.mu.Lock()
 		c.sess = sess
