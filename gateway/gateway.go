@@ -26,7 +26,7 @@ import (
 
 // Config configures a Gateway.
 type Config struct {
-	Store       metadata.Store
+	Store       Metadata
 	Cluster     *cluster.Cluster // the data plane; the caller owns (and closes) it
 	Credentials s3.Credentials
 	// Region is the region the gateway reports (default us-east-1).
@@ -57,11 +57,20 @@ type Config struct {
 	Now      func() time.Time
 }
 
+// Metadata is what the gateway uses of the metadata store: buckets,
+// object versions and multipart uploads (the notifications it queues go
+// with the commits; the repairs it reports, through the cluster).
+type Metadata interface {
+	metadata.Buckets
+	metadata.Objects
+	metadata.Uploads
+}
+
 // Gateway serves the S3 API. It is stateless: everything it knows is in
 // etcd and on the nodes, so any number of gateways can serve one cluster.
 type Gateway struct {
 	cfg      Config
-	store    metadata.Store
+	store    Metadata
 	cluster  *cluster.Cluster
 	verifier *s3.Verifier
 	log      *slog.Logger
