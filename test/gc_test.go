@@ -8,7 +8,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/sherdstore/sherd/storagenode/antientropy"
+	"github.com/sherdstore/sherd/repair"
 )
 
 // TestGCWithNodeDown: a node that is down does not stop the collector.
@@ -33,7 +33,7 @@ func TestGCWithNodeDown(t *testing.T) {
 	}
 	noErr(t, s.StopNode(2))
 	waitFor(t, "5 live nodes", 10*time.Second, func() bool { return liveCount(s) == 5 })
-	gc := &antientropy.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: 0}
+	gc := &repair.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: 0}
 	st, err := gc.RunOnce(ctx)
 	if err != nil || st.Entries != 4 || st.Parked != 4 || st.Shards != 4*5 {
 		t.Fatalf("pass with node 3 down: %+v %v", st, err)

@@ -42,17 +42,16 @@ var allowed = map[string][]string{
 	"internal/clustertls": {},
 	"storagenode":         {"shard", "storagenode/wire", "erasure", "internal/merkle", "internal/reqid"},
 	// The node API's wire protocol, shared by the node and its client.
-	"storagenode/wire":        {"shard", "internal/merkle"},
-	"storagenode/client":      {"shard", "storagenode/wire", "internal/merkle", "internal/reqid"},
-	"storagenode/crashfs":     {"storagenode"},
-	"storagenode/antientropy": {"shard", "metadata"},
+	"storagenode/wire":    {"shard", "internal/merkle"},
+	"storagenode/client":  {"shard", "storagenode/wire", "internal/merkle", "internal/reqid"},
+	"storagenode/crashfs": {"storagenode"},
 	// The data plane: never the gateway, never a disk store.
 	"cluster": {"shard", "erasure", "metadata", "metadata/placement", "internal/merkle", "internal/backoff"},
 	// The gateway speaks S3 and leaves shard I/O to the data plane.
 	"gateway": {"cluster", "gateway/s3", "metadata", "metadata/placement", "erasure", "internal/reqid", "notify"},
 	// Anti-entropy's driver: on the data plane, never the gateway.
 	"repair":          {"cluster", "shard", "metadata", "erasure", "internal/merkle", "internal/backoff"},
-	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "notify", "shard", "storagenode", "storagenode/client", "storagenode/antientropy", "metadata", "metadata/etcd", "internal/clustertls", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
+	"internal/daemon": {"repair", "lifecycle", "cluster", "gateway", "notify", "shard", "storagenode", "storagenode/client", "metadata", "metadata/etcd", "internal/clustertls", "internal/etcdserver", "internal/telemetry", "internal/merkle", "erasure"},
 	"test":            {"*"},
 	"cmd/sherd":       {"*"},
 	"cmd/sherdctl":    {"*"},

@@ -19,8 +19,8 @@ import (
 
 	"github.com/sherdstore/sherd/internal/daemon"
 	"github.com/sherdstore/sherd/metadata"
+	"github.com/sherdstore/sherd/repair"
 	"github.com/sherdstore/sherd/shard"
-	"github.com/sherdstore/sherd/storagenode/antientropy"
 )
 
 // TestMultipart: parts uploaded in parallel through two gateways, a part
@@ -250,7 +250,7 @@ func TestMultipartGarbage(t *testing.T) {
 	if n := shardFiles(t, s); n != 8*6 {
 		t.Fatalf("%d shard files before gc, want %d", n, 8*6)
 	}
-	gc := &antientropy.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: time.Hour}
+	gc := &repair.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: time.Hour}
 	if st, err := gc.RunOnce(ctx); err != nil || st.Entries != 0 {
 		t.Fatalf("within the grace period: %+v %v", st, err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/sherdstore/sherd/internal/daemon"
-	"github.com/sherdstore/sherd/storagenode/antientropy"
+	"github.com/sherdstore/sherd/repair"
 )
 
 // TestSlowGetSurvivesOverwrite (#23 item 7): a GET that reads slowly
@@ -22,7 +22,7 @@ func TestSlowGetSurvivesOverwrite(t *testing.T) {
 		c.Heal.Interval, c.ScrubInterval = -1, -1
 		c.PinAfter = 200 * time.Millisecond
 	})
-	pins, ok := s.Store.(antientropy.Pins)
+	pins, ok := s.Store.(repair.Pins)
 	if !ok {
 		t.Fatal("the store keeps no read pins")
 	}
@@ -51,7 +51,7 @@ func TestSlowGetSurvivesOverwrite(t *testing.T) {
 	// pinned segments alone.
 	repl := randomBytes(1000, 8)
 	must(t)(c.PutObject(ctx, "pin", "big", bytes.NewReader(repl), int64(len(repl)), minio.PutObjectOptions{}))
-	gc := &antientropy.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: 0, Pins: pins}
+	gc := &repair.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: 0, Pins: pins}
 	st, err := gc.RunOnce(ctx)
 	if err != nil || st.Shards != 0 || st.Deferred < 6 {
 		t.Fatalf("gc pass during the GET: %+v %v", st, err)
@@ -86,7 +86,7 @@ func TestReadPinOutlivesClientPause(t *testing.T) {
 		c.PinAfter = time.Second // lease TTL 5 s (etcd's floor here)
 		c.MinPartSize = 1 << 20
 	})
-	pins := s.Store.(antientropy.Pins)
+	pins := s.Store.(repair.Pins)
 	c := minioClient(t, s.Gateway.URL, false)
 	noErr(t, c.MakeBucket(ctx, "pin", minio.MakeBucketOptions{}))
 	core := minio.Core{Client: c}
@@ -129,7 +129,7 @@ func TestReadPinOutlivesClientPause(t *testing.T) {
 	}
 	repl := randomBytes(1000, 8)
 	must(t)(c.PutObject(ctx, "pin", "forty", bytes.NewReader(repl), int64(len(repl)), minio.PutObjectOptions{}))
-	gc := &antientropy.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: 0, Pins: pins}
+	gc := &repair.Collector{Meta: s.Store, Nodes: s.Gateway.Cluster, Grace: 0, Pins: pins}
 	if st, err := gc.RunOnce(ctx); err != nil || st.Shards != 0 {
 		t.Fatalf("gc pass during the GET: %+v %v", st, err)
 	}

@@ -30,9 +30,9 @@ import (
 	"github.com/sherdstore/sherd/lifecycle"
 	"github.com/sherdstore/sherd/metadata"
 	"github.com/sherdstore/sherd/notify"
+	"github.com/sherdstore/sherd/repair"
 	"github.com/sherdstore/sherd/shard"
 	"github.com/sherdstore/sherd/storagenode"
-	"github.com/sherdstore/sherd/storagenode/antientropy"
 	"github.com/sherdstore/sherd/storagenode/client"
 )
 
@@ -603,8 +603,8 @@ func StartGateway(ctx context.Context, c GatewayConfig) (*Gateway, error) {
 		}
 		// Every gateway collects; passes are idempotent, so several
 		// gateways only repeat each other's (cheap) deletes.
-		gc := &antientropy.Collector{Meta: c.Store, Nodes: cl, Grace: c.GCGrace, Log: c.Log}
-		if p, ok := c.Store.(antientropy.Pins); ok {
+		gc := &repair.Collector{Meta: c.Store, Nodes: cl, Grace: c.GCGrace, Log: c.Log}
+		if p, ok := c.Store.(repair.Pins); ok {
 			gc.Pins = p
 		}
 		registerGCMetrics(c.Metrics, gc)

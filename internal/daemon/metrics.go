@@ -19,7 +19,6 @@ import (
 	metaetcd "github.com/sherdstore/sherd/metadata/etcd"
 	"github.com/sherdstore/sherd/repair"
 	"github.com/sherdstore/sherd/storagenode"
-	"github.com/sherdstore/sherd/storagenode/antientropy"
 )
 
 // NewObservedMetadataStore is the etcd metadata store with the latency of every
@@ -79,8 +78,8 @@ func registerNodeMetrics(reg prometheus.Registerer, st *storagenode.Store, sc *s
 }
 
 // registerGCMetrics: the gateway's garbage collector.
-func registerGCMetrics(reg prometheus.Registerer, gc *antientropy.Collector) {
-	tot := func() antientropy.GCTotals { return gc.Totals() }
+func registerGCMetrics(reg prometheus.Registerer, gc *repair.Collector) {
+	tot := func() repair.GCTotals { return gc.Totals() }
 	counter(reg, "sherd_gc_passes_total", "Garbage collection passes.", func() float64 { return float64(tot().Passes) })
 	counter(reg, "sherd_gc_entries_total", "Garbage collection entries finished (released segments and keys deleted).", func() float64 { return float64(tot().Entries) })
 	counter(reg, "sherd_gc_shards_deleted_total", "Shard files deleted by garbage collection, parked deletes included.", func() float64 { return float64(tot().Shards + tot().Late) })

@@ -1,5 +1,4 @@
-// Package antientropy keeps the nodes' shards equal to what metadata says should exist: garbage collection now; Merkle comparison and repair next.
-package antientropy
+package repair
 
 // The garbage collector.
 //

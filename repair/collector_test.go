@@ -1,4 +1,4 @@
-package antientropy
+package repair
 
 import (
 	"context"
