@@ -71,9 +71,10 @@ type AntiEntropyConfig struct {
 	// deleted (default DefaultGrace); it must exceed the gateways'
 	// cluster.CommitWindow.
 	Grace time.Duration
-	// Now is the clock of the grace period; its readings are only
-	// subtracted from each other (default time.Now, whose readings carry
-	// the monotonic clock).
+	// Now is the clock of the grace period (default time.Now, whose
+	// readings carry the monotonic clock); its readings are subtracted
+	// from each other, and compared with the wall-clock times gateways
+	// published their commit windows at (WindowFreshness).
 	Now func() time.Time
 	Log *slog.Logger
 	// Windows, when set, gives the commit windows gateways in other

@@ -99,8 +99,8 @@ func (s Info) EntryDigest() merkle.Digest {
 }
 
 // Store is what a shard store does: on disk (storagenode.Store), over
-// HTTP (storagenode/client.Client), in memory (MemStore) or with faults
-// injected (Faulty). The conformance suite storetest.Run runs against
+// HTTP (storagenode/client.Client), in memory (memstore.Store) or with
+// faults injected (faulty.Store). The conformance suite storetest.Run runs against
 // each.
 type Store interface {
 	// Put stores shard id from r, a sequence of (hash || block) records

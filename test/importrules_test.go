@@ -82,12 +82,19 @@ var forbidden = map[string][]string{
 	"repair":  {"go.etcd.io/bbolt", module + "/storagenode", "go.etcd.io/etcd/server/v3"},
 	"shard":   {"go.etcd.io/bbolt"},
 	"notify":  {module + "/gateway", "go.etcd.io/etcd/server/v3"},
-	// The operator CLI: no etcd server, no gateway, no daemon wiring. It
-	// still links bbolt, through the node client (storagenode/client
-	// imports storagenode).
+	// The operator CLI: no etcd server, no gateway, no daemon wiring, no
+	// disk store.
 	"cmd/sherdctl": {"go.etcd.io/etcd/server/v3", module + "/gateway", module + "/internal/daemon", "go.etcd.io/bbolt"},
 	// The node client: what gateways and sherdctl link to reach nodes.
 	"storagenode/client": {"go.etcd.io/bbolt"},
+}
+
+// linkedOnlyBy lists, for the heavy dependencies, the only packages that
+// may link them at all (directly or not): the disk store's bbolt and the
+// etcd server stay out of everything else.
+var linkedOnlyBy = map[string][]string{
+	"go.etcd.io/bbolt":          {"storagenode", "storagenode/crashfs", "internal/etcdserver", "internal/daemon", "cmd/sherd"},
+	"go.etcd.io/etcd/server/v3": {"internal/etcdserver", "internal/daemon", "cmd/sherd"},
 }
 
 type listed struct {
@@ -126,7 +133,8 @@ func own(s string) []string {
 }
 
 func TestImportRules(t *testing.T) {
-	for _, p := range listModule(t) {
+	pkgs := listModule(t)
+	for _, p := range pkgs {
 		rules, ok := allowed[p.pkg]
 		if !ok {
 			t.Errorf("package %q is not in the import rules table (test/importrules_test.go)", p.pkg)
@@ -167,6 +175,35 @@ func TestImportRules(t *testing.T) {
 					t.Errorf("%s links %s: forbidden (DESIGN.md §2)", p.pkg, dep)
 					break
 				}
+			}
+		}
+	}
+	listedPkgs := map[string]bool{}
+	for _, p := range pkgs {
+		listedPkgs[p.pkg] = true
+		for heavy, only := range linkedOnlyBy {
+			if slices.Contains(only, p.pkg) {
+				continue
+			}
+			for _, dep := range p.linked {
+				if dep == heavy || strings.HasPrefix(dep, heavy+"/") {
+					t.Errorf("%s links %s: only %v may (test/importrules_test.go)", p.pkg, dep, only)
+					break
+				}
+			}
+		}
+	}
+	for _, table := range []map[string][]string{allowed, testAllowed, forbidden} {
+		for pkg := range table {
+			if !listedPkgs[pkg] {
+				t.Errorf("the import rules name %s, which is no package of the module: drop it", pkg)
+			}
+		}
+	}
+	for heavy, only := range linkedOnlyBy {
+		for _, pkg := range only {
+			if !listedPkgs[pkg] {
+				t.Errorf("linkedOnlyBy[%s] names %s, which is no package of the module: drop it", heavy, pkg)
 			}
 		}
 	}

@@ -49,7 +49,10 @@ type claimer struct {
 }
 
 // claimBackoff is the renewal backoff: the first retry after a lapse is
-// immediate, then 200 ms doubling up to 10 s, spread to [d/2, d).
+// immediate, then 200 ms doubling with each failure up to 10 s, spread
+// to [d/2, d). (Before internal/backoff the code doubled the already
+// spread wait: ×1.5 a failure on average, and no growth at all when the
+// random draw was low.)
 var claimBackoff = backoff.Policy{Min: 200 * time.Millisecond, Max: 10 * time.Second}
 
 // NewClaimer returns a Claimer whose claims live under a lease of ttl

@@ -8,7 +8,9 @@
 //     the bytes and not the Info, as bitrot does on a disk: a whole read
 //     then ends in shard.ErrCorrupt, a ranged read returns the damage.
 //   - The Merkle tree is the XOR of every stored shard's entry digest in
-//     its leaf, updated under the same lock as the map.
+//     its leaf, updated and read under the same lock as the map.
+//   - A Put of the content already stored changes nothing and returns
+//     the stored Info (as the disk store does).
 package memstore
 
 import (
@@ -89,8 +91,11 @@ func (s *Store) put(ctx context.Context, id shard.ID, blockLen int, r io.Reader,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.shards[id]; ok {
-		if !replace && old.info.Hash != info.Hash {
-			return shard.Info{}, fmt.Errorf("put %s: %w", id, shard.ErrExists)
+		if !replace {
+			if old.info.Hash != info.Hash {
+				return shard.Info{}, fmt.Errorf("put %s: %w", id, shard.ErrExists)
+			}
+			return old.info, nil // a retried write: what is stored stays, as on disk
 		}
 		s.tree.Xor(id.Leaf(), old.info.EntryDigest())
 	}
@@ -192,6 +197,8 @@ func (s *Store) Leaf(ctx context.Context, leaf uint32) ([]shard.Info, error) {
 
 // Children implements shard.Store.
 func (s *Store) Children(ctx context.Context, level int, idx uint32) ([merkle.Fanout]merkle.Digest, error) {
+	s.mu.Lock() // a Replace's two XORs are seen together or not at all
+	defer s.mu.Unlock()
 	ch, err := s.tree.Children(level, idx)
 	if err != nil {
 		return ch, fmt.Errorf("%w: %w", shard.ErrInvalid, err)

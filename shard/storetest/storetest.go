@@ -39,8 +39,7 @@ func MakeShard(seed uint64, size int) []byte {
 	return b.Bytes()
 }
 
-// ID returns a shard id whose segment starts with the given 5-hex-digit leaf.
-// Hash is the whole-file hash of a shard file, hex (ShardInfo.Hash).
+// Hash is the whole-file hash of a shard file, hex (shard.Info.Hash).
 func Hash(file []byte) string {
 	h := erasure.NewShardHasher()
 	h.Write(file)
@@ -48,6 +47,7 @@ func Hash(file []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// ID returns a shard id whose segment starts with the given 5-hex-digit leaf.
 func ID(leaf uint32, n int, index int) shard.ID {
 	return shard.ID{Segment: fmt.Sprintf("%05x%027x", leaf, n), Index: index}
 }
@@ -119,15 +119,17 @@ func Run(t *testing.T, newStore func(t *testing.T) shard.Store) {
 		s := newStore(t)
 		id := ID(2, 2, 3)
 		a, b := MakeShard(1, 10000), MakeShard(2, 777)
-		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(a)); err != nil {
+		first, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(a))
+		if err != nil {
 			t.Fatal(err)
 		}
-		// Put never replaces a different shard; the same one again is fine.
+		// Put never replaces a different shard; the same one again is fine
+		// and changes nothing (the stored Info is returned).
 		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(b)); !errors.Is(err, shard.ErrExists) {
 			t.Fatalf("put over a different shard: err %v, want ErrExists", err)
 		}
-		if _, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(a)); err != nil {
-			t.Fatalf("put of the same shard again: %v", err)
+		if again, err := s.Put(ctx, id, BlockLen(), bytes.NewReader(a)); err != nil || !again.ModTime.Equal(first.ModTime) || again.Hash != first.Hash {
+			t.Fatalf("put of the same shard again: %+v %v, want the stored %+v", again, err, first)
 		}
 		if got, err := readAll(t, s, id, 0, -1); err != nil || !bytes.Equal(got, a) {
 			t.Fatalf("after refused put: err %v", err)
